@@ -1,0 +1,70 @@
+//! Emails that carry a single-use token (address verification) and notices (email
+//! changed). Links come from the configured templates, never from a request's `Host`.
+//! A failure to deliver is logged; it never fails the request that caused it.
+
+use time::Duration;
+
+use crate::auth::secret;
+use crate::http::state::{AppState, Settings};
+use crate::mail::{Outgoing, html_escape};
+use crate::store::{self, NewOneTimeToken, TokenPurpose, UserRecord};
+
+/// How long an email verification link works.
+pub const VERIFY_EMAIL_TTL: Duration = Duration::hours(24);
+
+/// Creates a verification token for the user's current address and emails its link.
+pub async fn send_verification(state: &AppState, user: &UserRecord) -> Result<(), crate::error::ApiError> {
+    let token = secret::random_token();
+    let now = store::now();
+    state
+        .store
+        .insert_one_time_token(&NewOneTimeToken {
+            hash: &secret::digest(&token),
+            user_id: user.id,
+            purpose: TokenPurpose::VerifyEmail,
+            email: &user.email,
+            now,
+            expires_at: now + VERIFY_EMAIL_TTL,
+        })
+        .await?;
+    let link = Settings::link(&state.settings.email_verify_url, &token);
+    let text = format!(
+        "Hello {name},\n\nconfirm your email address by opening this link:\n\n{link}\n\n\
+         The link works once, for 24 hours. If you did not ask for this, ignore this email.\n",
+        name = user.username
+    );
+    let html = format!(
+        "<p>Hello {name},</p><p>confirm your email address by opening this link:</p>\
+         <p><a href=\"{link}\">{link}</a></p><p>The link works once, for 24 hours. \
+         If you did not ask for this, ignore this email.</p>",
+        name = html_escape(&user.username),
+        link = html_escape(&link)
+    );
+    deliver(state, Outgoing { to: user.email.clone(), subject: "Confirm your email address".into(), text, html }).await;
+    Ok(())
+}
+
+/// Tells the previous address that the account's email changed.
+pub async fn send_email_changed(state: &AppState, old_email: &str, user: &UserRecord) {
+    let text = format!(
+        "Hello {name},\n\nthe email address of your account was changed to {new}.\n\n\
+         If you did not do this, reset your password and contact the site's administrator.\n",
+        name = user.username,
+        new = user.email
+    );
+    let html = format!(
+        "<p>Hello {name},</p><p>the email address of your account was changed to {new}.</p>\
+         <p>If you did not do this, reset your password and contact the site's administrator.</p>",
+        name = html_escape(&user.username),
+        new = html_escape(&user.email)
+    );
+    deliver(state, Outgoing { to: old_email.to_owned(), subject: "Your email address was changed".into(), text, html })
+        .await;
+}
+
+async fn deliver(state: &AppState, message: Outgoing) {
+    let subject = message.subject.clone();
+    if let Err(e) = state.mailer.send(message).await {
+        tracing::error!(subject = %subject, error = format!("{e:#}"), "email not sent");
+    }
+}

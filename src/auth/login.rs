@@ -1,0 +1,164 @@
+//! Logging in and staying logged in: the password check shared by `/token`, browser
+//! sessions and Basic authentication, the start of a token session, and the check that
+//! a session behind a credential is still alive.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::auth::password::{HashError, Verified};
+use crate::auth::secret;
+use crate::error::ApiError;
+use crate::http::state::AppState;
+use crate::store::{self, NewSession, SessionRecord, StoreError, UserRecord};
+
+/// `last_seen_at` moves at most this often.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown user or wrong password: one answer for both.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account disabled")]
+    Disabled,
+    #[error("email not verified")]
+    NotVerified,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => ApiError::unavailable("too many logins at once; try again shortly", 1),
+            HashError::Failed(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => ApiError::invalid_credentials(),
+            LoginError::Disabled => ApiError::account_disabled(),
+            LoginError::NotVerified => ApiError::email_not_verified(),
+            LoginError::Hash(e) => e.into(),
+            LoginError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Checks a login (email or username) and password. Unknown users cost one dummy
+/// verification, so that they take as long as a wrong password. A correct password of
+/// a disabled account gets `Disabled`; a wrong one the generic failure.
+#[tracing::instrument(skip_all)]
+pub async fn check_password(
+    state: &AppState,
+    login: &str,
+    password: &str,
+    _client_ip: Option<IpAddr>,
+    require_verified: bool,
+) -> Result<UserRecord, LoginError> {
+    let user = if login.is_empty() || login.len() > 254 { None } else { state.store.user_by_login(login).await? };
+    let verified = state.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await?;
+    let (user, rehash) = match (user, verified) {
+        (Some(user), Verified::Match { rehash }) => (user, rehash),
+        _ => return Err(LoginError::InvalidCredentials),
+    };
+    if user.disabled {
+        return Err(LoginError::Disabled);
+    }
+    if require_verified && !user.email_verified {
+        return Err(LoginError::NotVerified);
+    }
+    if rehash {
+        upgrade_hash(state, &user, password);
+    }
+    Ok(user)
+}
+
+/// Replaces an old-format hash with current Argon2id, off the request path.
+fn upgrade_hash(state: &AppState, user: &UserRecord, password: &str) {
+    let (state, id, old) = (state.clone(), user.id, user.password_hash.clone());
+    let password = secrecy::SecretString::from(password.to_owned());
+    tokio::spawn(async move {
+        use secrecy::ExposeSecret as _;
+        let result = match state.hasher.hash(password.expose_secret()).await {
+            Ok(new) => state.store.replace_password_hash(id, &old, &new).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(user = %id, error = format!("{e:#}"), "password hash upgrade failed");
+        }
+    });
+}
+
+/// The live session `sid` and its user, or `None` when the session has ended, expired,
+/// idled out, or its user is disabled. Records the use at most once a minute.
+pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(SessionRecord, UserRecord)>, ApiError> {
+    let now = store::now();
+    let Some(session) = state.store.session(sid).await? else {
+        return Ok(None);
+    };
+    if !session.is_alive(now, state.settings.idle_cutoff(now)) {
+        return Ok(None);
+    }
+    let Some(user) = state.store.user_by_id(session.user_id).await? else {
+        return Ok(None);
+    };
+    if user.disabled {
+        return Ok(None);
+    }
+    if now - session.last_seen_at >= TOUCH_INTERVAL {
+        let (store, id) = (state.store.clone(), session.id);
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_session(id, now).await {
+                tracing::warn!(session = %id, error = %e, "could not record session use");
+            }
+        });
+    }
+    Ok(Some((session, user)))
+}
+
+/// A new access and refresh token pair.
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+/// Starts a token session for `user` and returns its first pair.
+pub async fn start_token_session(
+    state: &AppState,
+    user: &UserRecord,
+    client_id: &str,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> Result<TokenPair, ApiError> {
+    let now = store::now();
+    let sid = Uuid::new_v4();
+    let refresh_token = secret::random_token();
+    let refresh_hash = secret::digest(&refresh_token);
+    let ip = ip.map(|ip| ip.to_string());
+    state
+        .store
+        .create_session(&NewSession {
+            id: sid,
+            user_id: user.id,
+            client_id,
+            cookie_hash: None,
+            refresh_hash: Some(&refresh_hash),
+            user_agent,
+            ip: ip.as_deref(),
+            now,
+            expires_at: now + state.settings.refresh_token_ttl,
+        })
+        .await?;
+    let access_token = state.tokens.sign(user.id, sid, client_id)?;
+    Ok(TokenPair { access_token, refresh_token, expires_in: state.tokens.ttl().as_secs() })
+}

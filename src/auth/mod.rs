@@ -1,0 +1,8 @@
+//! Authentication: password hashing, access tokens and their keys, opaque secrets,
+//! logins and the emails that prove an address.
+
+pub mod emails;
+pub mod login;
+pub mod password;
+pub mod secret;
+pub mod tokens;

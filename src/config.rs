@@ -1,0 +1,496 @@
+//! Configuration: command-line flags, `LATCH_*` environment variables, a TOML file and
+//! defaults, in that order of precedence, turned into one validated [`Config`].
+//!
+//! Every key has one name; the environment variable is `LATCH_` + the name in upper
+//! case, the TOML key is the name itself, and the flag (where there is one) is
+//! `--name-with-dashes`. Errors name the key the way the user wrote it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+
+/// A key in the configuration: its name and whether it has a flag.
+struct Key {
+    name: &'static str,
+    help: &'static str,
+}
+
+/// Every configuration key Latch knows, in the order the docs list them.
+const KEYS: &[Key] = &[
+    Key { name: "listen", help: "address to bind (port 0 = any free port)" },
+    Key { name: "data_dir", help: "directory for local state" },
+    Key { name: "database_url", help: "sqlite://… or postgres://…" },
+    Key { name: "public_url", help: "token issuer and base of links in emails" },
+    Key { name: "token_audience", help: "aud of access tokens" },
+    Key { name: "mailer", help: "log, file:<dir>, smtp://… or smtps://…" },
+    Key { name: "mail_from", help: "From address of emails" },
+    Key { name: "access_token_ttl", help: "access token lifetime" },
+    Key { name: "refresh_token_ttl", help: "refresh token / session lifetime" },
+    Key { name: "session_idle_timeout", help: "a session unused this long ends" },
+    Key { name: "require_verified_email", help: "unverified accounts cannot log in" },
+    Key { name: "password_reset_url", help: "link template of reset emails" },
+    Key { name: "email_verify_url", help: "link template of verification emails" },
+    Key { name: "password_min_length", help: "minimum password length (8–256)" },
+    Key { name: "signing_algorithm", help: "EdDSA or RS256" },
+    Key { name: "hash_concurrency", help: "password hashes run at once" },
+    Key { name: "hash_queue", help: "password hashes allowed to wait" },
+    Key { name: "rate_limit", help: "on or off" },
+    Key { name: "trusted_proxies", help: "peers whose X-Forwarded-For is believed" },
+    Key { name: "log", help: "log filter" },
+    Key { name: "log_format", help: "pretty or json" },
+];
+
+/// Where a raw value came from, so that an error can name the key as the user wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Flag,
+    Env,
+    File,
+}
+
+/// A configuration error, naming the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    key: String,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// Raw values gathered from flags, the environment and a file, before validation.
+#[derive(Debug, Default, Clone)]
+pub struct RawConfig {
+    flags: BTreeMap<&'static str, String>,
+    env: BTreeMap<String, String>,
+    file: BTreeMap<String, String>,
+    file_name: Option<PathBuf>,
+}
+
+impl RawConfig {
+    /// Gathers values from `flags` (name → value), the process environment, and the
+    /// TOML file named by `config_file` (or `LATCH_CONFIG`).
+    pub fn gather(flags: BTreeMap<&'static str, String>, config_file: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("LATCH_")).collect();
+        Self::from_parts(flags, env, config_file)
+    }
+
+    /// Like [`RawConfig::gather`] with an explicit environment (used by tests).
+    pub fn from_parts(
+        flags: BTreeMap<&'static str, String>,
+        env: BTreeMap<String, String>,
+        config_file: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let file_name = config_file.or_else(|| env.get("LATCH_CONFIG").map(PathBuf::from));
+        let file = match &file_name {
+            Some(path) => read_toml(path)?,
+            None => BTreeMap::new(),
+        };
+        Ok(Self { flags, env, file, file_name })
+    }
+
+    fn get(&self, name: &str) -> Option<(&str, Source)> {
+        if let Some(v) = self.flags.get(name) {
+            return Some((v, Source::Flag));
+        }
+        if let Some(v) = self.env.get(&env_name(name)) {
+            return Some((v, Source::Env));
+        }
+        self.file.get(name).map(|v| (v.as_str(), Source::File))
+    }
+
+    fn key_label(&self, name: &str, source: Source) -> String {
+        match source {
+            Source::Flag => format!("--{}", name.replace('_', "-")),
+            Source::Env => env_name(name),
+            Source::File => {
+                let file = self.file_name.as_deref().unwrap_or(Path::new("config file"));
+                format!("{name} (in {})", file.display())
+            }
+        }
+    }
+
+    /// Parses the value of `name` with `parse`, or returns `None` when it is unset.
+    fn parse<T>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some((value, source)) => {
+                parse(value.trim()).map(Some).map_err(|message| ConfigError::new(self.key_label(name, source), message))
+            }
+        }
+    }
+
+    /// Validates everything into a [`Config`].
+    pub fn build(&self) -> Result<Config, ConfigError> {
+        for name in self.env.keys() {
+            let known = name == "LATCH_CONFIG"
+                || KEYS.iter().any(|k| env_name(k.name) == *name)
+                || name.starts_with("LATCH_RATE_LIMIT_");
+            if !known {
+                tracing::warn!(variable = %name, "unknown LATCH_ environment variable ignored");
+            }
+        }
+        let listen = self
+            .parse("listen", |v| {
+                v.parse::<SocketAddr>().map_err(|_| format!("`{v}` is not an address like 127.0.0.1:8080"))
+            })?
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = self
+            .parse("data_dir", |v| non_empty(v).map(PathBuf::from))?
+            .unwrap_or_else(|| PathBuf::from("./latch-data"));
+        let database_url = match self.parse("database_url", parse_database_url)? {
+            Some(url) => url,
+            None => DatabaseUrl::Sqlite(data_dir.join("latch.db")),
+        };
+        let public_url = self.parse("public_url", parse_public_url)?;
+        let token_audience = self.parse("token_audience", |v| non_empty(v).map(str::to_owned))?;
+        let mailer = self.parse("mailer", parse_mailer)?.unwrap_or(MailerConfig::Log);
+        let mail_from = self
+            .parse("mail_from", |v| {
+                v.parse::<lettre::message::Mailbox>()
+                    .map(|_| v.to_owned())
+                    .map_err(|e| format!("`{v}` is not a mailbox: {e}"))
+            })?
+            .unwrap_or_else(|| "Latch <latch@localhost>".to_owned());
+        let access_token_ttl = self.parse("access_token_ttl", parse_duration)?.unwrap_or(Duration::from_secs(15 * 60));
+        let refresh_token_ttl =
+            self.parse("refresh_token_ttl", parse_duration)?.unwrap_or(Duration::from_secs(30 * 86400));
+        let session_idle_timeout =
+            self.parse("session_idle_timeout", parse_duration)?.unwrap_or(Duration::from_secs(7 * 86400));
+        let require_verified_email = self.parse("require_verified_email", parse_bool)?.unwrap_or(false);
+        let password_reset_url = self.parse("password_reset_url", parse_link_template)?;
+        let email_verify_url = self.parse("email_verify_url", parse_link_template)?;
+        let password_min_length = self
+            .parse("password_min_length", |v| match v.parse::<usize>() {
+                Ok(n) if (8..=256).contains(&n) => Ok(n),
+                _ => Err(format!("`{v}` must be a whole number from 8 to 256")),
+            })?
+            .unwrap_or(8);
+        let signing_algorithm = self
+            .parse("signing_algorithm", |v| match v.to_ascii_uppercase().as_str() {
+                "EDDSA" | "ED25519" => Ok(SigningAlgorithm::EdDsa),
+                "RS256" => Ok(SigningAlgorithm::Rs256),
+                _ => Err(format!("`{v}` must be EdDSA or RS256")),
+            })?
+            .unwrap_or(SigningAlgorithm::EdDsa);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let hash_concurrency = self.parse("hash_concurrency", |v| parse_count(v, 1, 1024))?.unwrap_or(cores);
+        let hash_queue = self.parse("hash_queue", |v| parse_count(v, 0, 1_000_000))?.unwrap_or(64 * hash_concurrency);
+        let rate_limit = self.parse("rate_limit", parse_bool)?.unwrap_or(true);
+        let trusted_proxies = self.parse("trusted_proxies", parse_proxies)?.unwrap_or_default();
+        let log = self.parse("log", |v| non_empty(v).map(str::to_owned))?.unwrap_or_else(|| "info".to_owned());
+        let log_format = self
+            .parse("log_format", |v| match v {
+                "pretty" => Ok(LogFormat::Pretty),
+                "json" => Ok(LogFormat::Json),
+                _ => Err(format!("`{v}` must be pretty or json")),
+            })?
+            .unwrap_or(LogFormat::Pretty);
+        if session_idle_timeout < Duration::from_secs(60) {
+            let (_, source) = self.get("session_idle_timeout").unwrap_or(("", Source::Env));
+            return Err(ConfigError::new(self.key_label("session_idle_timeout", source), "must be at least 1m"));
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            public_url,
+            token_audience,
+            mailer,
+            mail_from,
+            access_token_ttl,
+            refresh_token_ttl,
+            session_idle_timeout,
+            require_verified_email,
+            password_reset_url,
+            email_verify_url,
+            password_min_length,
+            signing_algorithm,
+            hash_concurrency,
+            hash_queue,
+            rate_limit,
+            trusted_proxies,
+            log,
+            log_format,
+        })
+    }
+}
+
+fn env_name(name: &str) -> String {
+    format!("LATCH_{}", name.to_ascii_uppercase())
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&label, format!("cannot read: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e| ConfigError::new(&label, format!("not valid TOML: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (key, value) in table {
+        if !KEYS.iter().any(|k| k.name == key) {
+            return Err(ConfigError::new(format!("{key} (in {label})"), "unknown key"));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => return Err(ConfigError::new(format!("{key} (in {label})"), format!("unexpected value {other}"))),
+        };
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// Flag names (without dashes) that `latch` accepts on the command line.
+pub const FLAG_KEYS: &[&str] = &["listen", "data_dir", "database_url", "public_url", "mailer"];
+
+/// One line per key, for `--help` and the docs.
+pub fn keys_help() -> String {
+    KEYS.iter().map(|k| format!("  {:<28} {}\n", env_name(k.name), k.help)).collect()
+}
+
+fn non_empty(v: &str) -> Result<&str, String> {
+    if v.is_empty() { Err("must not be empty".to_owned()) } else { Ok(v) }
+}
+
+fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{v}` must be a whole number from {min} to {max}")),
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(format!("`{v}` must be true/false (or on/off)")),
+    }
+}
+
+/// Parses `15m`, `30d`, `1h 30m` (and plain seconds).
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(v).map_err(|_| format!("`{v}` is not a duration like 15m, 12h or 30d"))?,
+    };
+    if d.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    if d > Duration::from_secs(10 * 365 * 86400) {
+        return Err("must be at most ten years".to_owned());
+    }
+    Ok(d)
+}
+
+fn parse_database_url(v: &str) -> Result<DatabaseUrl, String> {
+    if let Some(path) = v.strip_prefix("sqlite://").or_else(|| v.strip_prefix("sqlite:")) {
+        let path = path.split('?').next().unwrap_or(path);
+        non_empty(path)?;
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    } else if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+        url::Url::parse(v).map_err(|e| format!("not a valid URL: {e}"))?;
+        Ok(DatabaseUrl::Postgres(SecretString::from(v.to_owned())))
+    } else {
+        Err("must start with sqlite:// or postgres://".to_owned())
+    }
+}
+
+fn parse_public_url(v: &str) -> Result<String, String> {
+    let url = url::Url::parse(v).map_err(|e| format!("`{v}` is not a URL: {e}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err("must be an http:// or https:// URL".to_owned());
+    }
+    if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err("must be a base URL with a host and no query".to_owned());
+    }
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+fn parse_link_template(v: &str) -> Result<String, String> {
+    if !v.contains("{token}") {
+        return Err("must contain {token}".to_owned());
+    }
+    let sample = v.replace("{token}", "x");
+    url::Url::parse(&sample).map_err(|e| format!("not a URL: {e}"))?;
+    Ok(v.to_owned())
+}
+
+fn parse_mailer(v: &str) -> Result<MailerConfig, String> {
+    if v == "log" {
+        Ok(MailerConfig::Log)
+    } else if let Some(dir) = v.strip_prefix("file:") {
+        non_empty(dir)?;
+        Ok(MailerConfig::File(PathBuf::from(dir)))
+    } else if v.starts_with("smtp://") || v.starts_with("smtps://") {
+        let url = url::Url::parse(v).map_err(|e| format!("not a valid URL: {e}"))?;
+        if url.host_str().is_none() {
+            return Err("an SMTP URL needs a host".to_owned());
+        }
+        Ok(MailerConfig::Smtp(SecretString::from(v.to_owned())))
+    } else {
+        Err("must be log, file:<dir>, smtp://… or smtps://…".to_owned())
+    }
+}
+
+fn parse_proxies(v: &str) -> Result<Vec<IpNet>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{s}` is not an address or CIDR range"))
+        })
+        .collect()
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (may hold a password).
+    Postgres(SecretString),
+}
+
+/// How emails leave the server.
+#[derive(Debug, Clone)]
+pub enum MailerConfig {
+    /// Written to the log.
+    Log,
+    /// One `.eml` file per message in this directory.
+    File(PathBuf),
+    /// An SMTP relay URL (may hold credentials).
+    Smtp(SecretString),
+}
+
+/// Algorithm of newly signed access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    /// Ed25519 (`EdDSA`), the default.
+    EdDsa,
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    Rs256,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    /// `None` means `http://<bound address>`, known only after binding.
+    pub public_url: Option<String>,
+    /// `None` means the public URL.
+    pub token_audience: Option<String>,
+    pub mailer: MailerConfig,
+    pub mail_from: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_idle_timeout: Duration,
+    pub require_verified_email: bool,
+    pub password_reset_url: Option<String>,
+    pub email_verify_url: Option<String>,
+    pub password_min_length: usize,
+    pub signing_algorithm: SigningAlgorithm,
+    pub hash_concurrency: usize,
+    pub hash_queue: usize,
+    pub rate_limit: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The defaults, as `latch serve` with no configuration would use them.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        RawConfig::default().build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latch.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\naccess_token_ttl = \"1m\"\npassword_min_length = 12\n")
+            .unwrap();
+        let flags = BTreeMap::from([("listen", "127.0.0.1:3".to_owned())]);
+        let raw = RawConfig::from_parts(
+            flags,
+            env(&[("LATCH_LISTEN", "127.0.0.1:2"), ("LATCH_ACCESS_TOKEN_TTL", "2m")]),
+            Some(file),
+        )
+        .unwrap();
+        let config = raw.build().unwrap();
+        assert_eq!(config.listen.port(), 3);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(120));
+        assert_eq!(config.password_min_length, 12);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let raw = RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_PASSWORD_MIN_LENGTH", "7")]), None).unwrap();
+        let err = raw.build().unwrap_err().to_string();
+        assert!(err.contains("LATCH_PASSWORD_MIN_LENGTH"), "{err}");
+        let raw = RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_ACCESS_TOKEN_TTL", "soon")]), None).unwrap();
+        assert!(raw.build().unwrap_err().to_string().contains("LATCH_ACCESS_TOKEN_TTL"));
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let raw =
+            RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_PUBLIC_URL", "https://auth.example.com/")]), None)
+                .unwrap();
+        assert_eq!(raw.build().unwrap().public_url.as_deref(), Some("https://auth.example.com"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latch.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = RawConfig::from_parts(BTreeMap::new(), BTreeMap::new(), Some(file)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! Values parsed at the edge: once built, a `Username`, `Email` or `NewPassword` is
+//! known to follow the field rules of the contract.
+
+mod email;
+mod password;
+mod username;
+
+pub use email::Email;
+pub use password::{NewPassword, PasswordPolicy};
+pub use username::Username;
+
+/// A rule a field broke, with a message meant for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,227 @@
+//! Extractors: request bodies whose failures are our problem documents, the client's
+//! address and user agent, and [`AuthUser`], the one way every authenticated route
+//! learns who is calling.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::DeserializeOwned;
+
+use crate::auth::login;
+use crate::error::ApiError;
+use crate::http::state::AppState;
+use crate::store::{SessionRecord, UserRecord};
+
+/// A JSON body (`FORM = false`), or a JSON or `application/x-www-form-urlencoded`
+/// body (`FORM = true`). Any other content type is answered 415.
+pub struct Input<T, const FORM: bool>(pub T);
+
+/// A JSON-only body.
+pub type Json<T> = Input<T, false>;
+/// A JSON or form body.
+pub type JsonOrForm<T> = Input<T, true>;
+
+enum Format {
+    Json,
+    Form,
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+impl<S: Send + Sync, T: DeserializeOwned, const FORM: bool> FromRequest<S> for Input<T, FORM> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let ct = content_type(req.headers());
+        let format = match ct.as_deref() {
+            Some("application/json") => Some(Format::Json),
+            Some(ct) if ct.starts_with("application/") && ct.ends_with("+json") => Some(Format::Json),
+            Some("application/x-www-form-urlencoded") if FORM => Some(Format::Form),
+            _ => None,
+        };
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 64 KiB")
+            } else {
+                ApiError::bad_request("the body could not be read")
+            }
+        })?;
+        let format = match (format, ct.is_none() && bytes.is_empty()) {
+            (Some(f), _) => f,
+            // No body at all reads as an empty object, so that missing fields are
+            // reported by name.
+            (None, true) => return parse_json(b"{}").map(Input),
+            (None, false) => {
+                let accepted =
+                    if FORM { "application/json or application/x-www-form-urlencoded" } else { "application/json" };
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("send {accepted}"),
+                ));
+            }
+        };
+        match format {
+            Format::Json => parse_json(&bytes).map(Input),
+            Format::Form => parse_form(&bytes).map(Input),
+        }
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Serde would also read a struct from an array; only objects are accepted.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => data_error(&path, &inner.to_string()),
+            _ => ApiError::bad_request(format!("malformed JSON: {inner}")),
+        }
+    })?;
+    de.end().map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        data_error(&path, &e.into_inner().to_string())
+    })
+}
+
+/// A body of the wrong shape: 422 naming the field when there is one.
+fn data_error(path: &str, message: &str) -> ApiError {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+        return ApiError::field(field.to_owned(), "is not a known field");
+    }
+    if let Some(field) = message.strip_prefix("duplicate field `").and_then(|m| m.split('`').next()) {
+        return ApiError::field(field.to_owned(), "is given more than once");
+    }
+    if path.is_empty() || path == "." {
+        return ApiError::bad_request(format!("the body must be an object: {message}"));
+    }
+    ApiError::field(path.to_owned(), message.to_owned())
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let ip = peer.map(|peer| client_ip(peer, &parts.headers, &state.settings.trusted_proxies));
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect::<String>());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// The TCP peer, unless it is a trusted proxy: then the right-most `X-Forwarded-For`
+/// entry that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Bearer,
+    Cookie,
+    BasicPassword,
+}
+
+/// The authenticated caller: a live user, and the session behind the credential
+/// (none for `Basic user:password`). With `ALLOW_UNVERIFIED = false`, Basic password
+/// authentication of an unverified account is refused when verified emails are
+/// required.
+pub struct AuthUser<const ALLOW_UNVERIFIED: bool = false> {
+    pub user: UserRecord,
+    pub session: Option<SessionRecord>,
+    pub via: Via,
+}
+
+impl<const A: bool> AuthUser<A> {
+    pub fn session_id(&self) -> Option<uuid::Uuid> {
+        self.session.as_ref().map(|s| s.id)
+    }
+}
+
+impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW_UNVERIFIED> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized("authentication required"));
+        };
+        let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
+        let credentials = credentials.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return bearer(state, credentials).await;
+        }
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(ApiError::unauthorized("unsupported authorization scheme"));
+        }
+        let decoded = STANDARD
+            .decode(credentials)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
+        let (login, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+        if password.is_empty() {
+            return bearer(state, login).await;
+        }
+        let client = ClientInfo::from_request_parts(parts, state).await?;
+        let require_verified = state.settings.require_verified_email && !ALLOW_UNVERIFIED;
+        let user = login::check_password(state, login, password, client.ip, require_verified).await?;
+        Ok(Self { user, session: None, via: Via::BasicPassword })
+    }
+}
+
+async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser<A>, ApiError> {
+    let invalid = || ApiError::unauthorized("the access token is invalid or expired");
+    let claims = state.tokens.verify(token).map_err(|e| {
+        tracing::debug!(error = %e, "access token refused");
+        invalid()
+    })?;
+    let (session, user) = login::live_session(state, claims.sid).await?.ok_or_else(invalid)?;
+    if session.user_id != claims.sub {
+        return Err(invalid());
+    }
+    Ok(AuthUser { user, session: Some(session), via: Via::Bearer })
+}

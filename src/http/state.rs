@@ -1,0 +1,51 @@
+//! What every handler can reach: the store, the password hasher, the token service,
+//! the mailer and the settings that shape responses. Cheap to clone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use time::OffsetDateTime;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::tokens::TokenService;
+use crate::domain::PasswordPolicy;
+use crate::mail::Mailer;
+use crate::store::Store;
+
+/// Settings derived from the configuration once the public URL is known.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Issuer and base of links, without a trailing slash.
+    pub public_url: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_idle_timeout: Duration,
+    pub require_verified_email: bool,
+    pub password_reset_url: String,
+    pub email_verify_url: String,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Settings {
+    /// Sessions last seen before this instant have ended.
+    pub fn idle_cutoff(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now - self.session_idle_timeout
+    }
+
+    /// A link from a `{token}` template.
+    pub fn link(template: &str, token: &str) -> String {
+        template.replace("{token}", token)
+    }
+}
+
+/// Shared application state.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub hasher: PasswordHasher,
+    pub tokens: TokenService,
+    pub mailer: Arc<dyn Mailer>,
+    pub policy: PasswordPolicy,
+    pub settings: Arc<Settings>,
+}

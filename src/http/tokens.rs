@@ -1,0 +1,159 @@
+//! The OAuth endpoints: `POST /token` (password and refresh grants, RFC 6749),
+//! `POST /revoke` (RFC 7009), and `POST /logout`.
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json as JsonBody, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::login::{self, TokenPair};
+use crate::auth::secret;
+use crate::error::{ApiError, OAuthError};
+use crate::http::extract::{AuthUser, ClientInfo, Input, JsonOrForm};
+use crate::http::state::AppState;
+use crate::store::{self, RotateOutcome};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/token", post(token)).route("/revoke", post(revoke)).route("/logout", post(logout))
+}
+
+/// The `client_id` of first-party clients that send none.
+pub const DEFAULT_CLIENT_ID: &str = "latch";
+
+/// Parameters of `/token`. Unknown parameters are ignored, as RFC 6749 asks.
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+}
+
+impl IntoResponse for TokenPair {
+    fn into_response(self) -> Response {
+        let body = TokenResponse {
+            access_token: self.access_token,
+            token_type: "Bearer",
+            expires_in: self.expires_in,
+            refresh_token: self.refresh_token,
+        };
+        let mut response = JsonBody(body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) -> Result<TokenPair, OAuthError> {
+    let Input(req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
+    match req.grant_type.as_deref().unwrap_or("password") {
+        "password" => password_grant(&state, &client, req).await,
+        "refresh_token" => refresh_grant(&state, req).await,
+        other => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type {other} is not supported; use password or refresh_token"),
+        )),
+    }
+}
+
+fn client_id(req: &TokenRequest) -> Result<&str, OAuthError> {
+    match req.client_id.as_deref() {
+        None | Some("") => Ok(DEFAULT_CLIENT_ID),
+        Some(id) if id.len() <= 255 && id.chars().all(|c| c.is_ascii_graphic()) => Ok(id),
+        Some(_) => Err(OAuthError::invalid_request("client_id must be at most 255 printable ASCII characters")),
+    }
+}
+
+async fn password_grant(state: &AppState, client: &ClientInfo, req: TokenRequest) -> Result<TokenPair, OAuthError> {
+    let client_id = client_id(&req)?;
+    let (Some(username), Some(password)) = (req.username.as_deref(), req.password.as_deref()) else {
+        return Err(OAuthError::invalid_request("username and password are required"));
+    };
+    let require_verified = state.settings.require_verified_email;
+    let user =
+        login::check_password(state, username, password, client.ip, require_verified).await.map_err(ApiError::from)?;
+    tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
+    Ok(login::start_token_session(state, &user, client_id, client.ip, client.user_agent.as_deref()).await?)
+}
+
+async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair, OAuthError> {
+    let Some(presented) = req.refresh_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(OAuthError::invalid_request("refresh_token is required"));
+    };
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let new_token = secret::random_token();
+    let now = store::now();
+    let outcome = state
+        .store
+        .rotate_refresh_token(
+            &secret::digest(presented),
+            &secret::digest(&new_token),
+            now,
+            state.settings.idle_cutoff(now),
+        )
+        .await?;
+    let session = match outcome {
+        RotateOutcome::Rotated(session) => session,
+        RotateOutcome::Reused => {
+            tracing::warn!("refresh token reused; its session has been ended");
+            return Err(invalid());
+        }
+        RotateOutcome::Invalid => return Err(invalid()),
+    };
+    let user = match state.store.user_by_id(session.user_id).await? {
+        Some(user) if !user.disabled => user,
+        _ => {
+            state.store.delete_session(session.id).await?;
+            return Err(invalid());
+        }
+    };
+    let access_token = state.tokens.sign(user.id, session.id, &session.client_id)?;
+    Ok(TokenPair { access_token, refresh_token: new_token, expires_in: state.tokens.ttl().as_secs() })
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    token: Option<String>,
+}
+
+/// RFC 7009: revoking any token of a session ends that session. Unknown tokens are
+/// answered 200 as well, so the endpoint tells nothing about which tokens exist.
+async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response, OAuthError> {
+    let Input(req) = JsonOrForm::<RevokeRequest>::from_request(req, &state).await?;
+    let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(OAuthError::invalid_request("token is required"));
+    };
+    let session = match state.tokens.verify(token) {
+        Ok(claims) => Some(claims.sid),
+        Err(_) => state.store.session_of_refresh_token(&secret::digest(token)).await?,
+    };
+    if let Some(sid) = session
+        && state.store.delete_session(sid).await?
+    {
+        tracing::info!(session = %sid, "session revoked");
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())
+}
+
+/// Ends the session behind the credential. Basic `user:password` has no session, so
+/// there is nothing to end and the answer is still 204.
+async fn logout(State(state): State<AppState>, auth: AuthUser<true>) -> Result<StatusCode, ApiError> {
+    if let Some(sid) = auth.session_id() {
+        state.store.delete_session(sid).await?;
+        tracing::info!(user = %auth.user.id, session = %sid, "logged out");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

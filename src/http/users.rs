@@ -1,0 +1,251 @@
+//! Registration and account management: `POST /users`, `GET/PATCH/DELETE /users/me`,
+//! `POST /users/me/password`, `GET /users/{id}`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json as JsonBody, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::emails;
+use crate::auth::password::Verified;
+use crate::domain::{Email, FieldError, Username};
+use crate::error::ApiError;
+use crate::http::extract::{AuthUser, Input, Json, JsonOrForm};
+use crate::http::state::AppState;
+use crate::store::{self, NewUser, ProfileChange, UserRecord};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(register))
+        .route("/users/me", get(me).patch(update_me).delete(delete_me))
+        .route("/users/me/password", post(change_password))
+        .route("/users/{id}", get(public_profile))
+}
+
+/// What the user themself (or an admin) sees.
+#[derive(Serialize)]
+pub struct PrivateUser {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub email_verified: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&UserRecord> for PrivateUser {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id,
+            username: u.username.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// What anyone sees.
+#[derive(Serialize)]
+struct PublicUser {
+    id: Uuid,
+    username: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+/// Collects field errors so that one response names every bad field.
+#[derive(Default)]
+pub struct Fields(Vec<FieldError>);
+
+impl Fields {
+    /// The value of a required string field, or an error recorded for it.
+    pub fn required<'a>(&mut self, value: &'a Option<String>, field: &str) -> Option<&'a str> {
+        match value.as_deref() {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => {
+                self.0.push(FieldError::new(field, "is required"));
+                None
+            }
+        }
+    }
+
+    /// Parses a value, recording the error against `field`.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.0.push(FieldError::new(field, message))).ok()
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Input(req): JsonOrForm<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let mut fields = Fields::default();
+    let username =
+        fields.required(&req.username, "username").and_then(|u| fields.check("username", Username::parse(u)));
+    let email = fields.required(&req.email, "email").and_then(|e| fields.check("email", Email::parse(e)));
+    let password = fields
+        .required(&req.password, "password")
+        .and_then(|p| fields.check("password", state.policy.check(p, username.as_ref(), email.as_ref())));
+    fields.finish()?;
+    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+        return Err(ApiError::bad_request("invalid fields"));
+    };
+    // Cheap check first, so that a taken name costs no hashing; the unique indexes
+    // decide races.
+    if let Some(field) = state.store.taken(Some(username.as_str()), Some(email.as_str())).await? {
+        return Err(ApiError::conflict(field));
+    }
+    let hash = state.hasher.hash(password.expose()).await?;
+    let user = state
+        .store
+        .insert_user(&NewUser {
+            id: Uuid::now_v7(),
+            username: username.as_str(),
+            email: email.as_str(),
+            email_verified: false,
+            password_hash: &hash,
+            is_admin: false,
+            now: store::now(),
+        })
+        .await?;
+    tracing::info!(user = %user.id, "user registered");
+    emails::send_verification(&state, &user).await?;
+    let location = HeaderValue::from_str(&format!("/users/{}", user.id)).map_err(anyhow::Error::from)?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], JsonBody(PrivateUser::from(&user))).into_response())
+}
+
+async fn me(auth: AuthUser<true>) -> JsonBody<PrivateUser> {
+    JsonBody(PrivateUser::from(&auth.user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    username: Option<String>,
+    email: Option<String>,
+    current_password: Option<String>,
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    auth: AuthUser<true>,
+    Input(req): Json<UpdateRequest>,
+) -> Result<JsonBody<PrivateUser>, ApiError> {
+    let user = auth.user;
+    let mut fields = Fields::default();
+    let username = req.username.as_deref().and_then(|u| fields.check("username", Username::parse(u)));
+    let email = req.email.as_deref().and_then(|e| fields.check("email", Email::parse(e)));
+    fields.finish()?;
+    let new_username = username.filter(|u| u.as_str() != user.username);
+    let new_email = email.filter(|e| e.as_str() != user.email);
+    if new_email.is_some() {
+        let password = req.current_password.as_deref().unwrap_or("");
+        if password.is_empty() || state.hasher.verify(Some(&user.password_hash), password).await? == Verified::Mismatch
+        {
+            return Err(ApiError::wrong_password("current_password"));
+        }
+    }
+    if new_username.is_none() && new_email.is_none() {
+        return Ok(JsonBody(PrivateUser::from(&user)));
+    }
+    let renamed_to_other = new_username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
+    if let Some(field) =
+        state.store.taken(renamed_to_other.map(Username::as_str), new_email.as_ref().map(Email::as_str)).await?
+    {
+        return Err(ApiError::conflict(field));
+    }
+    let change = ProfileChange {
+        username: new_username.as_ref().map(Username::as_str),
+        email: new_email.as_ref().map(Email::as_str),
+    };
+    let updated = state.store.update_profile(user.id, &change, store::now()).await?.ok_or_else(ApiError::not_found)?;
+    if new_email.is_some() {
+        tracing::info!(user = %user.id, "email changed");
+        emails::send_verification(&state, &updated).await?;
+        emails::send_email_changed(&state, &user.email, &updated).await;
+    }
+    Ok(JsonBody(PrivateUser::from(&updated)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser<true>,
+    Input(req): Json<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let user = &auth.user;
+    let mut fields = Fields::default();
+    let username = Username::parse(&user.username).ok();
+    let email = Email::parse(&user.email).ok();
+    let new_password = fields
+        .required(&req.new_password, "new_password")
+        .and_then(|p| fields.check("new_password", state.policy.check(p, username.as_ref(), email.as_ref())));
+    let current = req.current_password.as_deref().unwrap_or("");
+    if current.is_empty() || state.hasher.verify(Some(&user.password_hash), current).await? == Verified::Mismatch {
+        return Err(ApiError::wrong_password("current_password"));
+    }
+    fields.finish()?;
+    let Some(new_password) = new_password else {
+        return Err(ApiError::bad_request("invalid fields"));
+    };
+    let hash = state.hasher.hash(new_password.expose()).await?;
+    state.store.change_password(user.id, &hash, auth.session_id(), store::now()).await?;
+    tracing::info!(user = %user.id, "password changed; other sessions ended");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteRequest {
+    password: Option<String>,
+}
+
+async fn delete_me(
+    State(state): State<AppState>,
+    auth: AuthUser<true>,
+    Input(req): Json<DeleteRequest>,
+) -> Result<StatusCode, ApiError> {
+    let password = req.password.as_deref().unwrap_or("");
+    if password.is_empty() || state.hasher.verify(Some(&auth.user.password_hash), password).await? == Verified::Mismatch
+    {
+        return Err(ApiError::wrong_password("password"));
+    }
+    state.store.delete_user(auth.user.id).await?;
+    tracing::info!(user = %auth.user.id, "account deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn public_profile(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<JsonBody<PublicUser>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
+    let user = state.store.user_by_id(id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(JsonBody(PublicUser { id: user.id, username: user.username, created_at: user.created_at }))
+}

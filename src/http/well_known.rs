@@ -1,0 +1,45 @@
+//! Discovery: the JWK Set of the access-token keys and the OpenID/OAuth metadata that
+//! standard libraries read to find it.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::http::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(configuration))
+        .route("/.well-known/oauth-authorization-server", get(configuration))
+}
+
+/// Short caching: after a key rotation clients see the new key within minutes, and a
+/// verifier that meets an unknown `kid` refetches anyway.
+const CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "public, max-age=300");
+
+async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    ([CACHE], Json(state.tokens.jwks()))
+}
+
+async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
+    let base = &state.settings.public_url;
+    let body = serde_json::json!({
+        "issuer": state.tokens.issuer(),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "token_endpoint": format!("{base}/token"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "userinfo_endpoint": format!("{base}/users/me"),
+        "grant_types_supported": ["password", "refresh_token"],
+        "response_types_supported": ["none"],
+        "subject_types_supported": ["public"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "id_token_signing_alg_values_supported": state.tokens.algorithms(),
+        "access_token_signing_alg_values_supported": state.tokens.algorithms(),
+        "service_documentation": format!("{base}/openapi.json"),
+    });
+    ([CACHE], Json(body))
+}

@@ -1,0 +1,61 @@
+//! `latch`: parses the command line, sets up logging, runs the command and prints
+//! the error chain on failure.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use latch::app::{self, App};
+use latch::cli::{Cli, Command};
+use latch::config::{Config, LogFormat, RawConfig};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match RawConfig::gather(cli.flags(), cli.config.clone()).and_then(|raw| raw.build()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = App::build(config).await?;
+            println!("listening on http://{}", app.local_addr());
+            tracing::info!(address = %app.local_addr(), issuer = app.public_url(), "listening");
+            app.run(app::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            latch::store::open(&config.database_url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}

@@ -1,0 +1,289 @@
+//! Sessions and their refresh tokens. A session is one login: a token family (refresh
+//! tokens rotating under one `sid`) or a browser cookie. Ending a session deletes its
+//! row; its refresh tokens go with it by cascade, and its access tokens are refused
+//! because their `sid` no longer resolves.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A live or expired session row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl SessionRecord {
+    /// Alive at `now` unless past its absolute lifetime or idle since `idle_cutoff`.
+    pub fn is_alive(&self, now: OffsetDateTime, idle_cutoff: OffsetDateTime) -> bool {
+        self.expires_at > now && self.last_seen_at > idle_cutoff
+    }
+}
+
+/// A session about to start.
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: &'a str,
+    /// SHA-256 of the cookie secret, for browser sessions.
+    pub cookie_hash: Option<&'a [u8]>,
+    /// SHA-256 of the first refresh token, for token sessions.
+    pub refresh_hash: Option<&'a [u8]>,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub now: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug)]
+pub enum RotateOutcome {
+    /// The token was live; it is now used and `new_hash` replaces it.
+    Rotated(SessionRecord),
+    /// The token had been used before: its whole session has been ended.
+    Reused,
+    /// Unknown token, or its session expired (and has been ended).
+    Invalid,
+}
+
+#[async_trait::async_trait]
+pub trait SessionStore {
+    async fn create_session(&self, session: &NewSession<'_>) -> Result<(), StoreError>;
+    async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
+    async fn session_by_cookie(&self, cookie_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
+    /// Records a use of the session.
+    async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn delete_session(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Ends one session, only if it belongs to `user_id`.
+    async fn delete_user_session(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+    /// Ends every session of the user but `keep`.
+    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<u64, StoreError>;
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Uses up the refresh token `old_hash` and issues `new_hash` in its place, or
+    /// detects reuse, atomically: of two concurrent presentations only one rotates.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+    ) -> Result<RotateOutcome, StoreError>;
+    /// The session a refresh token (used or not) belongs to.
+    async fn session_of_refresh_token(&self, hash: &[u8]) -> Result<Option<Uuid>, StoreError>;
+    /// Deletes sessions past their lifetime or idle since `idle_cutoff`.
+    async fn delete_expired_sessions(
+        &self,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+}
+
+macro_rules! impl_session_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::SessionStore for $store {
+            async fn create_session(&self, s: &$crate::store::NewSession<'_>) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, client_id, cookie_hash, user_agent, ip, created_at, last_seen_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+                )
+                .bind(s.id)
+                .bind(s.user_id)
+                .bind(s.client_id)
+                .bind(s.cookie_hash)
+                .bind(s.user_agent)
+                .bind(s.ip)
+                .bind(s.now)
+                .bind(s.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(hash) = s.refresh_hash {
+                    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+                        .bind(hash)
+                        .bind(s.id)
+                        .bind(s.now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::store::SessionRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM sessions WHERE id = $1").bind(id).fetch_optional(self.read()).await?)
+            }
+
+            async fn session_by_cookie(
+                &self,
+                cookie_hash: &[u8],
+            ) -> Result<Option<$crate::store::SessionRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM sessions WHERE cookie_hash = $1")
+                    .bind(cookie_hash)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
+            async fn touch_session(
+                &self,
+                id: uuid::Uuid,
+                now: time::OffsetDateTime,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
+                    .bind(id)
+                    .bind(now)
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_session(&self, id: uuid::Uuid) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(self.write()).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_user_session(
+                &self,
+                user_id: uuid::Uuid,
+                id: uuid::Uuid,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_user_sessions(
+                &self,
+                user_id: uuid::Uuid,
+                keep: Option<uuid::Uuid>,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
+                    .bind(user_id)
+                    .bind(keep)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn list_sessions(
+                &self,
+                user_id: uuid::Uuid,
+                now: time::OffsetDateTime,
+                idle_cutoff: time::OffsetDateTime,
+            ) -> Result<Vec<$crate::store::SessionRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_seen_at > $3
+                     ORDER BY created_at DESC, id",
+                )
+                .bind(user_id)
+                .bind(now)
+                .bind(idle_cutoff)
+                .fetch_all(self.read())
+                .await?)
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old_hash: &[u8],
+                new_hash: &[u8],
+                now: time::OffsetDateTime,
+                idle_cutoff: time::OffsetDateTime,
+            ) -> Result<$crate::store::RotateOutcome, $crate::store::StoreError> {
+                use $crate::store::RotateOutcome;
+                let mut tx = self.write().begin().await?;
+                // Claiming the token is the first statement, so the transaction holds the
+                // write lock (SQLite) or the row lock (PostgreSQL) from the start.
+                let claimed: Option<(uuid::Uuid,)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id",
+                )
+                .bind(old_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((session_id,)) = claimed else {
+                    let owner: Option<(uuid::Uuid,)> =
+                        sqlx::query_as("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+                            .bind(old_hash)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let outcome = match owner {
+                        Some((session_id,)) => {
+                            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(&mut *tx).await?;
+                            RotateOutcome::Reused
+                        }
+                        None => RotateOutcome::Invalid,
+                    };
+                    tx.commit().await?;
+                    return Ok(outcome);
+                };
+                let session: $crate::store::SessionRecord = sqlx::query_as("SELECT * FROM sessions WHERE id = $1")
+                    .bind(session_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if !session.is_alive(now, idle_cutoff) {
+                    sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    return Ok(RotateOutcome::Invalid);
+                }
+                sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(new_hash)
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(RotateOutcome::Rotated($crate::store::SessionRecord { last_seen_at: now, ..session }))
+            }
+
+            async fn session_of_refresh_token(
+                &self,
+                hash: &[u8],
+            ) -> Result<Option<uuid::Uuid>, $crate::store::StoreError> {
+                let row: Option<(uuid::Uuid,)> =
+                    sqlx::query_as("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+                        .bind(hash)
+                        .fetch_optional(self.read())
+                        .await?;
+                Ok(row.map(|(id,)| id))
+            }
+
+            async fn delete_expired_sessions(
+                &self,
+                now: time::OffsetDateTime,
+                idle_cutoff: time::OffsetDateTime,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+                    .bind(now)
+                    .bind(idle_cutoff)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use impl_session_store;

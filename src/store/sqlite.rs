@@ -1,0 +1,73 @@
+//! The SQLite backend: one file in WAL mode with full sync, so that an answered
+//! request survives `kill -9`. Writes go through a single connection (SQLite has one
+//! writer anyway, and this avoids busy errors between our own connections); reads use
+//! a pool.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{Store, StoreError};
+
+/// Latch's state in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens or creates the file at `path` and migrates it.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-16000");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await.context("cannot apply migrations")?;
+        let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) as u32 * 2;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Self { write, read })
+    }
+
+    fn read(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    fn write(&self) -> &SqlitePool {
+        &self.write
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.read()).await?;
+        Ok(())
+    }
+}
+
+super::users::impl_user_store!(SqliteStore);
+super::sessions::impl_session_store!(SqliteStore);
+super::one_time_tokens::impl_one_time_token_store!(SqliteStore);
+super::keys::impl_key_store!(SqliteStore);

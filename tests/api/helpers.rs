@@ -1,0 +1,195 @@
+//! `TestApp`: a real Latch on a free port with its own SQLite file and mail directory,
+//! driven over HTTP, with typed helpers per endpoint.
+
+use std::path::PathBuf;
+
+use latch::app::App;
+use latch::config::{Config, DatabaseUrl, MailerConfig};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A configuration for one hermetic test server.
+pub fn test_config(dir: &TempDir) -> Config {
+    let mut config = Config::defaults().expect("defaults are valid");
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.database_url = DatabaseUrl::Sqlite(dir.path().join("latch.db"));
+    config.mailer = MailerConfig::File(dir.path().join("mail"));
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    adjust(&mut config);
+    start(dir, config).await
+}
+
+async fn start(dir: TempDir, config: Config) -> TestApp {
+    let app = App::build(config.clone()).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { base, client, dir, config, shutdown: Some(tx), server: Some(server) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server and starts a new one on the same data.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        start(dir, config).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client.post(self.url(path)).form(form).send().await.unwrap()
+    }
+
+    pub async fn register(&self, username: &str, email: &str, password: &str) -> Response {
+        self.post_json("/users", &json!({ "username": username, "email": email, "password": password })).await
+    }
+
+    /// Registers a user and returns its private view.
+    pub async fn create_user(&self, username: &str) -> Value {
+        let r = self.register(username, &format!("{username}@example.com"), PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+
+    pub async fn token(&self, login: &str, password: &str) -> Response {
+        self.post_form("/token", &[("grant_type", "password"), ("username", login), ("password", password)]).await
+    }
+
+    /// A fresh token pair for a user created with [`PASSWORD`].
+    pub async fn login(&self, login: &str) -> Tokens {
+        let r = self.token(login, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        r.json::<Tokens>().await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.client.get(self.url("/users/me")).bearer_auth(access_token).send().await.unwrap()
+    }
+
+    pub async fn me_status(&self, access_token: &str) -> StatusCode {
+        self.me(access_token).await.status()
+    }
+
+    /// Every email written by the file mailer, oldest first.
+    pub fn emails(&self) -> Vec<String> {
+        let dir = self.dir.path().join("mail");
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap(), e.path()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files.into_iter().map(|(_, p)| std::fs::read_to_string(p).unwrap()).collect()
+    }
+
+    /// Emails to `to`, oldest first.
+    pub fn emails_to(&self, to: &str) -> Vec<String> {
+        self.emails().into_iter().filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))).collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// The `token=` value of the first link in an email.
+pub fn token_in(email: &str) -> String {
+    let start = email.find("token=").expect("email holds a token link") + "token=".len();
+    email[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
+/// The decoded (unverified) header and claims of a JWT.
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let header = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    let claims = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (header, claims)
+}
+
+/// Asserts a problem document with this status and code; returns it.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let ct = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(), "{body}");
+    body
+}
+
+/// The field names listed in a validation problem.
+pub fn problem_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}

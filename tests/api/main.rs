@@ -1,0 +1,10 @@
+//! Integration tests: each test starts its own Latch on a free port with its own
+//! database and talks to it over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod errors;
+mod server;
+mod tokens;
+mod users;
