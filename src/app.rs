@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use crate::auth::limits::RateLimiter;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::config::Config;
@@ -57,6 +58,7 @@ impl App {
             trusted_proxies: config.trusted_proxies.clone(),
         };
         let state = AppState {
+            limiter: RateLimiter::new(store.clone(), config.limits.clone()),
             store,
             hasher,
             tokens,

@@ -1,4 +1,5 @@
-//! The command line: `latch serve`, `latch migrate`, and the flags shared by all
+//! The command line: `latch serve`, `latch migrate`, the operator tools (`user`,
+//! `import`, `keys`, `backup`; implemented in `commands`), and the flags shared by all
 //! commands. Flags are the highest layer of the configuration (see `config`).
 
 use std::collections::BTreeMap;
@@ -39,12 +40,92 @@ fn after_help() -> String {
     )
 }
 
+/// What `latch` is asked to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Create, inspect and manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Import users with existing password hashes from a JSON Lines file (all or nothing).
+    Import {
+        /// One JSON object per line: {"username", "email", "password_hash", "email_verified"?};
+        /// `-` reads standard input.
+        file: PathBuf,
+    },
+    /// Manage access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Write a consistent snapshot of the SQLite database to a new file, while serving.
+    Backup {
+        /// The file to create; an existing file is refused.
+        path: PathBuf,
+    },
+}
+
+/// `latch user …`. A user is named by id, username or email (any case).
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; its email counts as verified, since an operator vouches for it.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List all users.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Show {
+        /// Id, username or email.
+        user: String,
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: logins are refused (403 account_disabled) and all sessions end.
+    Disable {
+        /// Id, username or email.
+        user: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// Id, username or email.
+        user: String,
+    },
+    /// Delete a user with all their sessions and tokens.
+    Delete {
+        /// Id, username or email.
+        user: String,
+    },
+    /// Set a user's password; all their sessions end.
+    SetPassword {
+        /// Id, username or email.
+        user: String,
+        /// Read the password from the first line of standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// `latch keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new signing key (LATCH_SIGNING_ALGORITHM) and retire the current one.
+    Rotate,
 }
 
 impl Cli {

@@ -39,6 +39,12 @@ const KEYS: &[Key] = &[
     Key { name: "hash_concurrency", help: "password hashes run at once" },
     Key { name: "hash_queue", help: "password hashes allowed to wait" },
     Key { name: "rate_limit", help: "on or off" },
+    Key { name: "rate_limit_login_account_ip", help: "failed logins per account and address (10/15m)" },
+    Key { name: "rate_limit_login_account", help: "failed logins per account (100/15m)" },
+    Key { name: "rate_limit_login_ip", help: "failed logins per address (100/15m)" },
+    Key { name: "rate_limit_register_ip", help: "registrations per address (20/1h)" },
+    Key { name: "rate_limit_reset_ip", help: "password-reset requests per address (10/1h)" },
+    Key { name: "rate_limit_reset_email", help: "password-reset requests per email (3/1h)" },
     Key { name: "trusted_proxies", help: "peers whose X-Forwarded-For is believed" },
     Key { name: "log", help: "log filter" },
     Key { name: "log_format", help: "pretty or json" },
@@ -131,9 +137,7 @@ impl RawConfig {
     /// Validates everything into a [`Config`].
     pub fn build(&self) -> Result<Config, ConfigError> {
         for name in self.env.keys() {
-            let known = name == "LATCH_CONFIG"
-                || KEYS.iter().any(|k| env_name(k.name) == *name)
-                || name.starts_with("LATCH_RATE_LIMIT_");
+            let known = name == "LATCH_CONFIG" || KEYS.iter().any(|k| env_name(k.name) == *name);
             if !known {
                 tracing::warn!(variable = %name, "unknown LATCH_ environment variable ignored");
             }
@@ -185,6 +189,18 @@ impl RawConfig {
         let hash_concurrency = self.parse("hash_concurrency", |v| parse_count(v, 1, 1024))?.unwrap_or(cores);
         let hash_queue = self.parse("hash_queue", |v| parse_count(v, 0, 1_000_000))?.unwrap_or(64 * hash_concurrency);
         let rate_limit = self.parse("rate_limit", parse_bool)?.unwrap_or(true);
+        let limit = |name: &str, max: u32, secs: u64| -> Result<Limit, ConfigError> {
+            Ok(self.parse(name, parse_limit)?.unwrap_or(Limit { max, window: Duration::from_secs(secs) }))
+        };
+        let limits = Limits {
+            enabled: rate_limit,
+            login_account_ip: limit("rate_limit_login_account_ip", 10, 15 * 60)?,
+            login_account: limit("rate_limit_login_account", 100, 15 * 60)?,
+            login_ip: limit("rate_limit_login_ip", 100, 15 * 60)?,
+            register_ip: limit("rate_limit_register_ip", 20, 3600)?,
+            reset_ip: limit("rate_limit_reset_ip", 10, 3600)?,
+            reset_email: limit("rate_limit_reset_email", 3, 3600)?,
+        };
         let trusted_proxies = self.parse("trusted_proxies", parse_proxies)?.unwrap_or_default();
         let log = self.parse("log", |v| non_empty(v).map(str::to_owned))?.unwrap_or_else(|| "info".to_owned());
         let log_format = self
@@ -216,7 +232,7 @@ impl RawConfig {
             signing_algorithm,
             hash_concurrency,
             hash_queue,
-            rate_limit,
+            limits,
             trusted_proxies,
             log,
             log_format,
@@ -338,14 +354,20 @@ fn parse_mailer(v: &str) -> Result<MailerConfig, String> {
         non_empty(dir)?;
         Ok(MailerConfig::File(PathBuf::from(dir)))
     } else if v.starts_with("smtp://") || v.starts_with("smtps://") {
-        let url = url::Url::parse(v).map_err(|e| format!("not a valid URL: {e}"))?;
-        if url.host_str().is_none() {
-            return Err("an SMTP URL needs a host".to_owned());
-        }
+        // The mailer parses the URL again at start; one parser keeps both in agreement.
+        crate::mail::smtp::SmtpUrl::parse(v)?;
         Ok(MailerConfig::Smtp(SecretString::from(v.to_owned())))
     } else {
         Err("must be log, file:<dir>, smtp://… or smtps://…".to_owned())
     }
+}
+
+fn parse_limit(v: &str) -> Result<Limit, String> {
+    let bad = || format!("`{v}` is not a limit like 10/15m (count per duration)");
+    let (max, window) = v.split_once('/').ok_or_else(bad)?;
+    let max = max.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+    let window = parse_duration(window.trim()).map_err(|_| bad())?;
+    Ok(Limit { max, window })
 }
 
 fn parse_proxies(v: &str) -> Result<Vec<IpNet>, String> {
@@ -389,6 +411,25 @@ pub enum SigningAlgorithm {
     Rs256,
 }
 
+/// At most `max` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// The abuse limits of the contract; `enabled = false` turns them all off.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub enabled: bool,
+    pub login_account_ip: Limit,
+    pub login_account: Limit,
+    pub login_ip: Limit,
+    pub register_ip: Limit,
+    pub reset_ip: Limit,
+    pub reset_email: Limit,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -420,7 +461,7 @@ pub struct Config {
     pub signing_algorithm: SigningAlgorithm,
     pub hash_concurrency: usize,
     pub hash_queue: usize,
-    pub rate_limit: bool,
+    pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
     pub log: String,
     pub log_format: LogFormat,
@@ -484,6 +525,18 @@ mod tests {
         std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
         let err = RawConfig::from_parts(BTreeMap::new(), BTreeMap::new(), Some(file)).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn limits() {
+        let raw = RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_RATE_LIMIT_LOGIN_IP", "5/1m")]), None).unwrap();
+        let config = raw.build().unwrap();
+        assert_eq!(config.limits.login_ip, Limit { max: 5, window: Duration::from_secs(60) });
+        assert_eq!(config.limits.login_account_ip.max, 10);
+        let raw = RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_RATE_LIMIT_RESET_IP", "lots")]), None).unwrap();
+        assert!(raw.build().unwrap_err().to_string().contains("LATCH_RATE_LIMIT_RESET_IP"));
+        let raw = RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_RATE_LIMIT", "off")]), None).unwrap();
+        assert!(!raw.build().unwrap().limits.enabled);
     }
 
     #[test]

@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use latch::app::{self, App};
-use latch::cli::{Cli, Command};
+use latch::cli::Cli;
 use latch::config::{Config, LogFormat, RawConfig};
 
 fn main() -> ExitCode {
@@ -25,27 +24,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    match runtime.block_on(latch::commands::run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    match command {
-        Command::Serve => {
-            let app = App::build(config).await?;
-            println!("listening on http://{}", app.local_addr());
-            tracing::info!(address = %app.local_addr(), issuer = app.public_url(), "listening");
-            app.run(app::shutdown_signal()).await
-        }
-        Command::Migrate => {
-            latch::store::open(&config.database_url).await?;
-            println!("migrations applied");
-            Ok(())
         }
     }
 }

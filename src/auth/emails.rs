@@ -44,6 +44,43 @@ pub async fn send_verification(state: &AppState, user: &UserRecord) -> Result<()
     Ok(())
 }
 
+/// How long a password reset link works.
+pub const RESET_PASSWORD_TTL: Duration = Duration::hours(1);
+
+/// Creates a password reset token and emails its link.
+pub async fn send_password_reset(state: &AppState, user: &UserRecord) -> Result<(), crate::error::ApiError> {
+    let token = secret::random_token();
+    let now = store::now();
+    state
+        .store
+        .insert_one_time_token(&NewOneTimeToken {
+            hash: &secret::digest(&token),
+            user_id: user.id,
+            purpose: TokenPurpose::ResetPassword,
+            email: &user.email,
+            now,
+            expires_at: now + RESET_PASSWORD_TTL,
+        })
+        .await?;
+    let link = Settings::link(&state.settings.password_reset_url, &token);
+    let text = format!(
+        "Hello {name},\n\nsomeone asked to reset the password of your account. To choose a new\n\
+         password, open this link:\n\n{link}\n\n\
+         The link works once, for one hour. If you did not ask for this, ignore this email:\n\
+         your password stays as it is.\n",
+        name = user.username
+    );
+    let html = format!(
+        "<p>Hello {name},</p><p>someone asked to reset the password of your account. To choose a new \
+         password, open this link:</p><p><a href=\"{link}\">{link}</a></p><p>The link works once, for one \
+         hour. If you did not ask for this, ignore this email: your password stays as it is.</p>",
+        name = html_escape(&user.username),
+        link = html_escape(&link)
+    );
+    deliver(state, Outgoing { to: user.email.clone(), subject: "Reset your password".into(), text, html }).await;
+    Ok(())
+}
+
 /// Tells the previous address that the account's email changed.
 pub async fn send_email_changed(state: &AppState, old_email: &str, user: &UserRecord) {
     let text = format!(

@@ -30,6 +30,15 @@ pub enum LoginError {
     Hash(#[from] HashError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Refused before the password was checked (rate limited).
+    #[error("{}", .0.code())]
+    Refused(ApiError),
+}
+
+impl From<ApiError> for LoginError {
+    fn from(e: ApiError) -> Self {
+        Self::Refused(e)
+    }
 }
 
 impl From<HashError> for ApiError {
@@ -49,27 +58,36 @@ impl From<LoginError> for ApiError {
             LoginError::NotVerified => ApiError::email_not_verified(),
             LoginError::Hash(e) => e.into(),
             LoginError::Store(e) => e.into(),
+            LoginError::Refused(e) => e,
         }
     }
 }
 
 /// Checks a login (email or username) and password. Unknown users cost one dummy
 /// verification, so that they take as long as a wrong password. A correct password of
-/// a disabled account gets `Disabled`; a wrong one the generic failure.
+/// a disabled account gets `Disabled`; a wrong one the generic failure. Failures count
+/// against the abuse limits, which are checked before the password.
 #[tracing::instrument(skip_all)]
 pub async fn check_password(
     state: &AppState,
     login: &str,
     password: &str,
-    _client_ip: Option<IpAddr>,
+    client_ip: Option<IpAddr>,
     require_verified: bool,
 ) -> Result<UserRecord, LoginError> {
-    let user = if login.is_empty() || login.len() > 254 { None } else { state.store.user_by_login(login).await? };
+    let login = &login[..login.len().min(320)];
+    let user = if login.is_empty() { None } else { state.store.user_by_login(login).await? };
+    let account = user.as_ref().map_or_else(|| login.to_lowercase(), |u| u.id.to_string());
+    let attempt = state.limiter.check_login(&account, client_ip).await?;
     let verified = state.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await?;
     let (user, rehash) = match (user, verified) {
         (Some(user), Verified::Match { rehash }) => (user, rehash),
-        _ => return Err(LoginError::InvalidCredentials),
+        _ => {
+            state.limiter.login_failed(&attempt).await?;
+            return Err(LoginError::InvalidCredentials);
+        }
     };
+    state.limiter.login_succeeded(&attempt).await?;
     if user.disabled {
         return Err(LoginError::Disabled);
     }
@@ -162,3 +180,34 @@ pub async fn start_token_session(
     let access_token = state.tokens.sign(user.id, sid, client_id)?;
     Ok(TokenPair { access_token, refresh_token, expires_in: state.tokens.ttl().as_secs() })
 }
+
+/// Starts a browser session for `user`; returns the cookie secret.
+pub async fn start_browser_session(
+    state: &AppState,
+    user: &UserRecord,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> Result<String, ApiError> {
+    let now = store::now();
+    let secret = secret::random_token();
+    let cookie_hash = secret::digest(&secret);
+    let ip = ip.map(|ip| ip.to_string());
+    state
+        .store
+        .create_session(&NewSession {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            client_id: BROWSER_CLIENT_ID,
+            cookie_hash: Some(&cookie_hash),
+            refresh_hash: None,
+            user_agent,
+            ip: ip.as_deref(),
+            now,
+            expires_at: now + state.settings.refresh_token_ttl,
+        })
+        .await?;
+    Ok(secret)
+}
+
+/// The `client_id` recorded for browser (cookie) sessions.
+pub const BROWSER_CLIENT_ID: &str = "browser";

@@ -2,6 +2,7 @@
 //! logins and the emails that prove an address.
 
 pub mod emails;
+pub mod limits;
 pub mod login;
 pub mod password;
 pub mod secret;

@@ -3,14 +3,25 @@
 //! instead of piling up memory.
 //!
 //! New hashes are Argon2id with the OWASP parameters (m=19456 KiB, t=2, p=1) as PHC
-//! strings. Any other Argon2 parameters verify and are reported as needing a rehash.
+//! strings. Hashes imported from other systems also verify, and are reported as
+//! needing a rehash so that the login path replaces them with current Argon2id:
+//! other Argon2 parameters, bcrypt (`$2a$`, `$2b$`, `$2y$`), passlib
+//! `$pbkdf2-sha256$<rounds>$<salt>$<hash>` and Django `pbkdf2_sha256$<iterations>$<salt>$<hash>`.
+//!
+//! Every format has a ceiling on its work factor ([`MAX_BCRYPT_COST`] …): a stored hash
+//! comes from an import file, and a hostile or mistaken one must not be able to tie up
+//! a hashing thread for hours or allocate gigabytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 
 /// Argon2id memory cost in KiB (OWASP).
@@ -19,6 +30,188 @@ pub const ARGON2_M_COST: u32 = 19_456;
 pub const ARGON2_T_COST: u32 = 2;
 /// Argon2id lanes (OWASP).
 pub const ARGON2_P_COST: u32 = 1;
+
+/// Highest bcrypt cost accepted (cost 16 takes several seconds already).
+pub const MAX_BCRYPT_COST: u32 = 16;
+/// Highest PBKDF2 iteration count accepted (Django 5.2 uses 1 000 000, passlib 29 000).
+pub const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+/// Highest Argon2 memory cost accepted, in KiB (1 GiB).
+pub const MAX_ARGON2_M_COST: u32 = 1 << 20;
+/// Highest Argon2 iteration count accepted.
+pub const MAX_ARGON2_T_COST: u32 = 64;
+/// Highest Argon2 parallelism accepted.
+pub const MAX_ARGON2_P_COST: u32 = 64;
+
+/// The formats of stored hashes that Latch verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HashScheme {
+    /// Argon2 (`$argon2id$`, `$argon2i$`, `$argon2d$`) PHC strings, any parameters
+    /// within the ceilings.
+    Argon2,
+    /// bcrypt, `$2a$`, `$2b$` or `$2y$`.
+    Bcrypt,
+    /// passlib's `$pbkdf2-sha256$rounds$salt$hash` (adapted base64).
+    PasslibPbkdf2Sha256,
+    /// Django's `pbkdf2_sha256$iterations$salt$hash`.
+    DjangoPbkdf2Sha256,
+}
+
+impl HashScheme {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Argon2 => "argon2",
+            Self::Bcrypt => "bcrypt",
+            Self::PasslibPbkdf2Sha256 => "passlib pbkdf2-sha256",
+            Self::DjangoPbkdf2Sha256 => "django pbkdf2_sha256",
+        }
+    }
+}
+
+/// Recognises the format of a stored hash and checks that it is well formed and
+/// within the work-factor ceilings, without verifying any password. `import` uses it
+/// to refuse a line before anything is written.
+pub fn recognise(hash: &str) -> Result<HashScheme, String> {
+    if is_bcrypt(hash) {
+        parse_bcrypt(hash)?;
+        Ok(HashScheme::Bcrypt)
+    } else if hash.starts_with(PASSLIB_PREFIX) {
+        parse_passlib(hash)?;
+        Ok(HashScheme::PasslibPbkdf2Sha256)
+    } else if hash.starts_with(DJANGO_PREFIX) {
+        parse_django(hash)?;
+        Ok(HashScheme::DjangoPbkdf2Sha256)
+    } else if hash.starts_with("$argon2") {
+        parse_argon2(hash)?;
+        Ok(HashScheme::Argon2)
+    } else {
+        Err("is not a recognised hash (expected $argon2…, bcrypt $2a$/$2b$/$2y$, passlib $pbkdf2-sha256$ or Django pbkdf2_sha256$)".to_owned())
+    }
+}
+
+/// Whether `hash` is Argon2id with the current parameters (no rehash needed).
+pub fn is_current_hash(hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| is_current(&parsed))
+}
+
+const PASSLIB_PREFIX: &str = "$pbkdf2-sha256$";
+const DJANGO_PREFIX: &str = "pbkdf2_sha256$";
+
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
+fn parse_bcrypt(hash: &str) -> Result<(), String> {
+    let parts: bcrypt::HashParts = hash.parse().map_err(|e| format!("is not a valid bcrypt hash: {e}"))?;
+    let cost = parts.get_cost();
+    if !(4..=MAX_BCRYPT_COST).contains(&cost) {
+        return Err(format!("bcrypt cost {cost} is outside 4–{MAX_BCRYPT_COST}"));
+    }
+    Ok(())
+}
+
+/// The parts of a PBKDF2-HMAC-SHA256 hash, whichever system wrote it.
+struct Pbkdf2Sha256 {
+    rounds: u32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl Pbkdf2Sha256 {
+    fn matches(&self, password: &str) -> bool {
+        let mut out = vec![0u8; self.hash.len()];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), &self.salt, self.rounds, &mut out);
+        out.ct_eq(&self.hash).into()
+    }
+}
+
+fn parse_rounds(text: &str) -> Result<u32, String> {
+    // Digits only: `u32::from_str` would also take a leading '+'.
+    let rounds = text
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse::<u32>().ok())
+        .flatten()
+        .ok_or_else(|| format!("iteration count `{text}` is not a number"))?;
+    if !(1..=MAX_PBKDF2_ROUNDS).contains(&rounds) {
+        return Err(format!("iteration count {rounds} is outside 1–{MAX_PBKDF2_ROUNDS}"));
+    }
+    Ok(rounds)
+}
+
+fn check_digest_len(hash: &[u8]) -> Result<(), String> {
+    // SHA-256 output is 32 bytes; passlib and Django never write other lengths, but a
+    // derived key may legitimately be shorter or longer, so only nonsense is refused.
+    if !(16..=64).contains(&hash.len()) {
+        return Err(format!("hash of {} bytes; expected 16 to 64", hash.len()));
+    }
+    Ok(())
+}
+
+/// passlib's "adapted base64": the standard alphabet with '.' for '+', unpadded.
+fn ab64_decode(text: &str) -> Result<Vec<u8>, String> {
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    if text.contains('+') {
+        return Err("uses '+', which passlib's base64 writes as '.'".to_owned());
+    }
+    LENIENT.decode(text.replace('.', "+")).map_err(|e| format!("not passlib base64: {e}"))
+}
+
+fn parse_passlib(hash: &str) -> Result<Pbkdf2Sha256, String> {
+    let rest = hash.strip_prefix(PASSLIB_PREFIX).ok_or("not a passlib pbkdf2-sha256 hash")?;
+    let fields: Vec<&str> = rest.split('$').collect();
+    let [rounds, salt, digest] = fields.as_slice() else {
+        return Err("passlib pbkdf2-sha256 hash must be $pbkdf2-sha256$<rounds>$<salt>$<hash>".to_owned());
+    };
+    let rounds = parse_rounds(rounds)?;
+    let salt = ab64_decode(salt).map_err(|e| format!("salt {e}"))?;
+    let digest = ab64_decode(digest).map_err(|e| format!("hash {e}"))?;
+    if salt.is_empty() {
+        return Err("empty salt".to_owned());
+    }
+    check_digest_len(&digest)?;
+    Ok(Pbkdf2Sha256 { rounds, salt, hash: digest })
+}
+
+fn parse_django(hash: &str) -> Result<Pbkdf2Sha256, String> {
+    let rest = hash.strip_prefix(DJANGO_PREFIX).ok_or("not a Django pbkdf2_sha256 hash")?;
+    let fields: Vec<&str> = rest.split('$').collect();
+    let [rounds, salt, digest] = fields.as_slice() else {
+        return Err("Django hash must be pbkdf2_sha256$<iterations>$<salt>$<hash>".to_owned());
+    };
+    let rounds = parse_rounds(rounds)?;
+    if salt.is_empty() {
+        return Err("empty salt".to_owned());
+    }
+    // Django uses the salt text itself as the PBKDF2 salt, not its decoding.
+    let digest = STANDARD.decode(digest).map_err(|e| format!("hash is not base64: {e}"))?;
+    check_digest_len(&digest)?;
+    Ok(Pbkdf2Sha256 { rounds, salt: salt.as_bytes().to_vec(), hash: digest })
+}
+
+fn parse_argon2(hash: &str) -> Result<PasswordHash<'_>, String> {
+    let parsed = PasswordHash::new(hash).map_err(|e| format!("is not a valid PHC string: {e}"))?;
+    if !matches!(parsed.algorithm.as_str(), "argon2id" | "argon2i" | "argon2d") {
+        return Err(format!("unknown algorithm {}", parsed.algorithm));
+    }
+    let params = Params::try_from(&parsed).map_err(|e| format!("invalid Argon2 parameters: {e}"))?;
+    if params.m_cost() > MAX_ARGON2_M_COST || params.t_cost() > MAX_ARGON2_T_COST || params.p_cost() > MAX_ARGON2_P_COST
+    {
+        return Err(format!(
+            "Argon2 parameters m={},t={},p={} exceed m={MAX_ARGON2_M_COST},t={MAX_ARGON2_T_COST},p={MAX_ARGON2_P_COST}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        ));
+    }
+    if parsed.hash.is_none() || parsed.salt.is_none() {
+        return Err("Argon2 hash without salt or output".to_owned());
+    }
+    Ok(parsed)
+}
 
 /// Why hashing or verifying did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -69,17 +262,22 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
 }
 
 fn verify_blocking(hash: &str, password: &str) -> Verified {
-    let Ok(parsed) = PasswordHash::new(hash) else {
-        return Verified::Mismatch;
+    // Malformed hashes and hashes beyond the work ceilings simply never match.
+    let (ok, current) = if is_bcrypt(hash) {
+        (parse_bcrypt(hash).is_ok() && bcrypt::verify(password, hash).unwrap_or(false), false)
+    } else if hash.starts_with(PASSLIB_PREFIX) {
+        (parse_passlib(hash).is_ok_and(|h| h.matches(password)), false)
+    } else if hash.starts_with(DJANGO_PREFIX) {
+        (parse_django(hash).is_ok_and(|h| h.matches(password)), false)
+    } else {
+        match parse_argon2(hash) {
+            Ok(parsed) => {
+                (Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(), is_current(&parsed))
+            }
+            Err(_) => (false, false),
+        }
     };
-    let ok = match parsed.algorithm.as_str() {
-        "argon2id" | "argon2i" | "argon2d" => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        _ => false,
-    };
-    if !ok {
-        return Verified::Mismatch;
-    }
-    Verified::Match { rehash: !is_current(&parsed) }
+    if ok { Verified::Match { rehash: !current } } else { Verified::Mismatch }
 }
 
 fn is_current(hash: &PasswordHash<'_>) -> bool {
@@ -162,6 +360,104 @@ mod tests {
         let hash = weak.hash_password(b"pw", &salt).unwrap().to_string();
         let hasher = PasswordHasher::new(1, 4).unwrap();
         assert_eq!(hasher.verify(Some(&hash), "pw").await.unwrap(), Verified::Match { rehash: true });
+    }
+
+    /// Verifies on the blocking path, as the hasher pool does.
+    fn check(hash: &str, password: &str) -> Verified {
+        verify_blocking(hash, password)
+    }
+
+    const PW: &str = "correct horse battery staple";
+    const REHASH: Verified = Verified::Match { rehash: true };
+
+    // Fixed vectors made by the reference implementations (Python `bcrypt`, passlib
+    // 1.7 `pbkdf2_sha256.using(rounds=1000)`, Django 5.2 `PBKDF2PasswordHasher`).
+    const BCRYPT_2B: &str = "$2b$04$nwMQ5ME6vgO3xgqzrsJyb.WaQ5sA7ofUyN6zbqPdQNKQ1f2CjSvtG";
+    const BCRYPT_2Y_UNICODE: &str = "$2y$04$iW9952Yha6CBQ2zO.tNN8.PRUe9Eo6ESyZz97xKRoDBtHl24XxAku";
+    const PASSLIB: &str = "$pbkdf2-sha256$1000$GwOgNEbIee/9v9f6f4/Rug$ZQ4kqyJFpiN4IK5gweQCAvWFPVyUO41/ZWf4RA7cp5k";
+    const PASSLIB_UNICODE: &str =
+        "$pbkdf2-sha256$1000$w5hTao1xbm1t7V0LISSEUA$KkELjpSKMMKvjwdJiFlJ64kRsT0DQZzaBxAHa3yqrio";
+    const DJANGO: &str = "pbkdf2_sha256$1000$s0mes4lt$ALzVJX4GTsh7SIQ7SnLfRwOYuOuO/jT1CY73o7U4G3U=";
+    const UNICODE_PW: &str = "pässwörd ünïcode";
+
+    #[test]
+    fn reference_bcrypt_hashes_verify_and_ask_for_a_rehash() {
+        assert_eq!(check(BCRYPT_2B, PW), REHASH);
+        assert_eq!(check(BCRYPT_2B, "correct horse battery stapler"), Verified::Mismatch);
+        assert_eq!(check(BCRYPT_2Y_UNICODE, UNICODE_PW), REHASH);
+        let as_2a = BCRYPT_2B.replacen("$2b$", "$2a$", 1);
+        assert_eq!(check(&as_2a, PW), REHASH);
+        assert_eq!(recognise(BCRYPT_2B), Ok(HashScheme::Bcrypt));
+    }
+
+    #[test]
+    fn reference_passlib_hashes_verify_and_ask_for_a_rehash() {
+        assert_eq!(check(PASSLIB, PW), REHASH);
+        assert_eq!(check(PASSLIB, "Correct horse battery staple"), Verified::Mismatch);
+        assert_eq!(check(PASSLIB_UNICODE, UNICODE_PW), REHASH);
+        assert_eq!(recognise(PASSLIB), Ok(HashScheme::PasslibPbkdf2Sha256));
+    }
+
+    #[test]
+    fn reference_django_hashes_verify_and_ask_for_a_rehash() {
+        assert_eq!(check(DJANGO, PW), REHASH);
+        assert_eq!(check(DJANGO, "wrong"), Verified::Mismatch);
+        assert_eq!(recognise(DJANGO), Ok(HashScheme::DjangoPbkdf2Sha256));
+    }
+
+    #[test]
+    fn hashes_made_here_with_the_same_algorithms_verify() {
+        let bcrypt_hash = bcrypt::hash("s3cret pw", 4).unwrap();
+        assert_eq!(check(&bcrypt_hash, "s3cret pw"), REHASH);
+        assert_eq!(check(&bcrypt_hash, "s3cret pX"), Verified::Mismatch);
+
+        let salt = b"\x01\x02\xfbsalty\xff";
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>("s3cret pw".as_bytes(), salt, 1200, &mut out);
+        let ab64 = |b: &[u8]| base64::engine::general_purpose::STANDARD_NO_PAD.encode(b).replace('+', ".");
+        let passlib = format!("$pbkdf2-sha256$1200${}${}", ab64(salt), ab64(&out));
+        assert_eq!(check(&passlib, "s3cret pw"), REHASH);
+        assert_eq!(check(&passlib, "s3cret pX"), Verified::Mismatch);
+
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>("s3cret pw".as_bytes(), b"abcDEF123", 1200, &mut out);
+        let django = format!("pbkdf2_sha256$1200$abcDEF123${}", STANDARD.encode(out));
+        assert_eq!(check(&django, "s3cret pw"), REHASH);
+        assert_eq!(check(&django, "s3cret pX"), Verified::Mismatch);
+    }
+
+    #[test]
+    fn malformed_or_excessive_hashes_are_not_recognised_and_never_match() {
+        let too_costly_bcrypt =
+            bcrypt::hash_with_salt("pw", 4, [7; 16]).unwrap().format_for_version(bcrypt::Version::TwoB);
+        let too_costly_bcrypt = too_costly_bcrypt.replacen("$04$", "$20$", 1);
+        let bad = [
+            "",
+            "plain text",
+            "$2b$04$short",
+            &too_costly_bcrypt,
+            "$pbkdf2-sha256$1000$c2FsdA$",
+            "$pbkdf2-sha256$abc$c2FsdA$ZQ4kqyJFpiN4IK5gweQCAvWFPVyUO41/ZWf4RA7cp5k",
+            "$pbkdf2-sha256$99999999999$c2FsdA$ZQ4kqyJFpiN4IK5gweQCAvWFPVyUO41/ZWf4RA7cp5k",
+            "$pbkdf2-sha256$1000$c2FsdA$ZQ4kqyJFpiN4IK5gweQCAvWFPVyUO41+ZWf4RA7cp5k",
+            "pbkdf2_sha256$1000$$ALzVJX4GTsh7SIQ7SnLfRwOYuOuO/jT1CY73o7U4G3U=",
+            "pbkdf2_sha256$+1000$salt$ALzVJX4GTsh7SIQ7SnLfRwOYuOuO/jT1CY73o7U4G3U=",
+            "pbkdf2_sha256$1000$salt$not base64!",
+            "pbkdf2_sha1$1000$salt$ALzVJX4GTsh7SIQ7SnLfRwOYuOuO/jT1CY73o7U4G3U=",
+            "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$ZQ4kqyJFpiN4IK5gweQCAvWFPVyUO41/ZWf4RA7cp5k",
+            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+        ];
+        for hash in bad {
+            assert!(recognise(hash).is_err(), "{hash:?} recognised");
+            assert_eq!(check(hash, "pw"), Verified::Mismatch, "{hash:?}");
+        }
+    }
+
+    #[test]
+    fn current_argon2id_is_recognised_and_current() {
+        let hash = hash_blocking("pw").unwrap();
+        assert_eq!(recognise(&hash), Ok(HashScheme::Argon2));
+        assert!(is_current_hash(&hash));
+        assert!(!is_current_hash(BCRYPT_2B));
     }
 
     #[tokio::test]

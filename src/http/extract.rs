@@ -186,7 +186,14 @@ impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized("authentication required"));
+            let name = state.settings.cookie_name();
+            return match session_cookie(&parts.headers, name) {
+                Some(secret) => {
+                    refuse_cross_site(parts, &state.settings.public_url)?;
+                    cookie(state, secret).await
+                }
+                None => Err(ApiError::unauthorized("authentication required")),
+            };
         };
         let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
         let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
@@ -211,6 +218,60 @@ impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW
         let user = login::check_password(state, login, password, client.ip, require_verified).await?;
         Ok(Self { user, session: None, via: Via::BasicPassword })
     }
+}
+
+/// The value of the session cookie `name`, if the request carries one.
+pub fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// Cookies ride along on requests from any site, so a state-changing request that
+/// shows another site's `Sec-Fetch-Site` or `Origin` is refused (CSRF).
+fn refuse_cross_site(parts: &Parts, public_url: &str) -> Result<(), ApiError> {
+    if parts.method.is_safe() {
+        return Ok(());
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let refused = || ApiError::forbidden("cross-site requests cannot use the session cookie");
+    if let Some(site) = header("sec-fetch-site") {
+        return if site.eq_ignore_ascii_case("cross-site") { Err(refused()) } else { Ok(()) };
+    }
+    match header("origin") {
+        None => Ok(()),
+        Some(origin) if same_site(origin, public_url) => Ok(()),
+        Some(_) => Err(refused()),
+    }
+}
+
+/// Same site: the same host as the public URL, or hosts sharing its parent domain
+/// (`app.example.com` and `auth.example.com`).
+fn same_site(origin: &str, public_url: &str) -> bool {
+    let host = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let (Some(theirs), Some(ours)) = (host(origin), host(public_url)) else {
+        return false;
+    };
+    if theirs == ours {
+        return true;
+    }
+    let parent = |h: &str| h.split_once('.').map(|(_, rest)| rest.to_owned()).filter(|rest| rest.contains('.'));
+    match parent(&ours) {
+        Some(site) if ours.parse::<IpAddr>().is_err() => theirs == site || theirs.ends_with(&format!(".{site}")),
+        _ => false,
+    }
+}
+
+async fn cookie<const A: bool>(state: &AppState, secret: &str) -> Result<AuthUser<A>, ApiError> {
+    let ended = || ApiError::unauthorized("the session has ended");
+    let session = state.store.session_by_cookie(&crate::auth::secret::digest(secret)).await?.ok_or_else(ended)?;
+    let (session, user) = login::live_session(state, session.id).await?.ok_or_else(ended)?;
+    Ok(AuthUser { user, session: Some(session), via: Via::Cookie })
 }
 
 async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser<A>, ApiError> {

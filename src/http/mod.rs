@@ -1,11 +1,14 @@
 //! The HTTP API: each area has its own `router()`, merged here with the layers every
 //! request passes through.
 
+mod email;
 pub mod extract;
 mod health;
+mod password_reset;
+mod sessions;
 pub mod state;
 mod tokens;
-mod users;
+pub mod users;
 mod well_known;
 
 use axum::Router;
@@ -33,6 +36,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(users::router())
         .merge(tokens::router())
+        .merge(sessions::router())
+        .merge(email::router())
+        .merge(password_reset::router())
         .merge(well_known::router())
         .merge(health::router())
         .fallback(not_found)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 
+use crate::auth::limits::RateLimiter;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::domain::PasswordPolicy;
@@ -27,10 +28,25 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
 }
 
+/// Name of the session cookie over plain HTTP.
+pub const COOKIE_NAME: &str = "latch_session";
+/// Name of the session cookie when the public URL is https: the `__Host-` prefix
+/// makes browsers insist on `Secure`, `Path=/` and no `Domain`.
+pub const SECURE_COOKIE_NAME: &str = "__Host-latch_session";
+
 impl Settings {
     /// Sessions last seen before this instant have ended.
     pub fn idle_cutoff(&self, now: OffsetDateTime) -> OffsetDateTime {
         now - self.session_idle_timeout
+    }
+
+    /// Browser cookies are `Secure` (and `__Host-`) when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure_cookies() { SECURE_COOKIE_NAME } else { COOKIE_NAME }
     }
 
     /// A link from a `{token}` template.
@@ -47,5 +63,6 @@ pub struct AppState {
     pub tokens: TokenService,
     pub mailer: Arc<dyn Mailer>,
     pub policy: PasswordPolicy,
+    pub limiter: RateLimiter,
     pub settings: Arc<Settings>,
 }

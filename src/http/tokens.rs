@@ -148,12 +148,9 @@ async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response,
     Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())
 }
 
-/// Ends the session behind the credential. Basic `user:password` has no session, so
-/// there is nothing to end and the answer is still 204.
-async fn logout(State(state): State<AppState>, auth: AuthUser<true>) -> Result<StatusCode, ApiError> {
-    if let Some(sid) = auth.session_id() {
-        state.store.delete_session(sid).await?;
-        tracing::info!(user = %auth.user.id, session = %sid, "logged out");
-    }
-    Ok(StatusCode::NO_CONTENT)
+/// Ends the session behind the credential (clearing the cookie when that was the
+/// credential). Basic `user:password` has no session, so there is nothing to end and
+/// the answer is still 204.
+async fn logout(State(state): State<AppState>, auth: AuthUser<true>) -> Result<Response, ApiError> {
+    crate::http::sessions::end_session_response(&state, &auth).await
 }

@@ -14,7 +14,7 @@ use crate::auth::emails;
 use crate::auth::password::Verified;
 use crate::domain::{Email, FieldError, Username};
 use crate::error::ApiError;
-use crate::http::extract::{AuthUser, Input, Json, JsonOrForm};
+use crate::http::extract::{AuthUser, ClientInfo, Input, Json, JsonOrForm};
 use crate::http::state::AppState;
 use crate::store::{self, NewUser, ProfileChange, UserRecord};
 
@@ -97,6 +97,7 @@ struct RegisterRequest {
 
 async fn register(
     State(state): State<AppState>,
+    client: ClientInfo,
     Input(req): JsonOrForm<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let mut fields = Fields::default();
@@ -110,6 +111,8 @@ async fn register(
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(ApiError::bad_request("invalid fields"));
     };
+    // Valid attempts count, taken names included, so that probing for accounts is limited.
+    state.limiter.register(client.ip).await?;
     // Cheap check first, so that a taken name costs no hashing; the unique indexes
     // decide races.
     if let Some(field) = state.store.taken(Some(username.as_str()), Some(email.as_str())).await? {

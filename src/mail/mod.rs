@@ -1,5 +1,5 @@
 //! Outgoing email: what Latch sends (verification and change notices, reset links) and
-//! the backends that deliver it (`log`, `file:<dir>`; SMTP arrives with its own module).
+//! the backends that deliver it (`log`, `file:<dir>`, and SMTP in `smtp.rs`).
 //!
 //! Bodies are plain text with an HTML alternative; links appear verbatim in the text
 //! part so that a program reading a `.eml` file can find `token=…`.
@@ -14,8 +14,10 @@ use lettre::{AsyncFileTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use crate::config::MailerConfig;
 
-/// One message to one recipient.
-#[derive(Debug, Clone)]
+pub(crate) mod smtp;
+
+/// One message to one recipient. `Debug` leaves the bodies out: they hold tokens.
+#[derive(Clone)]
 pub struct Outgoing {
     pub to: String,
     pub subject: String,
@@ -23,9 +25,18 @@ pub struct Outgoing {
     pub html: String,
 }
 
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing").field("to", &self.to).field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
 /// Delivers messages.
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync {
+    /// Hands over one message. The `log` and `file:` backends have finished when this
+    /// returns (tests read the `.eml` file right after the response); SMTP has only
+    /// queued it, since a relay must never hold up or fail a request.
     async fn send(&self, message: Outgoing) -> anyhow::Result<()>;
 }
 
@@ -38,7 +49,7 @@ pub fn build(config: &MailerConfig, from: &str) -> anyhow::Result<Arc<dyn Mailer
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create mail directory {}", dir.display()))?;
             Ok(Arc::new(FileMailer { dir: dir.clone(), from }))
         }
-        MailerConfig::Smtp(_) => anyhow::bail!("the smtp mailer is not available in this build"),
+        MailerConfig::Smtp(url) => Ok(Arc::new(smtp::SmtpMailer::start(url, from)?)),
     }
 }
 

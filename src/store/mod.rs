@@ -5,8 +5,10 @@
 //! Timestamps are whole seconds in UTC ([`now`]): SQLite keeps them as RFC 3339 text,
 //! which then sorts in time order.
 
+mod admin;
 mod keys;
 mod one_time_tokens;
+mod rate_limits;
 mod sessions;
 mod sqlite;
 mod users;
@@ -15,8 +17,10 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+pub use admin::{AdminStore, IMPORT_BATCH_ROWS, ImportedUser, TakenNames};
 pub use keys::{KeyStore, StoredKey};
-pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenStore, TokenPurpose};
+pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
+pub use rate_limits::{Counter, RateLimitStore};
 pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
 pub use users::{NewUser, ProfileChange, UserRecord, UserStore};
@@ -25,9 +29,15 @@ use crate::config::DatabaseUrl;
 
 /// All of Latch's persistent state.
 #[async_trait::async_trait]
-pub trait Store: UserStore + SessionStore + OneTimeTokenStore + KeyStore + Send + Sync + 'static {
+pub trait Store:
+    UserStore + SessionStore + OneTimeTokenStore + KeyStore + RateLimitStore + AdminStore + Send + Sync + 'static
+{
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Writes a consistent snapshot of the whole database to `path` while it keeps
+    /// serving; refuses when `path` exists. Backends that cannot (PostgreSQL) refuse
+    /// and name their own tool.
+    async fn backup(&self, path: &std::path::Path) -> anyhow::Result<()>;
 }
 
 /// Why a store operation failed.

@@ -49,6 +49,17 @@ pub trait OneTimeTokenStore {
         purpose: TokenPurpose,
         now: OffsetDateTime,
     ) -> Result<Option<OneTimeTokenRecord>, StoreError>;
+    /// Uses up a verification token and marks the address it was sent to verified, if
+    /// it is still the user's address; otherwise changes nothing and returns `None`.
+    async fn confirm_email(&self, hash: &[u8], now: OffsetDateTime) -> Result<Option<super::UserRecord>, StoreError>;
+    /// Uses up a reset token, sets the new password hash and ends every session of the
+    /// user, in one transaction. Returns the user, or `None` for an invalid token.
+    async fn reset_password(
+        &self,
+        hash: &[u8],
+        new_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError>;
 }
 
 macro_rules! impl_one_time_token_store {
@@ -88,6 +99,81 @@ macro_rules! impl_one_time_token_store {
                 .bind(now)
                 .fetch_optional(self.read())
                 .await?)
+            }
+
+            async fn confirm_email(
+                &self,
+                hash: &[u8],
+                now: time::OffsetDateTime,
+            ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let token: Option<(uuid::Uuid, String)> = sqlx::query_as(
+                    "DELETE FROM one_time_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3
+                     RETURNING user_id, email",
+                )
+                .bind(hash)
+                .bind($crate::store::TokenPurpose::VerifyEmail.as_str())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((user_id, email)) = token else {
+                    return Ok(None);
+                };
+                let user: Option<$crate::store::UserRecord> = sqlx::query_as(
+                    "UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE id = $1 AND email = $2 RETURNING *",
+                )
+                .bind(user_id)
+                .bind(&email)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if user.is_some() {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(user)
+            }
+
+            async fn reset_password(
+                &self,
+                hash: &[u8],
+                new_hash: &str,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<uuid::Uuid>, $crate::store::StoreError> {
+                let purpose = $crate::store::TokenPurpose::ResetPassword.as_str();
+                let mut tx = self.write().begin().await?;
+                let token: Option<(uuid::Uuid, String)> = sqlx::query_as(
+                    "DELETE FROM one_time_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3
+                     RETURNING user_id, email",
+                )
+                .bind(hash)
+                .bind(purpose)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((user_id, email)) = token else {
+                    return Ok(None);
+                };
+                // The reset link reached the address, which proves it.
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, updated_at = $3,
+                        email_verified = (email_verified OR email = $4) WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(new_hash)
+                .bind(now)
+                .bind(&email)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2")
+                    .bind(user_id)
+                    .bind(purpose)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(user_id))
             }
         }
     };

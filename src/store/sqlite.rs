@@ -65,9 +65,28 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(self.read()).await?;
         Ok(())
     }
+
+    async fn backup(&self, path: &Path) -> anyhow::Result<()> {
+        // VACUUM INTO reads one snapshot (in WAL mode other processes keep writing
+        // meanwhile) and writes it as a compact, self-contained file. It runs on the
+        // write connection because the read pool is opened read-only and could not
+        // create the target file.
+        if path.exists() {
+            anyhow::bail!("{} already exists; choose a new file", path.display());
+        }
+        let target = path.to_str().with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(self.write())
+            .await
+            .with_context(|| format!("cannot write the backup to {}", path.display()))?;
+        Ok(())
+    }
 }
 
 super::users::impl_user_store!(SqliteStore);
 super::sessions::impl_session_store!(SqliteStore);
 super::one_time_tokens::impl_one_time_token_store!(SqliteStore);
 super::keys::impl_key_store!(SqliteStore);
+super::admin::impl_admin_store!(SqliteStore);
+super::rate_limits::impl_rate_limit_store!(SqliteStore);

@@ -4,7 +4,12 @@
 
 mod helpers;
 
+mod cli;
+mod email;
 mod errors;
+mod limits;
 mod server;
+mod sessions;
+mod smtp;
 mod tokens;
 mod users;

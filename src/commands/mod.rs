@@ -1,0 +1,48 @@
+//! What each `latch` subcommand does, one file per command group; `main` only parses,
+//! configures logging and calls [`run`]. The operator commands open the same store as
+//! the server, so they work next to a running `latch serve` on the same database.
+
+mod backup;
+mod import;
+mod keys;
+mod serve;
+mod user;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use uuid::Uuid;
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::store::{Store, UserRecord};
+
+/// Runs one command to completion.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve::serve(config).await,
+        Command::Migrate => serve::migrate(config).await,
+        Command::User(command) => user::run(command, config).await,
+        Command::Import { file } => import::run(&file, config).await,
+        Command::Keys(command) => keys::run(command, config).await,
+        Command::Backup { path } => backup::run(&path, config).await,
+    }
+}
+
+/// Opens (and migrates) the configured database.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    crate::store::open(&config.database_url).await
+}
+
+/// The user named by `who`: an id, a username or an email, in any case.
+async fn find_user(store: &dyn Store, who: &str) -> anyhow::Result<UserRecord> {
+    // A 32-hex-digit username also parses as a UUID, so a miss by id falls back to
+    // the name.
+    if let Ok(id) = Uuid::parse_str(who)
+        && let Some(user) = store.user_by_id(id).await?
+    {
+        return Ok(user);
+    }
+    let found = if who.is_empty() { None } else { store.user_by_login(who).await? };
+    found.with_context(|| format!("no user with id, username or email `{who}`"))
+}
