@@ -85,7 +85,7 @@ impl TokenService {
         };
         let mut stored = store.signing_keys(service.published_since()).await?;
         let wanted = algorithm_name(algorithm);
-        let current = stored.first().filter(|k| k.retired_at.is_none() && k.algorithm == wanted);
+        let current = stored.iter().find(|k| k.retired_at.is_none()).filter(|k| k.algorithm == wanted);
         if current.is_none() {
             let key = generate_key(algorithm)?;
             store.add_signing_key(&key).await?;
