@@ -82,12 +82,14 @@ impl App {
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let janitor = tokio::spawn(sweep_expired(self.state.clone()));
+        let keys = tokio::spawn(self.state.tokens.clone().follow(self.state.store.clone()));
         let router = crate::http::router(self.state);
         let result = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
             .context("server failed");
         janitor.abort();
+        keys.abort();
         result
     }
 }

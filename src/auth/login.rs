@@ -76,8 +76,14 @@ pub async fn check_password(
     require_verified: bool,
 ) -> Result<UserRecord, LoginError> {
     let login = &login[..login.len().min(320)];
-    let user = if login.is_empty() { None } else { state.store.user_by_login(login).await? };
-    let account = user.as_ref().map_or_else(|| login.to_lowercase(), |u| u.id.to_string());
+    // No account name holds control characters (PostgreSQL would refuse a NUL).
+    let plausible = !login.is_empty() && !login.chars().any(char::is_control);
+    let user = if plausible { state.store.user_by_login(login).await? } else { None };
+    let account = match &user {
+        Some(u) => u.id.to_string(),
+        None if plausible => login.to_lowercase(),
+        None => "-".to_owned(),
+    };
     let attempt = state.limiter.check_login(&account, client_ip).await?;
     let verified = state.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await?;
     let (user, rehash) = match (user, verified) {

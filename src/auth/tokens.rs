@@ -95,6 +95,46 @@ impl TokenService {
         Ok(service)
     }
 
+    /// Rereads the keys from the store (after a rotation by another process, or to
+    /// drop retired keys whose tokens have all expired). Keeps the current set when
+    /// nothing changed or the store has no active key.
+    pub async fn reload(&self, store: &dyn Store) -> anyhow::Result<()> {
+        let stored = store.signing_keys(self.published_since()).await?;
+        let current = self.current();
+        let unchanged = stored.len() == current.keys.len()
+            && stored.iter().all(|k| current.keys.contains_key(&k.kid))
+            && stored.iter().find(|k| k.retired_at.is_none()).is_some_and(|k| k.kid == current.signing_kid);
+        if unchanged || !stored.iter().any(|k| k.retired_at.is_none()) {
+            return Ok(());
+        }
+        self.install(&stored)?;
+        tracing::info!(kid = %self.current().signing_kid, "signing keys reloaded");
+        Ok(())
+    }
+
+    /// Follows key changes announced by the store, and polls at the store's interval
+    /// for what announcements cannot reach (another process on a SQLite file).
+    pub async fn follow(self, store: std::sync::Arc<dyn Store>) {
+        use crate::store::Change;
+        use tokio::sync::broadcast::error::RecvError;
+        let mut changes = store.subscribe();
+        let mut tick = tokio::time::interval(store.poll_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let reload = tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(Change::Keys | Change::All) | Err(RecvError::Lagged(_)) => true,
+                    Ok(_) => false,
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tick.tick() => true,
+            };
+            if reload && let Err(e) = self.reload(&*store).await {
+                tracing::warn!(error = format!("{e:#}"), "could not reload signing keys");
+            }
+        }
+    }
+
     /// Old keys stay published while tokens they signed may still be valid.
     fn published_since(&self) -> OffsetDateTime {
         crate::store::now() - self.ttl - Duration::from_secs(LEEWAY_SECS)

@@ -97,6 +97,7 @@ macro_rules! impl_admin_store {
                         .rows_affected();
                 }
                 tx.commit().await?;
+                self.changed($crate::store::Change::User(id)).await;
                 Ok(Some(ended))
             }
 
@@ -119,6 +120,7 @@ macro_rules! impl_admin_store {
                 let ended =
                     sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
                 tx.commit().await?;
+                self.changed($crate::store::Change::User(id)).await;
                 Ok(Some(ended))
             }
 

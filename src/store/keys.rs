@@ -68,6 +68,7 @@ macro_rules! impl_key_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                self.changed($crate::store::Change::Keys).await;
                 Ok(())
             }
         }

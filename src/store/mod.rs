@@ -4,10 +4,15 @@
 //!
 //! Timestamps are whole seconds in UTC ([`now`]): SQLite keeps them as RFC 3339 text,
 //! which then sorts in time order.
+//!
+//! Changes that caches must not miss (a session ended, a user changed, a new signing
+//! key) are announced as [`Change`]s after they commit: within the process, and on
+//! PostgreSQL to every instance through `NOTIFY`.
 
 mod admin;
 mod keys;
 mod one_time_tokens;
+mod postgres;
 mod rate_limits;
 mod sessions;
 mod sqlite;
@@ -20,6 +25,7 @@ use time::OffsetDateTime;
 pub use admin::{AdminStore, IMPORT_BATCH_ROWS, ImportedUser, TakenNames};
 pub use keys::{KeyStore, StoredKey};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
+pub use postgres::PgStore;
 pub use rate_limits::{Counter, RateLimitStore};
 pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
@@ -38,7 +44,51 @@ pub trait Store:
     /// serving; refuses when `path` exists. Backends that cannot (PostgreSQL) refuse
     /// and name their own tool.
     async fn backup(&self, path: &std::path::Path) -> anyhow::Result<()>;
+    /// Changes announced from now on, by this instance and (PostgreSQL) by others.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    /// How often caches should recheck what no announcement can reach them about
+    /// (other processes on a SQLite file).
+    fn poll_interval(&self) -> std::time::Duration;
 }
+
+/// A committed change that cached state must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// This session ended.
+    Session(uuid::Uuid),
+    /// This user changed, or some of their sessions ended.
+    User(uuid::Uuid),
+    /// The signing keys changed.
+    Keys,
+    /// Announcements may have been missed: forget everything cached.
+    All,
+}
+
+impl Change {
+    /// The text form sent through `NOTIFY`.
+    pub fn encode(self) -> String {
+        match self {
+            Self::Session(id) => format!("s:{id}"),
+            Self::User(id) => format!("u:{id}"),
+            Self::Keys => "k".to_owned(),
+            Self::All => "*".to_owned(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Self {
+        let id = |rest: &str| uuid::Uuid::parse_str(rest).ok();
+        match text.split_once(':') {
+            Some(("s", rest)) => id(rest).map_or(Self::All, Self::Session),
+            Some(("u", rest)) => id(rest).map_or(Self::All, Self::User),
+            _ if text == "k" => Self::Keys,
+            _ => Self::All,
+        }
+    }
+}
+
+/// Capacity of the in-process announcement channel; a lagging receiver is told to
+/// forget everything.
+pub const CHANGE_CHANNEL: usize = 4096;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,18 +120,20 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 Self::Unavailable(e)
             }
-            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => Self::Unavailable(e),
+            sqlx::Error::Database(db) if is_unavailable(db.as_ref()) => Self::Unavailable(e),
             _ => Self::Other(e),
         }
     }
 }
 
-/// SQLITE_BUSY / SQLITE_LOCKED (with extended codes) or PostgreSQL connection failures.
-fn is_busy(code: Option<&str>) -> bool {
-    match code {
-        Some(c) => c == "5" || c == "6" || c.parse::<i64>().is_ok_and(|n| n & 0xff == 5) || c.starts_with("08"),
-        None => false,
+/// A database that is there but cannot serve now: SQLite busy or locked (after the
+/// busy timeout), PostgreSQL connection failures, shutdown or too many connections.
+fn is_unavailable(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code().unwrap_or_default();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
     }
+    code.starts_with("08") || code.starts_with("57P") || code == "53300"
 }
 
 /// The current time, truncated to whole seconds.
@@ -94,6 +146,9 @@ pub fn now() -> OffsetDateTime {
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
-        DatabaseUrl::Postgres(_) => anyhow::bail!("PostgreSQL is not supported by this build"),
+        DatabaseUrl::Postgres(url) => {
+            use secrecy::ExposeSecret as _;
+            Ok(Arc::new(PgStore::open(url.expose_secret()).await?))
+        }
     }
 }

@@ -129,6 +129,7 @@ macro_rules! impl_one_time_token_store {
                 .await?;
                 if user.is_some() {
                     tx.commit().await?;
+                    self.changed($crate::store::Change::User(user_id)).await;
                 } else {
                     tx.rollback().await?;
                 }
@@ -173,6 +174,7 @@ macro_rules! impl_one_time_token_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.changed($crate::store::Change::User(user_id)).await;
                 Ok(Some(user_id))
             }
         }

@@ -155,6 +155,7 @@ macro_rules! impl_session_store {
 
             async fn delete_session(&self, id: uuid::Uuid) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(self.write()).await?;
+                self.changed($crate::store::Change::Session(id)).await;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -168,6 +169,7 @@ macro_rules! impl_session_store {
                     .bind(user_id)
                     .execute(self.write())
                     .await?;
+                self.changed($crate::store::Change::Session(id)).await;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -181,6 +183,7 @@ macro_rules! impl_session_store {
                     .bind(keep)
                     .execute(self.write())
                     .await?;
+                self.changed($crate::store::Change::User(user_id)).await;
                 Ok(done.rows_affected())
             }
 
@@ -233,6 +236,9 @@ macro_rules! impl_session_store {
                         None => RotateOutcome::Invalid,
                     };
                     tx.commit().await?;
+                    if let Some((session_id,)) = owner {
+                        self.changed($crate::store::Change::Session(session_id)).await;
+                    }
                     return Ok(outcome);
                 };
                 let session: $crate::store::SessionRecord = sqlx::query_as("SELECT * FROM sessions WHERE id = $1")
@@ -242,6 +248,7 @@ macro_rules! impl_session_store {
                 if !session.is_alive(now, idle_cutoff) {
                     sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(&mut *tx).await?;
                     tx.commit().await?;
+                    self.changed($crate::store::Change::Session(session_id)).await;
                     return Ok(RotateOutcome::Invalid);
                 }
                 sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")

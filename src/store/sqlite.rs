@@ -10,13 +10,16 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Store, StoreError};
+use tokio::sync::broadcast;
+
+use super::{CHANGE_CHANNEL, Change, Store, StoreError};
 
 /// Latch's state in one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    changes: broadcast::Sender<Change>,
 }
 
 impl SqliteStore {
@@ -47,7 +50,13 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(Self { write, read })
+        Ok(Self { write, read, changes: broadcast::channel(CHANGE_CHANNEL).0 })
+    }
+
+    /// Announces a committed change to this process (other processes on the same file
+    /// catch up by polling).
+    async fn changed(&self, change: Change) {
+        let _ = self.changes.send(change);
     }
 
     fn read(&self) -> &SqlitePool {
@@ -61,6 +70,14 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn poll_interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(self.read()).await?;
         Ok(())

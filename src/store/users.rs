@@ -171,6 +171,7 @@ macro_rules! impl_user_store {
                 .bind(now)
                 .fetch_optional(self.write())
                 .await?;
+                self.changed($crate::store::Change::User(id)).await;
                 Ok(row)
             }
 
@@ -210,11 +211,13 @@ macro_rules! impl_user_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.changed($crate::store::Change::User(id)).await;
                 Ok(())
             }
 
             async fn delete_user(&self, id: uuid::Uuid) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(self.write()).await?;
+                self.changed($crate::store::Change::User(id)).await;
                 Ok(done.rows_affected() > 0)
             }
         }

@@ -19,6 +19,62 @@ pub struct TestApp {
     pub config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// The PostgreSQL database made for this test, dropped with it.
+    database: Option<TestDatabase>,
+}
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(latch_postgres_tests), allow(dead_code))]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The server named by `LATCH_TEST_DATABASE_URL`, where tests create their databases.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("LATCH_TEST_DATABASE_URL").ok().filter(|v| !v.is_empty())
+}
+
+/// A database of one test's own on the PostgreSQL server.
+#[cfg_attr(not(latch_postgres_tests), allow(dead_code))]
+pub struct TestDatabase {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        use sqlx::Connection as _;
+        let admin_url = postgres_admin_url().expect("LATCH_TEST_DATABASE_URL is set");
+        let name = format!("latch_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL at LATCH_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        TestDatabase { admin_url, name, url: url.to_string() }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot block on a future itself.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                use sqlx::Connection as _;
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await?;
+                Ok::<_, sqlx::Error>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
 }
 
 /// A configuration for one hermetic test server.
@@ -31,15 +87,32 @@ pub fn test_config(dir: &TempDir) -> Config {
     config
 }
 
+/// A server on SQLite.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// A server on SQLite with an adjusted configuration.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(Backend::Sqlite, adjust).await
+}
+
+/// A server on `backend` with an adjusted configuration.
+pub async fn spawn_on(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&dir);
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let db = TestDatabase::create().await;
+            config.database_url = DatabaseUrl::Postgres(db.url.clone().into());
+            Some(db)
+        }
+    };
     adjust(&mut config);
-    start(dir, config).await
+    let mut app = start(dir, config).await;
+    app.database = database;
+    app
 }
 
 async fn start(dir: TempDir, config: Config) -> TestApp {
@@ -54,7 +127,7 @@ async fn start(dir: TempDir, config: Config) -> TestApp {
         .expect("server runs");
     });
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, client, dir, config, shutdown: Some(tx), server: Some(server) }
+    TestApp { base, client, dir, config, shutdown: Some(tx), server: Some(server), database: None }
 }
 
 impl TestApp {
@@ -68,7 +141,10 @@ impl TestApp {
         let mut config = self.config.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        start(dir, config).await
+        let database = self.database.take();
+        let mut app = start(dir, config).await;
+        app.database = database;
+        app
     }
 
     pub async fn stop(&mut self) {
@@ -138,6 +214,14 @@ impl TestApp {
         files.into_iter().map(|(_, p)| std::fs::read_to_string(p).unwrap()).collect()
     }
 
+    /// The one email to `to` that contains `needle` (file times are too coarse to
+    /// order emails sent within milliseconds of each other).
+    pub fn email_about(&self, to: &str, needle: &str) -> String {
+        let mut found: Vec<String> = self.emails_to(to).into_iter().filter(|m| m.contains(needle)).collect();
+        assert_eq!(found.len(), 1, "one email to {to} about {needle:?}");
+        found.remove(0)
+    }
+
     /// Emails to `to`, oldest first.
     pub fn emails_to(&self, to: &str) -> Vec<String> {
         self.emails().into_iter().filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))).collect()
@@ -148,6 +232,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
         }
     }
 }

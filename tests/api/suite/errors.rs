@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 #[tokio::test]
 async fn malformed_json_is_400() {

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 /// The `name=value` part of the session cookie set by a response.
 fn session_cookie(r: &reqwest::Response) -> (String, String) {

@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::helpers::*;
 
 #[tokio::test]
 async fn the_password_grant_issues_a_bearer_pair_by_email_or_username() {
@@ -313,11 +313,9 @@ async fn tokens_with_wrong_claims_are_refused() {
 
 /// The private signing key, read from the test's own database.
 async fn signing_key_der(app: &TestApp) -> Vec<u8> {
-    let url = format!("sqlite://{}", app.dir.path().join("latch.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let (der,): (Vec<u8>,) =
-        sqlx::query_as("SELECT private_der FROM signing_keys WHERE retired_at IS NULL").fetch_one(&pool).await.unwrap();
-    der
+    let store = latch::store::open(&app.config.database_url).await.unwrap();
+    let keys = store.signing_keys(time::OffsetDateTime::now_utc()).await.unwrap();
+    keys.into_iter().find(|k| k.retired_at.is_none()).unwrap().private_der
 }
 
 #[tokio::test]

@@ -1,0 +1,46 @@
+//! The suite against PostgreSQL, plus what only several instances on one database can
+//! show.
+
+#[cfg(latch_postgres_tests)]
+mod helpers {
+    pub use crate::helpers::*;
+
+    pub async fn spawn_app() -> TestApp {
+        spawn_on(Backend::Postgres, |_| {}).await
+    }
+
+    pub async fn spawn_app_with(adjust: impl FnOnce(&mut latch::config::Config)) -> TestApp {
+        spawn_on(Backend::Postgres, adjust).await
+    }
+}
+
+#[cfg(latch_postgres_tests)]
+#[path = "../suite/email.rs"]
+mod email;
+#[cfg(latch_postgres_tests)]
+#[path = "../suite/errors.rs"]
+mod errors;
+#[cfg(latch_postgres_tests)]
+#[path = "../suite/limits.rs"]
+mod limits;
+#[cfg(latch_postgres_tests)]
+mod multi_instance;
+#[cfg(latch_postgres_tests)]
+#[path = "../suite/sessions.rs"]
+mod sessions;
+#[cfg(latch_postgres_tests)]
+#[path = "../suite/tokens.rs"]
+mod tokens;
+#[cfg(latch_postgres_tests)]
+#[path = "../suite/users.rs"]
+mod users;
+
+/// Stands in for the PostgreSQL suite when it was not compiled.
+#[cfg(not(latch_postgres_tests))]
+#[test]
+fn not_run_set_latch_test_database_url() {
+    eprintln!(
+        "PostgreSQL tests were NOT run: set LATCH_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+         (any database the user may CREATE DATABASE from) and run cargo test again"
+    );
+}

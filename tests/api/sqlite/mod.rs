@@ -1,0 +1,26 @@
+//! The suite against SQLite.
+
+mod helpers {
+    pub use crate::helpers::*;
+
+    pub async fn spawn_app() -> TestApp {
+        spawn_on(Backend::Sqlite, |_| {}).await
+    }
+
+    pub async fn spawn_app_with(adjust: impl FnOnce(&mut latch::config::Config)) -> TestApp {
+        spawn_on(Backend::Sqlite, adjust).await
+    }
+}
+
+#[path = "../suite/email.rs"]
+mod email;
+#[path = "../suite/errors.rs"]
+mod errors;
+#[path = "../suite/limits.rs"]
+mod limits;
+#[path = "../suite/sessions.rs"]
+mod sessions;
+#[path = "../suite/tokens.rs"]
+mod tokens;
+#[path = "../suite/users.rs"]
+mod users;
