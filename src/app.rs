@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use crate::auth::cache::AuthCache;
 use crate::auth::limits::RateLimiter;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
@@ -59,12 +60,14 @@ impl App {
         };
         let state = AppState {
             limiter: RateLimiter::new(store.clone(), config.limits.clone()),
+            cache: Arc::new(AuthCache::new(store.subscribe(), store.announces_all_changes())),
             store,
             hasher,
             tokens,
             mailer,
             policy: PasswordPolicy::new(config.password_min_length),
             settings: Arc::new(settings),
+            metrics: crate::http::metrics::Metrics::new(),
         };
         Ok(Self { listener, addr, state })
     }

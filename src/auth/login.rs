@@ -3,6 +3,7 @@
 //! a session behind a credential is still alive.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -126,18 +127,26 @@ fn upgrade_hash(state: &AppState, user: &UserRecord, password: &str) {
 /// idled out, or its user is disabled. Records the use at most once a minute.
 pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(SessionRecord, UserRecord)>, ApiError> {
     let now = store::now();
-    let Some(session) = state.store.session(sid).await? else {
-        return Ok(None);
+    let entry = match state.cache.session(sid) {
+        Some(entry) => entry,
+        None => {
+            let generation = state.cache.generation();
+            let Some(session) = state.store.session(sid).await? else {
+                return Ok(None);
+            };
+            let Some(user) = state.store.user_by_id(session.user_id).await? else {
+                return Ok(None);
+            };
+            let entry = Arc::new((session, user));
+            state.cache.insert_session(generation, entry.clone());
+            entry
+        }
     };
-    if !session.is_alive(now, state.settings.idle_cutoff(now)) {
+    let (session, user) = &*entry;
+    if !session.is_alive(now, state.settings.idle_cutoff(now)) || user.disabled {
         return Ok(None);
     }
-    let Some(user) = state.store.user_by_id(session.user_id).await? else {
-        return Ok(None);
-    };
-    if user.disabled {
-        return Ok(None);
-    }
+    let mut session = session.clone();
     if now - session.last_seen_at >= TOUCH_INTERVAL {
         let (store, id) = (state.store.clone(), session.id);
         tokio::spawn(async move {
@@ -145,8 +154,10 @@ pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(Session
                 tracing::warn!(session = %id, error = %e, "could not record session use");
             }
         });
+        session.last_seen_at = now;
+        state.cache.update_session(Arc::new((session.clone(), user.clone())));
     }
-    Ok(Some((session, user)))
+    Ok(Some((session, user.clone())))
 }
 
 /// A new access and refresh token pair.

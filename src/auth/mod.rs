@@ -1,6 +1,7 @@
 //! Authentication: password hashing, access tokens and their keys, opaque secrets,
 //! logins and the emails that prove an address.
 
+pub mod cache;
 pub mod emails;
 pub mod limits;
 pub mod login;

@@ -1,6 +1,10 @@
-//! Password hashing and verification off the async executor, at most N at once, with a
-//! bounded queue: when it is full the caller learns at once ([`HashError::Busy`])
-//! instead of piling up memory.
+//! Password hashing and verification off the async executor: N dedicated threads
+//! (at most N hashes at once) fed by a bounded queue; when it is full the caller learns
+//! at once ([`HashError::Busy`]) instead of piling up memory.
+//!
+//! Each thread owns one Argon2 memory area (19 MiB), reused for every hash, so memory
+//! stays at N areas however many logins arrive; and the threads run at the lowest CPU
+//! priority, so that cheap requests stay fast while logins saturate the hashers.
 //!
 //! New hashes are Argon2id with the OWASP parameters (m=19456 KiB, t=2, p=1) as PHC
 //! strings. Hashes imported from other systems also verify, and are reported as
@@ -12,17 +16,18 @@
 //! comes from an import file, and a hostile or mistaken one must not be able to tie up
 //! a hashing thread for hours or allocate gigabytes.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use password_hash::PasswordHash;
+use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 /// Argon2id memory cost in KiB (OWASP).
 pub const ARGON2_M_COST: u32 = 19_456;
@@ -233,35 +238,88 @@ pub enum Verified {
     Mismatch,
 }
 
-/// A pool of blocking threads for password hashing.
+/// A pool of hashing threads. Cheap to clone; the threads stop when the last clone
+/// is dropped.
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    running: Semaphore,
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    jobs: SyncSender<Job>,
     /// A hash of a random password, verified for unknown users so that they cost the
     /// same time as a wrong password.
     dummy_hash: String,
 }
 
-fn argon2() -> Argon2<'static> {
+/// Work for a hashing thread; the answer goes back through `reply`. A caller that has
+/// gone away (its request was cancelled) only wastes that one job.
+enum Job {
+    Hash { password: SecretString, reply: oneshot::Sender<anyhow::Result<String>> },
+    Verify { hash: String, password: SecretString, reply: oneshot::Sender<Verified> },
+}
+
+fn current_params() -> Params {
     // The parameters are constants within Argon2's limits.
     #[allow(clippy::expect_used)]
-    let params = Params::new(ARGON2_M_COST, ARGON2_T_COST, ARGON2_P_COST, None).expect("valid Argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(ARGON2_M_COST, ARGON2_T_COST, ARGON2_P_COST, None).expect("valid Argon2 parameters")
 }
 
-fn hash_blocking(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    let hash = argon2().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-    Ok(hash.to_string())
+/// A new Argon2id PHC string, computed in `memory`.
+fn hash_with(memory: &mut [Block], password: &str) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, current_params())
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!(
+        "$argon2id$v=19$m={ARGON2_M_COST},t={ARGON2_T_COST},p={ARGON2_P_COST}${}${}",
+        b64.encode(salt),
+        b64.encode(out)
+    ))
 }
 
-fn verify_blocking(hash: &str, password: &str) -> Verified {
+/// Verifies an Argon2 PHC hash, in `memory` when it is large enough.
+fn verify_argon2_with(memory: &mut [Block], parsed: &PasswordHash<'_>, password: &str) -> bool {
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let algorithm = match parsed.algorithm.as_str() {
+        "argon2id" => Algorithm::Argon2id,
+        "argon2i" => Algorithm::Argon2i,
+        "argon2d" => Algorithm::Argon2d,
+        _ => return false,
+    };
+    let version = match parsed.version {
+        Some(0x10) => Version::V0x10,
+        _ => Version::V0x13,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let expected = expected.as_bytes();
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let computed = if params.block_count() <= memory.len() {
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut *memory)
+    } else {
+        argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            vec![Block::default(); params.block_count()],
+        )
+    };
+    computed.is_ok() && bool::from(out.ct_eq(expected))
+}
+
+fn verify_with(memory: &mut [Block], hash: &str, password: &str) -> Verified {
     // Malformed hashes and hashes beyond the work ceilings simply never match.
     let (ok, current) = if is_bcrypt(hash) {
         (parse_bcrypt(hash).is_ok() && bcrypt::verify(password, hash).unwrap_or(false), false)
@@ -271,9 +329,7 @@ fn verify_blocking(hash: &str, password: &str) -> Verified {
         (parse_django(hash).is_ok_and(|h| h.matches(password)), false)
     } else {
         match parse_argon2(hash) {
-            Ok(parsed) => {
-                (Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(), is_current(&parsed))
-            }
+            Ok(parsed) => (verify_argon2_with(memory, &parsed, password), is_current(&parsed)),
             Err(_) => (false, false),
         }
     };
@@ -287,43 +343,68 @@ fn is_current(hash: &PasswordHash<'_>) -> bool {
             .is_ok_and(|p| p.m_cost() == ARGON2_M_COST && p.t_cost() == ARGON2_T_COST && p.p_cost() == ARGON2_P_COST)
 }
 
+/// A hashing thread: lowest CPU priority, one reusable memory area, jobs until the
+/// queue closes.
+fn worker(jobs: Arc<Mutex<Receiver<Job>>>) {
+    lower_priority();
+    let mut memory = vec![Block::default(); current_params().block_count()];
+    loop {
+        let job = match jobs.lock() {
+            Ok(queue) => queue.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        match job {
+            Ok(Job::Hash { password, reply }) => {
+                let _ = reply.send(hash_with(&mut memory, password.expose_secret()));
+            }
+            Ok(Job::Verify { hash, password, reply }) => {
+                let _ = reply.send(verify_with(&mut memory, &hash, password.expose_secret()));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Hashing yields the CPU to request handling: with logins saturating the hashers,
+/// `GET /users/me` and token refreshes still answer at once.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; on Linux, PRIO_PROCESS with a
+    // thread id sets that thread's nice value only.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::debug!("could not lower the priority of a hashing thread");
+        }
+    }
+}
+
 impl PasswordHasher {
-    /// `concurrency` hashes run at once; `queue` more may wait.
+    /// Starts `concurrency` hashing threads; `queue` more jobs may wait.
     pub fn new(concurrency: usize, queue: usize) -> anyhow::Result<Self> {
-        let dummy_hash = hash_blocking(&crate::auth::secret::random_token())?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                running: Semaphore::new(concurrency.max(1)),
-                waiting: AtomicUsize::new(0),
-                max_waiting: queue,
-                dummy_hash,
-            }),
-        })
+        let (jobs, receiver) = std::sync::mpsc::sync_channel(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..concurrency.max(1) {
+            let receiver = receiver.clone();
+            std::thread::Builder::new().name(format!("latch-hasher-{i}")).spawn(move || worker(receiver))?;
+        }
+        let mut memory = vec![Block::default(); current_params().block_count()];
+        let dummy_hash = hash_with(&mut memory, &crate::auth::secret::random_token())?;
+        Ok(Self { inner: Arc::new(Inner { jobs, dummy_hash }) })
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
-        let inner = &self.inner;
-        let permit = match inner.running.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.max_waiting {
-                    inner.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(HashError::Busy);
-                }
-                let permit = inner.running.acquire().await;
-                inner.waiting.fetch_sub(1, Ordering::AcqRel);
-                permit.map_err(|e| HashError::Failed(e.into()))?
-            }
-        };
-        let result = tokio::task::spawn_blocking(job).await.map_err(|e| HashError::Failed(e.into()));
-        drop(permit);
-        result
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        self.inner.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => HashError::Busy,
+            TrySendError::Disconnected(_) => HashError::Failed(anyhow::anyhow!("hashing threads stopped")),
+        })
     }
 
     /// Hashes a new password with the current parameters.
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        let password = SecretString::from(password.to_owned());
-        self.run(move || hash_blocking(password.expose_secret())).await?.map_err(HashError::Failed)
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Hash { password: SecretString::from(password.to_owned()), reply })?;
+        answer.await.map_err(|e| HashError::Failed(e.into()))?.map_err(HashError::Failed)
     }
 
     /// Checks `password` against `hash`, or against the dummy hash when there is no
@@ -331,8 +412,9 @@ impl PasswordHasher {
     pub async fn verify(&self, hash: Option<&str>, password: &str) -> Result<Verified, HashError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.inner.dummy_hash).to_owned();
-        let password = SecretString::from(password.to_owned());
-        let verified = self.run(move || verify_blocking(&hash, password.expose_secret())).await?;
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Verify { hash, password: SecretString::from(password.to_owned()), reply })?;
+        let verified = answer.await.map_err(|e| HashError::Failed(e.into()))?;
         Ok(if known { verified } else { Verified::Mismatch })
     }
 }
@@ -340,6 +422,16 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
+    use std::time::Duration;
+
+    fn memory() -> Vec<Block> {
+        vec![Block::default(); current_params().block_count()]
+    }
+
+    fn hash_blocking(password: &str) -> anyhow::Result<String> {
+        hash_with(&mut memory(), password)
+    }
 
     #[tokio::test]
     async fn hashes_are_argon2id_phc_strings_that_verify() {
@@ -362,9 +454,20 @@ mod tests {
         assert_eq!(hasher.verify(Some(&hash), "pw").await.unwrap(), Verified::Match { rehash: true });
     }
 
-    /// Verifies on the blocking path, as the hasher pool does.
+    /// Verifies as a hashing thread does.
     fn check(hash: &str, password: &str) -> Verified {
-        verify_blocking(hash, password)
+        verify_with(&mut memory(), hash, password)
+    }
+
+    #[test]
+    fn our_phc_strings_are_standard_argon2id() {
+        let hash = hash_blocking("interop").unwrap();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default().verify_password(b"interop", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"Interop", &parsed).is_err());
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let theirs = Argon2::default().hash_password(b"interop", &salt).unwrap().to_string();
+        assert_eq!(check(&theirs, "interop"), Verified::Match { rehash: false });
     }
 
     const PW: &str = "correct horse battery staple";
@@ -477,5 +580,18 @@ mod tests {
             }
         }
         assert!(busy >= 1, "some of six concurrent jobs must be refused with room for two");
+    }
+
+    #[tokio::test]
+    async fn cancelled_requests_do_not_keep_their_place_in_the_queue() {
+        let hasher = PasswordHasher::new(1, 2).unwrap();
+        let hash = hasher.hash("pw").await.unwrap();
+        for _ in 0..5 {
+            let cancelled: Vec<_> = (0..3).map(|_| hasher.verify(Some(&hash), "pw")).collect();
+            drop(cancelled);
+            let _ = tokio::time::timeout(Duration::from_millis(1), hasher.verify(Some(&hash), "pw")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(hasher.verify(Some(&hash), "pw").await.unwrap(), Verified::Match { rehash: false });
     }
 }

@@ -269,17 +269,32 @@ fn same_site(origin: &str, public_url: &str) -> bool {
 
 async fn cookie<const A: bool>(state: &AppState, secret: &str) -> Result<AuthUser<A>, ApiError> {
     let ended = || ApiError::unauthorized("the session has ended");
-    let session = state.store.session_by_cookie(&crate::auth::secret::digest(secret)).await?.ok_or_else(ended)?;
-    let (session, user) = login::live_session(state, session.id).await?.ok_or_else(ended)?;
+    let sid = match state.cache.cookie(secret) {
+        Some(sid) => sid,
+        None => {
+            let session =
+                state.store.session_by_cookie(&crate::auth::secret::digest(secret)).await?.ok_or_else(ended)?;
+            state.cache.insert_cookie(secret, session.id);
+            session.id
+        }
+    };
+    let (session, user) = login::live_session(state, sid).await?.ok_or_else(ended)?;
     Ok(AuthUser { user, session: Some(session), via: Via::Cookie })
 }
 
 async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser<A>, ApiError> {
     let invalid = || ApiError::unauthorized("the access token is invalid or expired");
-    let claims = state.tokens.verify(token).map_err(|e| {
-        tracing::debug!(error = %e, "access token refused");
-        invalid()
-    })?;
+    let claims = match state.cache.token(token) {
+        Some(claims) => claims,
+        None => {
+            let claims = std::sync::Arc::new(state.tokens.verify(token).map_err(|e| {
+                tracing::debug!(error = %e, "access token refused");
+                invalid()
+            })?);
+            state.cache.insert_token(token, claims.clone());
+            claims
+        }
+    };
     let (session, user) = login::live_session(state, claims.sid).await?.ok_or_else(invalid)?;
     if session.user_id != claims.sub {
         return Err(invalid());

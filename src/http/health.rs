@@ -7,16 +7,38 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::http::openapi::Status;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/health", get(health)).route("/ready", get(ready))
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "health",
+    summary = "Liveness",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Status)),
+)]
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Readiness: the database answers too.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    operation_id = "ready",
+    summary = "Readiness (the database is reachable)",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = Status),
+        (status = 503, description = "The database is unreachable (`service_unavailable`)"),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");

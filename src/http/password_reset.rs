@@ -8,11 +8,13 @@ use axum::routing::post;
 use axum::{Json as JsonBody, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::auth::{emails, secret};
 use crate::domain::{Email, Username};
 use crate::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, Json};
+use crate::http::openapi::Status;
 use crate::http::state::AppState;
 use crate::http::users::Fields;
 use crate::store::{self, TokenPurpose};
@@ -21,12 +23,30 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/password-reset", post(request)).route("/password-reset/confirm", post(confirm))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PasswordResetRequest)]
 struct ResetRequest {
+    #[schema(value_type = String, required = true, format = Email, example = "alice@example.com")]
     email: Option<String>,
 }
 
+/// Emails a reset link when an account uses the address.
+#[utoipa::path(
+    post,
+    path = "/password-reset",
+    tag = "email",
+    operation_id = "request_password_reset",
+    summary = "Request a password reset link",
+    description = "The same answer whether or not the account exists. The link's token is single-use, \
+                   expires in 1 hour and is stored hashed.",
+    request_body(content((ResetRequest = "application/json"))),
+    responses(
+        (status = 202, description = "Accepted: if an account uses this address, a link is on its way", body = Status),
+        (status = 422, description = "`email` is missing or invalid (`validation_failed`)"),
+        (status = 429, description = "Too many reset requests from this address or for this email (`rate_limited`)"),
+    ),
+)]
 async fn request(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -47,13 +67,33 @@ async fn request(
     Ok((StatusCode::ACCEPTED, JsonBody(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PasswordResetConfirmRequest)]
 struct ConfirmRequest {
+    /// The `token` of the link in the reset email.
+    #[schema(value_type = String, required = true)]
     token: Option<String>,
+    #[schema(value_type = String, required = true, format = Password)]
     new_password: Option<String>,
 }
 
+/// Sets a new password with a reset token and ends every session of the user.
+#[utoipa::path(
+    post,
+    path = "/password-reset/confirm",
+    tag = "email",
+    operation_id = "confirm_password_reset",
+    summary = "Set a new password with a reset token",
+    description = "Every session and refresh token of the user is revoked. A refused password leaves the \
+                   token valid.",
+    request_body(content((ConfirmRequest = "application/json"))),
+    responses(
+        (status = 204, description = "The password is set; every session has ended"),
+        (status = 400, description = "The token is invalid, used or expired (`bad_request`), or the body is malformed"),
+        (status = 422, description = "A field is missing or the new password is refused (`validation_failed`)"),
+    ),
+)]
 async fn confirm(State(state): State<AppState>, Input(req): Json<ConfirmRequest>) -> Result<StatusCode, ApiError> {
     let mut fields = Fields::default();
     let token = fields.required(&req.token, "token");

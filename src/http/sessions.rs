@@ -8,6 +8,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::login;
@@ -24,11 +25,15 @@ pub fn router() -> Router<AppState> {
         .route("/users/me/sessions/{id}", delete(end_one))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    /// An email or a username; or give `email` instead.
+    #[schema(value_type = String, required = false, example = "alice")]
     username: Option<String>,
+    #[schema(value_type = String, required = false, format = Email)]
     email: Option<String>,
+    #[schema(value_type = String, required = true, format = Password)]
     password: Option<String>,
 }
 
@@ -44,6 +49,28 @@ fn set_cookie(settings: &Settings, secret: Option<&str>) -> Result<HeaderValue, 
     HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(e.into()))
 }
 
+/// Logs in and sets the session cookie.
+#[utoipa::path(
+    post,
+    path = "/sessions",
+    tag = "sessions",
+    operation_id = "login",
+    summary = "Log in with a browser session",
+    description = "Sets `latch_session` (`__Host-latch_session`, `Secure`, when the public URL is https): \
+                   `HttpOnly; SameSite=Lax; Path=/`.",
+    request_body(content(
+        (LoginRequest = "application/json"),
+        (LoginRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Logged in: the private view", body = PrivateUser,
+         headers(("Set-Cookie" = String, description = "The session cookie"))),
+        (status = 401, description = "One answer for an unknown user and a wrong password (`invalid_credentials`)"),
+        (status = 403, description = "`account_disabled`, or `email_not_verified` when verified emails are required"),
+        (status = 422, description = "`username` (or `email`) or `password` is missing (`validation_failed`)"),
+        (status = 429, description = "Too many failed logins (`rate_limited`); the password was not checked"),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -62,7 +89,9 @@ async fn create(
         return Err(ApiError::validation(missing));
     }
     let require_verified = state.settings.require_verified_email;
-    let user = login::check_password(&state, login, password, client.ip, require_verified).await?;
+    let outcome = login::check_password(&state, login, password, client.ip, require_verified).await;
+    state.metrics.login(&outcome);
+    let user = outcome?;
     let secret = login::start_browser_session(&state, &user, client.ip, client.user_agent.as_deref()).await?;
     tracing::info!(user = %user.id, "browser session started");
     let cookie = set_cookie(&state.settings, Some(&secret))?;
@@ -70,6 +99,18 @@ async fn create(
 }
 
 /// Ends the session behind the credential and clears the cookie.
+#[utoipa::path(
+    delete,
+    path = "/sessions",
+    tag = "sessions",
+    operation_id = "logout_session",
+    summary = "Log out: end the current session",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The session has ended",
+         headers(("Set-Cookie" = String, description = "Clears the session cookie when it was the credential"))),
+    ),
+)]
 async fn end_current(State(state): State<AppState>, auth: AuthUser<true>) -> Result<Response, ApiError> {
     end_session_response(&state, &auth).await
 }
@@ -87,18 +128,34 @@ pub async fn end_session_response<const A: bool>(state: &AppState, auth: &AuthUs
     Ok(response)
 }
 
-#[derive(Serialize)]
+/// A live session of the user: a browser session or a token family.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
 struct SessionView {
+    /// The `sid` of its access tokens.
     id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     last_seen_at: OffsetDateTime,
+    /// As given when the session started.
     user_agent: Option<String>,
+    /// The client address when the session started.
     ip: Option<String>,
+    /// Whether this is the session making the request.
     current: bool,
 }
 
+/// The user's live sessions of every kind.
+#[utoipa::path(
+    get,
+    path = "/users/me/sessions",
+    tag = "sessions",
+    operation_id = "list_sessions",
+    summary = "The user's live sessions",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    responses((status = 200, description = "The live sessions", body = Vec<SessionView>)),
+)]
 async fn list(State(state): State<AppState>, auth: AuthUser<true>) -> Result<JsonBody<Vec<SessionView>>, ApiError> {
     let now = store::now();
     let current = auth.session_id();
@@ -118,6 +175,20 @@ async fn list(State(state): State<AppState>, auth: AuthUser<true>) -> Result<Jso
     ))
 }
 
+/// Ends one of the user's sessions: its refresh tokens die and its access tokens are refused.
+#[utoipa::path(
+    delete,
+    path = "/users/me/sessions/{id}",
+    tag = "sessions",
+    operation_id = "end_session",
+    summary = "End one of the user's sessions",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "The session has ended"),
+        (status = 404, description = "Not a live session of this user (`not_found`)"),
+    ),
+)]
 async fn end_one(
     State(state): State<AppState>,
     auth: AuthUser<true>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 
+use crate::auth::cache::AuthCache;
 use crate::auth::limits::RateLimiter;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
@@ -64,5 +65,7 @@ pub struct AppState {
     pub mailer: Arc<dyn Mailer>,
     pub policy: PasswordPolicy,
     pub limiter: RateLimiter,
+    pub cache: Arc<AuthCache>,
     pub settings: Arc<Settings>,
+    pub metrics: crate::http::metrics::Metrics,
 }

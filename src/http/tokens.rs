@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::login::{self, TokenPair};
 use crate::auth::secret;
@@ -23,20 +24,35 @@ pub fn router() -> Router<AppState> {
 pub const DEFAULT_CLIENT_ID: &str = "latch";
 
 /// Parameters of `/token`. Unknown parameters are ignored, as RFC 6749 asks.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct TokenRequest {
+    /// `password` (the default) or `refresh_token`.
+    #[schema(value_type = String, required = false, example = "password")]
     grant_type: Option<String>,
+    /// An email or a username (password grant).
+    #[schema(value_type = String, required = false, example = "alice")]
     username: Option<String>,
+    /// Password grant.
+    #[schema(value_type = String, required = false, format = Password)]
     password: Option<String>,
+    /// Refresh grant: the refresh token to exchange; it is dead afterwards.
+    #[schema(value_type = String, required = false)]
     refresh_token: Option<String>,
+    /// Up to 255 printable ASCII characters; the token's `client_id` claim (default `latch`).
+    #[schema(value_type = String, required = false, example = "latch")]
     client_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TokenResponse {
+    /// A JWT (RFC 9068, `typ: at+jwt`).
     access_token: String,
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Lifetime of the access token, in seconds.
+    #[schema(example = 900)]
     expires_in: u64,
+    /// Opaque and single-use: a refresh returns a new one.
     refresh_token: String,
 }
 
@@ -56,6 +72,30 @@ impl IntoResponse for TokenPair {
     }
 }
 
+/// RFC 6749 token endpoint: the password and refresh-token grants.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "tokens",
+    operation_id = "token",
+    summary = "Issue tokens (password or refresh-token grant)",
+    description = "`grant_type=password` (the default) starts a session; `grant_type=refresh_token` \
+                   exchanges a refresh token for a new pair in the same session. Presenting an already \
+                   rotated refresh token ends its whole session (reuse detection). Responses carry \
+                   `Cache-Control: no-store`.",
+    request_body(content(
+        (TokenRequest = "application/x-www-form-urlencoded"),
+        (TokenRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 400, description = "`invalid_request` (missing or malformed parameters), `invalid_grant` \
+                                      (one answer for an unknown user and a wrong password; an invalid, \
+                                      expired, revoked or reused refresh token) or `unsupported_grant_type`"),
+        (status = 403, description = "`account_disabled`, or `email_not_verified` when verified emails are required"),
+        (status = 429, description = "Too many failed logins (`rate_limited`); the password was not checked"),
+    ),
+)]
 async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) -> Result<TokenPair, OAuthError> {
     let Input(req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
     match req.grant_type.as_deref().unwrap_or("password") {
@@ -83,10 +123,13 @@ async fn password_grant(state: &AppState, client: &ClientInfo, req: TokenRequest
         return Err(OAuthError::invalid_request("username and password are required"));
     };
     let require_verified = state.settings.require_verified_email;
-    let user =
-        login::check_password(state, username, password, client.ip, require_verified).await.map_err(ApiError::from)?;
+    let outcome = login::check_password(state, username, password, client.ip, require_verified).await;
+    state.metrics.login(&outcome);
+    let user = outcome.map_err(ApiError::from)?;
     tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
-    Ok(login::start_token_session(state, &user, client_id, client.ip, client.user_agent.as_deref()).await?)
+    let pair = login::start_token_session(state, &user, client_id, client.ip, client.user_agent.as_deref()).await?;
+    state.metrics.tokens_issued("password");
+    Ok(pair)
 }
 
 async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair, OAuthError> {
@@ -121,16 +164,34 @@ async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair,
         }
     };
     let access_token = state.tokens.sign(user.id, session.id, &session.client_id)?;
+    state.metrics.tokens_issued("refresh_token");
     Ok(TokenPair { access_token, refresh_token: new_token, expires_in: state.tokens.ttl().as_secs() })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RevokeRequest {
+    /// A refresh token or an access token.
+    #[schema(value_type = String, required = true)]
     token: Option<String>,
 }
 
 /// RFC 7009: revoking any token of a session ends that session. Unknown tokens are
 /// answered 200 as well, so the endpoint tells nothing about which tokens exist.
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = "tokens",
+    operation_id = "revoke",
+    summary = "Revoke a token and end its session (RFC 7009)",
+    request_body(content(
+        (RevokeRequest = "application/x-www-form-urlencoded"),
+        (RevokeRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Revoked, or unknown: the answer is the same"),
+        (status = 400, description = "`token` is missing (`invalid_request`), or the body is malformed"),
+    ),
+)]
 async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response, OAuthError> {
     let Input(req) = JsonOrForm::<RevokeRequest>::from_request(req, &state).await?;
     let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) else {
@@ -151,6 +212,20 @@ async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response,
 /// Ends the session behind the credential (clearing the cookie when that was the
 /// credential). Basic `user:password` has no session, so there is nothing to end and
 /// the answer is still 204.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "tokens",
+    operation_id = "logout",
+    summary = "End the session behind the credential",
+    description = "Its refresh tokens die and Latch refuses its access tokens from then on. With a session \
+                   cookie the cookie is cleared. Basic `user:password` has no session: 204, nothing ended.",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The session has ended",
+         headers(("Set-Cookie" = String, description = "Clears the session cookie when it was the credential"))),
+    ),
+)]
 async fn logout(State(state): State<AppState>, auth: AuthUser<true>) -> Result<Response, ApiError> {
     crate::http::sessions::end_session_response(&state, &auth).await
 }

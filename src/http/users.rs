@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::emails;
@@ -27,7 +28,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// What the user themself (or an admin) sees.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PrivateUser {
     pub id: Uuid,
     pub username: String,
@@ -53,7 +54,7 @@ impl From<&UserRecord> for PrivateUser {
 }
 
 /// What anyone sees.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PublicUser {
     id: Uuid,
     username: String,
@@ -87,14 +88,40 @@ impl Fields {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
+    /// 3–32 characters of `[A-Za-z0-9_.-]`, unique regardless of case.
+    #[schema(value_type = String, required = true, example = "alice")]
     username: Option<String>,
+    /// At most 254 bytes; stored lowercased.
+    #[schema(value_type = String, required = true, format = Email, example = "alice@example.com")]
     email: Option<String>,
+    /// 8 (or `LATCH_PASSWORD_MIN_LENGTH`) to 256 characters; not a common password, nor
+    /// the username or email.
+    #[schema(value_type = String, required = true, format = Password)]
     password: Option<String>,
 }
 
+/// Creates an account and sends a verification email.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    operation_id = "register",
+    summary = "Register a new account",
+    request_body(content(
+        (RegisterRequest = "application/json"),
+        (RegisterRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 201, description = "The account; a verification email is on its way", body = PrivateUser,
+         headers(("Location" = String, description = "`/users/{id}` of the new account"))),
+        (status = 409, description = "The username or email is taken, regardless of case (`conflict`)"),
+        (status = 422, description = "Invalid fields, each named in `errors` (`validation_failed`)"),
+        (status = 429, description = "Too many registrations from this address (`rate_limited`)"),
+    ),
+)]
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -132,23 +159,59 @@ async fn register(
         })
         .await?;
     tracing::info!(user = %user.id, "user registered");
+    state.metrics.registration();
     emails::send_verification(&state, &user).await?;
     let location = HeaderValue::from_str(&format!("/users/{}", user.id)).map_err(anyhow::Error::from)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], JsonBody(PrivateUser::from(&user))).into_response())
 }
 
+/// The private view of the authenticated user.
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "users",
+    operation_id = "get_me",
+    summary = "The authenticated user",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    responses((status = 200, description = "The private view", body = PrivateUser)),
+)]
 async fn me(auth: AuthUser<true>) -> JsonBody<PrivateUser> {
     JsonBody(PrivateUser::from(&auth.user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdateUserRequest)]
 struct UpdateRequest {
+    #[schema(value_type = String, required = false, example = "alice")]
     username: Option<String>,
+    /// A new address becomes unverified and gets a verification email.
+    #[schema(value_type = String, required = false, format = Email)]
     email: Option<String>,
+    /// Required when changing the email.
+    #[schema(value_type = String, required = false, format = Password)]
     current_password: Option<String>,
 }
 
+/// Renames the user or changes their email.
+#[utoipa::path(
+    patch,
+    path = "/users/me",
+    tag = "users",
+    operation_id = "update_me",
+    summary = "Change the username or email",
+    description = "Giving the current value of a field is not a change. A new email becomes unverified and \
+                   gets a verification email; the old address is told of the change.",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    request_body(content((UpdateRequest = "application/json"))),
+    responses(
+        (status = 200, description = "The private view after the change", body = PrivateUser),
+        (status = 403, description = "Changing the email needs the right `current_password` \
+                                      (`invalid_credentials`); or a cross-site cookie request (`forbidden`)"),
+        (status = 409, description = "The username or email is taken (`conflict`)"),
+        (status = 422, description = "Invalid fields (`validation_failed`)"),
+    ),
+)]
 async fn update_me(
     State(state): State<AppState>,
     auth: AuthUser<true>,
@@ -190,13 +253,32 @@ async fn update_me(
     Ok(JsonBody(PrivateUser::from(&updated)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangePasswordRequest {
+    #[schema(value_type = String, required = true, format = Password)]
     current_password: Option<String>,
+    #[schema(value_type = String, required = true, format = Password)]
     new_password: Option<String>,
 }
 
+/// Changes the password and ends every other session of the user.
+#[utoipa::path(
+    post,
+    path = "/users/me/password",
+    tag = "users",
+    operation_id = "change_password",
+    summary = "Change the password",
+    description = "Every session and refresh token of the user except the one making the request is revoked.",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    request_body(content((ChangePasswordRequest = "application/json"))),
+    responses(
+        (status = 204, description = "Changed; the other sessions have ended"),
+        (status = 403, description = "Wrong or missing `current_password` (`invalid_credentials`); or a \
+                                      cross-site cookie request (`forbidden`)"),
+        (status = 422, description = "The new password is refused (`validation_failed`)"),
+    ),
+)]
 async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser<true>,
@@ -223,12 +305,29 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DeleteAccountRequest)]
 struct DeleteRequest {
+    #[schema(value_type = String, required = true, format = Password)]
     password: Option<String>,
 }
 
+/// Deletes the account and all its sessions.
+#[utoipa::path(
+    delete,
+    path = "/users/me",
+    tag = "users",
+    operation_id = "delete_me",
+    summary = "Delete the account",
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    request_body(content((DeleteRequest = "application/json"))),
+    responses(
+        (status = 204, description = "The account and all its sessions are gone"),
+        (status = 403, description = "Wrong or missing `password` (`invalid_credentials`); or a cross-site \
+                                      cookie request (`forbidden`)"),
+    ),
+)]
 async fn delete_me(
     State(state): State<AppState>,
     auth: AuthUser<true>,
@@ -244,6 +343,19 @@ async fn delete_me(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The public view of any user.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "get_user",
+    summary = "A user's public profile",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The public view", body = PublicUser),
+        (status = 404, description = "No such user (`not_found`)"),
+    ),
+)]
 async fn public_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -20,10 +20,30 @@ pub fn router() -> Router<AppState> {
 /// verifier that meets an unknown `kid` refetches anyway.
 const CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "public, max-age=300");
 
+/// The public keys that sign access tokens: the current one and older ones whose tokens
+/// may still be valid.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "discovery",
+    operation_id = "jwks",
+    summary = "JSON Web Key Set (RFC 7517) of the access-token keys",
+    responses((status = 200, description = "`{keys: [JWK]}`; `Cache-Control: public, max-age=300`", body = Object)),
+)]
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     ([CACHE], Json(state.tokens.jwks()))
 }
 
+/// Issuer and endpoint URLs, for libraries that discover them.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "discovery",
+    operation_id = "openid_configuration",
+    summary = "OpenID Connect discovery metadata",
+    responses((status = 200, description = "`issuer`, `jwks_uri`, `token_endpoint`, `revocation_endpoint`, …; \
+                                            `Cache-Control: public, max-age=300`", body = Object)),
+)]
 async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
     let base = &state.settings.public_url;
     let body = serde_json::json!({

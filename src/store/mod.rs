@@ -49,6 +49,10 @@ pub trait Store:
     /// How often caches should recheck what no announcement can reach them about
     /// (other processes on a SQLite file).
     fn poll_interval(&self) -> std::time::Duration;
+    /// Whether every writer, in any process, announces its changes here, so that
+    /// cached sessions can be trusted between announcements (PostgreSQL: `NOTIFY`).
+    /// On SQLite another process (`latch user disable`) cannot reach us.
+    fn announces_all_changes(&self) -> bool;
 }
 
 /// A committed change that cached state must follow.

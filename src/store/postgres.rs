@@ -108,6 +108,10 @@ impl Store for PgStore {
         self.changes.subscribe()
     }
 
+    fn announces_all_changes(&self) -> bool {
+        true
+    }
+
     fn poll_interval(&self) -> Duration {
         Duration::from_secs(30)
     }

@@ -74,6 +74,10 @@ impl Store for SqliteStore {
         self.changes.subscribe()
     }
 
+    fn announces_all_changes(&self) -> bool {
+        false
+    }
+
     fn poll_interval(&self) -> Duration {
         Duration::from_secs(1)
     }

@@ -26,6 +26,9 @@ mod limits;
 #[cfg(latch_postgres_tests)]
 mod multi_instance;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/ops.rs"]
+mod ops;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/sessions.rs"]
 mod sessions;
 #[cfg(latch_postgres_tests)]

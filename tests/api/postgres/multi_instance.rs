@@ -1,1 +1,310 @@
+//! Several `latch serve` processes on one PostgreSQL database behave as one: tokens
+//! work everywhere, revocations reach every instance within a second, refresh races
+//! have one winner, limits and keys are shared — also behind a real load balancer.
 
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::helpers::*;
+
+/// One `latch serve` process.
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn latch(database_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latch"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LATCH_")) {
+        cmd.env_remove(key);
+    }
+    cmd.env("LATCH_LOG", "warn").env("LATCH_DATABASE_URL", database_url).env("LATCH_PUBLIC_URL", "http://latch.test");
+    cmd
+}
+
+fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Instance {
+    let mut cmd = latch(database_url);
+    cmd.envs(extra_env.iter().copied()).args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    Instance { child, base: base.to_owned() }
+}
+
+/// Three instances on a fresh database, started one after another (the first creates
+/// the schema and the signing key).
+async fn cluster(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Vec<Instance> {
+    (0..3).map(|_| start(&db.url, extra_env)).collect()
+}
+
+struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new() -> Self {
+        Self { http: reqwest::Client::new() }
+    }
+
+    async fn register(&self, base: &str, username: &str) {
+        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
+        let r = self.http.post(format!("{base}/users")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+
+    async fn login(&self, base: &str, username: &str) -> Tokens {
+        let form = [("username", username), ("password", PASSWORD)];
+        let r = self.http.post(format!("{base}/token")).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    async fn me(&self, base: &str, token: &str) -> StatusCode {
+        self.http.get(format!("{base}/users/me")).bearer_auth(token).send().await.unwrap().status()
+    }
+
+    async fn refresh(&self, base: &str, token: &str) -> StatusCode {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
+        self.http.post(format!("{base}/token")).form(&form).send().await.unwrap().status()
+    }
+}
+
+/// How long until every instance refuses `token`; panics past 1 s.
+async fn refused_everywhere_within_a_second(client: &Client, nodes: &[Instance], token: &str) -> Duration {
+    let start = Instant::now();
+    for node in nodes {
+        loop {
+            if client.me(&node.base, token).await == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(1), "{} still accepts the token", node.base);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn a_token_from_one_instance_works_on_all_and_revocations_reach_all() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &[]).await;
+    let client = Client::new();
+    client.register(&nodes[0].base, "alice").await;
+
+    // Issued by one, accepted by all.
+    let t = client.login(&nodes[1].base, "alice").await;
+    for node in &nodes {
+        assert_eq!(client.me(&node.base, &t.access_token).await, StatusCode::OK);
+    }
+
+    // Logout on one.
+    let r = client.http.post(format!("{}/logout", nodes[2].base)).bearer_auth(&t.access_token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let delay = refused_everywhere_within_a_second(&client, &nodes, &t.access_token).await;
+    eprintln!("cross-instance logout delay: {delay:?}");
+
+    // /revoke on one.
+    let t = client.login(&nodes[0].base, "alice").await;
+    for node in &nodes {
+        assert_eq!(client.me(&node.base, &t.access_token).await, StatusCode::OK);
+    }
+    client.http.post(format!("{}/revoke", nodes[1].base)).form(&[("token", &t.refresh_token)]).send().await.unwrap();
+    refused_everywhere_within_a_second(&client, &nodes, &t.access_token).await;
+
+    // A password change on one ends the other sessions everywhere.
+    let keep = client.login(&nodes[0].base, "alice").await;
+    let other = client.login(&nodes[1].base, "alice").await;
+    for node in &nodes {
+        assert_eq!(client.me(&node.base, &other.access_token).await, StatusCode::OK);
+    }
+    let r = client
+        .http
+        .post(format!("{}/users/me/password", nodes[2].base))
+        .bearer_auth(&keep.access_token)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another good secret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    refused_everywhere_within_a_second(&client, &nodes, &other.access_token).await;
+    for node in &nodes {
+        assert_eq!(client.me(&node.base, &keep.access_token).await, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_password_reset_on_one_instance_ends_sessions_on_all() {
+    let db = TestDatabase::create().await;
+    let mail = tempfile::tempdir().unwrap();
+    let mailer = format!("file:{}", mail.path().display());
+    let nodes = cluster(&db, &[("LATCH_MAILER", mailer.as_str())]).await;
+    let client = Client::new();
+    client.register(&nodes[0].base, "bob").await;
+    let t = client.login(&nodes[1].base, "bob").await;
+    for node in &nodes {
+        assert_eq!(client.me(&node.base, &t.access_token).await, StatusCode::OK);
+    }
+    let r =
+        client.http.post(format!("{}/password-reset", nodes[2].base)).json(&json!({"email": "bob@example.com"})).send();
+    assert_eq!(r.await.unwrap().status(), StatusCode::ACCEPTED);
+    let reset = std::fs::read_dir(mail.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains("reset-password?token="))
+        .expect("a reset email");
+    let body = json!({"token": token_in(&reset), "new_password": "a new start here"});
+    let r = client.http.post(format!("{}/password-reset/confirm", nodes[0].base)).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    refused_everywhere_within_a_second(&client, &nodes, &t.access_token).await;
+}
+
+#[tokio::test]
+async fn simultaneous_refreshes_on_two_instances_issue_one_pair() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &[]).await;
+    let client = Client::new();
+    client.register(&nodes[0].base, "carol").await;
+    for _ in 0..5 {
+        let t = client.login(&nodes[0].base, "carol").await;
+        let (a, b) = tokio::join!(
+            client.refresh(&nodes[1].base, &t.refresh_token),
+            client.refresh(&nodes[2].base, &t.refresh_token)
+        );
+        let wins = [a, b].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(wins, 1, "{a} {b}");
+    }
+}
+
+#[tokio::test]
+async fn failure_limits_are_shared() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &[]).await;
+    let client = Client::new();
+    client.register(&nodes[0].base, "dave").await;
+    for i in 0..10 {
+        let form = [("username", "dave"), ("password", "wrong password!")];
+        let r = client.http.post(format!("{}/token", nodes[i % 3].base)).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    for node in &nodes {
+        let form = [("username", "dave"), ("password", PASSWORD)];
+        let r = client.http.post(format!("{}/token", node.base)).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
+#[tokio::test]
+async fn a_key_rotation_reaches_every_instance_within_a_second() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &[]).await;
+    let client = Client::new();
+    client.register(&nodes[0].base, "erin").await;
+    let before = client.login(&nodes[0].base, "erin").await;
+    let old_kid = jwt_parts(&before.access_token).0["kid"].as_str().unwrap().to_owned();
+
+    let out = latch(&db.url).args(["keys", "rotate"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rotated = Instant::now();
+    for node in &nodes {
+        loop {
+            let kid =
+                jwt_parts(&client.login(&node.base, "erin").await.access_token).0["kid"].as_str().unwrap().to_owned();
+            if kid != old_kid {
+                break;
+            }
+            assert!(rotated.elapsed() < Duration::from_secs(1), "{} still signs with the old key", node.base);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let jwks: Value =
+            client.http.get(format!("{}/.well-known/jwks.json", node.base)).send().await.unwrap().json().await.unwrap();
+        let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert_eq!(kids.len(), 2, "{kids:?}");
+        assert!(kids.contains(&old_kid.as_str()));
+        assert_eq!(client.me(&node.base, &before.access_token).await, StatusCode::OK, "old tokens stay valid");
+    }
+}
+
+/// The example of docs/deploy.md: nginx spreading requests over three instances.
+#[tokio::test]
+async fn behind_nginx_the_instances_act_as_one() {
+    let Some(nginx) = which("nginx") else {
+        assert!(std::env::var_os("CI").is_none(), "CI must have nginx (apt-get install nginx-light)");
+        eprintln!("nginx test NOT run: install nginx (apt-get install nginx-light)");
+        return;
+    };
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &[("LATCH_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let upstreams: String =
+        nodes.iter().map(|n| format!("        server {};\n", n.base.trim_start_matches("http://"))).collect();
+    let conf = include_str!("../../../docs/nginx.conf")
+        .replace(
+            "        server 127.0.0.1:8081;\n        server 127.0.0.1:8082;\n        server 127.0.0.1:8083;\n",
+            &upstreams,
+        )
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+    let conf = format!(
+        "daemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\nhttp {{\naccess_log off;\n\
+         client_body_temp_path {dir}; proxy_temp_path {dir};\n{conf}\n}}\n",
+        dir = dir.path().display()
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let mut proxy =
+        Command::new(nginx).args(["-p"]).arg(dir.path()).arg("-c").arg(dir.path().join("nginx.conf")).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+    let mut up = false;
+    for _ in 0..50 {
+        if client.http.get(format!("{base}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "nginx did not start");
+
+    client.register(&base, "fred").await;
+    let t = client.login(&base, "fred").await;
+    for _ in 0..6 {
+        assert_eq!(client.me(&base, &t.access_token).await, StatusCode::OK);
+    }
+    let sessions: Vec<Value> = client
+        .http
+        .get(format!("{base}/users/me/sessions"))
+        .bearer_auth(&t.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions[0]["ip"], "127.0.0.1");
+    let r = client.http.post(format!("{base}/logout")).bearer_auth(&t.access_token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for _ in 0..6 {
+        assert_eq!(client.me(&base, &t.access_token).await, StatusCode::UNAUTHORIZED);
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}

@@ -18,6 +18,8 @@ mod email;
 mod errors;
 #[path = "../suite/limits.rs"]
 mod limits;
+#[path = "../suite/ops.rs"]
+mod ops;
 #[path = "../suite/sessions.rs"]
 mod sessions;
 #[path = "../suite/tokens.rs"]

@@ -1,0 +1,173 @@
+//! The wrk scripts of each scenario, generated as Lua source. Every script works with
+//! any number of wrk threads (`setup` numbers them), though the benchmark uses one.
+//!
+//! Static requests (`me`, the bare ceiling) define no `request` function, so wrk sends
+//! one prebuilt request and the client costs as little as possible.
+
+use std::fmt::Write as _;
+
+/// Numbers the threads: each gets a global `tid` (0, 1, …) before its `init`.
+const SETUP: &str = r#"
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+"#;
+
+/// A Lua string literal.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\{}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A Lua array literal of strings.
+fn array(items: &[String]) -> String {
+    let mut out = String::from("{\n");
+    for item in items {
+        out.push_str("  ");
+        out.push_str(&quote(item));
+        out.push_str(",\n");
+    }
+    out.push('}');
+    out
+}
+
+/// `POST /users` (JSON) with a new username on every request: `<prefix><thread>n<counter>`.
+/// The prefix must be unique to the run.
+pub fn register(prefix: &str, password: &str) -> String {
+    format!(
+        r#"-- register: a new user on every request.
+{SETUP}
+local prefix = {prefix}
+local password = {password}
+local headers = {{ ["Content-Type"] = "application/json" }}
+local counter = 0
+function request()
+  counter = counter + 1
+  local name = prefix .. tid .. "n" .. counter
+  local body = '{{"username":"' .. name .. '","email":"' .. name .. '@bench.example","password":"' .. password .. '"}}'
+  return wrk.format("POST", "/users", headers, body)
+end
+"#,
+        prefix = quote(prefix),
+        password = quote(password),
+    )
+}
+
+/// `POST /token` password grant (form) for a user picked at random from `usernames`.
+pub fn login(usernames: &[String], password: &str) -> String {
+    format!(
+        r#"-- login: password grant for a random user of a fixed set.
+{SETUP}
+local usernames = {usernames}
+local password = {password}
+local requests = {{}}
+function init(args)
+  math.randomseed(os.time() * 1000 + tid)
+  local headers = {{ ["Content-Type"] = "application/x-www-form-urlencoded" }}
+  for i, name in ipairs(usernames) do
+    requests[i] = wrk.format("POST", "/token", headers, "grant_type=password&username=" .. name .. "&password=" .. password)
+  end
+end
+function request()
+  return requests[math.random(#requests)]
+end
+"#,
+        usernames = array(usernames),
+        password = quote(password),
+    )
+}
+
+/// `GET <path>` with `Authorization: Bearer <token>`, one static request.
+pub fn bearer_get(path: &str, token: &str) -> String {
+    format!(
+        r#"-- GET {path} with a fixed bearer token (static request).
+wrk.method = "GET"
+wrk.path = {path_literal}
+wrk.headers["Authorization"] = {authorization}
+"#,
+        path_literal = quote(path),
+        authorization = quote(&format!("Bearer {token}")),
+    )
+}
+
+/// `POST /token` refresh grant (form). Each request presents an unused refresh token:
+/// first those of `seed` (created through the store; thread `tid` takes every
+/// `threads`-th), then the ones the server returns, since rotation kills each token
+/// after one use. A connection has at most one request outstanding, so the queue
+/// only runs dry if responses are lost; then the request presents an invalid token
+/// and is counted as a non-2xx response.
+pub fn refresh(seed: &[String], threads: u32) -> String {
+    format!(
+        r#"-- refresh: every refresh token is presented exactly once.
+{SETUP}
+local seed = {seed}
+local nthreads = {threads}
+local headers = {{ ["Content-Type"] = "application/x-www-form-urlencoded" }}
+local queue, head, tail = {{}}, 1, 0
+local function push(token)
+  tail = tail + 1
+  queue[tail] = token
+end
+local function pop()
+  if head > tail then return nil end
+  local token = queue[head]
+  queue[head] = nil
+  head = head + 1
+  return token
+end
+function init(args)
+  for i = tid + 1, #seed, nthreads do push(seed[i]) end
+end
+function request()
+  local token = pop() or "exhausted"
+  return wrk.format("POST", "/token", headers, "grant_type=refresh_token&refresh_token=" .. token)
+end
+function response(status, _headers, body)
+  if status == 200 then
+    local token = string.match(body, '"refresh_token"%s*:%s*"([^"]+)"')
+    if token then push(token) end
+  end
+end
+"#,
+        seed = array(seed),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("plain"), "\"plain\"");
+        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+    }
+
+    #[test]
+    fn scripts_carry_their_data() {
+        let s = login(&["user1".to_owned(), "user2".to_owned()], "pw");
+        assert!(s.contains("\"user1\",") && s.contains("local password = \"pw\""));
+        let s = refresh(&["tok".to_owned()], 1);
+        assert!(s.contains("\"tok\",") && s.contains("local nthreads = 1"));
+        let s = bearer_get("/users/me", "abc");
+        assert!(s.contains("\"Bearer abc\""));
+        let s = register("rx", "pw");
+        assert!(s.contains("local prefix = \"rx\""));
+    }
+}

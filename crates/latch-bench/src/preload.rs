@@ -1,0 +1,116 @@
+//! Preparing the database through Latch's own store, not over HTTP: preloaded users
+//! (one real Argon2id hash of [`PASSWORD`] shared by all, so that verifying a login
+//! costs exactly what it costs in production) and sessions with refresh tokens for the
+//! refresh scenario.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use argon2::password_hash::{PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use latch::auth::password::{ARGON2_M_COST, ARGON2_P_COST, ARGON2_T_COST};
+use latch::auth::secret;
+use latch::store::{ImportedUser, NewSession, Store};
+use uuid::Uuid;
+
+/// The password of every preloaded user (and of registered ones).
+pub const PASSWORD: &str = "bench-Passw0rd-7Kq2";
+
+/// Users inserted per transaction; each transaction inserts
+/// `latch::store::IMPORT_BATCH_ROWS` rows per statement.
+const USERS_PER_TRANSACTION: u64 = 100_000;
+
+/// How many users the login scenarios pick from.
+pub const LOGIN_USERS: u64 = 100;
+
+/// The name of preloaded user `i`.
+pub fn username(i: u64) -> String {
+    format!("user{i}")
+}
+
+/// Latch's Argon2id, with the parameters the server uses.
+pub fn argon2() -> anyhow::Result<Argon2<'static>> {
+    let params = Params::new(ARGON2_M_COST, ARGON2_T_COST, ARGON2_P_COST, None)
+        .map_err(|e| anyhow::anyhow!("Latch's Argon2 parameters: {e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// One Argon2id hash of `password`, as Latch would store it.
+pub fn hash(argon2: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Ok(argon2.hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string())
+}
+
+/// The preloaded users the login scenarios use.
+pub struct Preloaded {
+    /// `(username, id)` of [`LOGIN_USERS`] users spread evenly over the whole set.
+    pub login_users: Vec<(String, Uuid)>,
+    pub elapsed: Duration,
+}
+
+/// Inserts `count` users `user0`, `user1`, … with the password [`PASSWORD`].
+pub async fn users(store: &dyn Store, count: u64) -> anyhow::Result<Preloaded> {
+    let started = Instant::now();
+    let password_hash = hash(&argon2()?, PASSWORD)?;
+    if !latch::auth::password::is_current_hash(&password_hash) {
+        bail!("the preload hash is not what Latch considers current; logins would rehash");
+    }
+    let picks = LOGIN_USERS.min(count);
+    let login_index = |k: u64| k * count / picks;
+    let mut login_users = Vec::with_capacity(picks as usize);
+    let now = latch::store::now();
+    let mut next = 0;
+    while next < count {
+        let end = (next + USERS_PER_TRANSACTION).min(count);
+        let batch: Vec<ImportedUser> = (next..end)
+            .map(|i| {
+                let username = username(i);
+                ImportedUser {
+                    id: Uuid::now_v7(),
+                    email: format!("{username}@bench.example"),
+                    username,
+                    email_verified: true,
+                    password_hash: password_hash.clone(),
+                }
+            })
+            .collect();
+        for k in 0..picks {
+            let i = login_index(k);
+            if (next..end).contains(&i) {
+                let user = &batch[(i - next) as usize];
+                login_users.push((user.username.clone(), user.id));
+            }
+        }
+        store.import_users(&batch, now, &|_| {}).await.context("cannot insert the preloaded users")?;
+        next = end;
+    }
+    Ok(Preloaded { login_users, elapsed: started.elapsed() })
+}
+
+/// Starts `count` token sessions through the store, one per refresh token, spread
+/// over `users`; returns the refresh tokens.
+pub async fn refresh_tokens(store: &dyn Store, users: &[(String, Uuid)], count: usize) -> anyhow::Result<Vec<String>> {
+    let now = latch::store::now();
+    // Latch's default refresh-token lifetime is 30 days; the sessions outlive the run.
+    let expires_at = now + Duration::from_secs(30 * 86_400);
+    let mut tokens = Vec::with_capacity(count);
+    for i in 0..count {
+        let (_, user_id) = users.get(i % users.len().max(1)).context("no users to start sessions for")?;
+        let token = secret::random_token();
+        let digest = secret::digest(&token);
+        let session = NewSession {
+            id: Uuid::new_v4(),
+            user_id: *user_id,
+            client_id: "latch",
+            cookie_hash: None,
+            refresh_hash: Some(&digest),
+            user_agent: Some("latch-bench"),
+            ip: None,
+            now,
+            expires_at,
+        };
+        store.create_session(&session).await.context("cannot start a session for the refresh scenario")?;
+        tokens.push(token);
+    }
+    Ok(tokens)
+}

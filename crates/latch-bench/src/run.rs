@@ -1,0 +1,429 @@
+//! One benchmark run, in order: preload users through the store, measure the two
+//! ceilings, then for each scenario start `latch serve` pinned to the server core, run
+//! wrk on the client core (warm-up, then the measured run) and stop the server; report.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+use latch::config::DatabaseUrl;
+use uuid::Uuid;
+
+use crate::report::Results;
+use crate::server::{RssSampler, Server};
+use crate::wrk::{self, Load, Report};
+use crate::{RunArgs, ceiling, http, lua, preload, server};
+
+/// About the length of a real access token, for the bare ceiling's requests.
+const DUMMY_TOKEN_LEN: usize = 530;
+
+/// Runs the whole benchmark and prints the report.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        bail!(
+            "this is a debug build of latch-bench; its numbers would mean nothing. \
+             Run `cargo build --release && cargo run --release -p latch-bench -- …`"
+        );
+    }
+    let wrk = wrk::locate()?;
+    server::raise_fd_limit();
+    let cores = args.cores();
+    if let Some(cores) = cores {
+        server::check_pinning(cores)?;
+        // This program only waits and samples; keep it off the server's core.
+        server::pin_self(cores.1)?;
+    }
+    let latch_bin = find_latch(args.latch_bin.as_deref())?;
+    let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::Builder::new()
+        .prefix("latch-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot make a temporary directory in {}", parent.display()))?;
+    let result = Bench::new(args, wrk, latch_bin, work.path()).and_then(|bench| bench.run());
+    if args.keep {
+        let path = work.keep();
+        eprintln!("kept {}", path.display());
+    }
+    let results = result?;
+    let markdown = results.markdown();
+    print!("{markdown}");
+    if let Some(path) = &args.output {
+        std::fs::write(path, &markdown).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    let problems = problems(&results);
+    if !problems.is_empty() {
+        bail!("the run did not work as it should:\n  {}", problems.join("\n  "));
+    }
+    Ok(())
+}
+
+/// The `latch` binary: `--latch-bin`, else the one next to this executable.
+fn find_latch(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe().context("cannot find this executable")?.with_file_name("latch"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no latch binary at {}; build it first with `cargo build --release` (or pass --latch-bin)",
+            path.display()
+        );
+    }
+    if given.is_none() {
+        warn_if_stale(&path);
+    }
+    Ok(path)
+}
+
+/// Warns when the server's sources changed after the binary was built: `cargo run -p
+/// latch-bench` rebuilds the library it links, not the `latch` binary.
+fn warn_if_stale(binary: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built = binary.metadata().and_then(|m| m.modified()).ok();
+    let newest = ["src", "migrations"].iter().filter_map(|dir| newest_mtime(&root.join(dir))).max();
+    if let (Some(built), Some(newest)) = (built, newest)
+        && newest > built
+    {
+        eprintln!(
+            "warning: {} is older than the server's sources; run `cargo build --release` to measure them",
+            binary.display()
+        );
+    }
+}
+
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() { newest_mtime(&path) } else { entry.metadata().and_then(|m| m.modified()).ok() };
+        newest = newest.max(time);
+    }
+    newest
+}
+
+struct Bench<'a> {
+    args: &'a RunArgs,
+    wrk: PathBuf,
+    latch_bin: PathBuf,
+    dir: &'a Path,
+    server_core: Option<usize>,
+    client_core: Option<usize>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl<'a> Bench<'a> {
+    fn new(args: &'a RunArgs, wrk: PathBuf, latch_bin: PathBuf, dir: &'a Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir.join("scripts"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let cores = args.cores();
+        Ok(Self {
+            args,
+            wrk,
+            latch_bin,
+            dir,
+            server_core: cores.map(|c| c.0),
+            client_core: cores.map(|c| c.1),
+            runtime,
+        })
+    }
+
+    fn run(self) -> anyhow::Result<Results> {
+        let args = self.args;
+        let (duration, warmup) = (args.duration(), args.warmup());
+        let date = time::OffsetDateTime::now_utc();
+        let data_dir = self.dir.join("data");
+
+        // Preload, before the server starts, into the file it will serve.
+        eprintln!("preloading {} users…", args.users);
+        let store = self.runtime.block_on(latch::store::open(&DatabaseUrl::Sqlite(data_dir.join("latch.db"))))?;
+        let preloaded = self.runtime.block_on(preload::users(&*store, args.users))?;
+        eprintln!("  done in {:.1} s", preloaded.elapsed.as_secs_f64());
+
+        eprintln!("ceiling: Argon2id hashes on one core ({} s)…", duration.as_secs());
+        let hash_ceiling = ceiling::measure_hash_ceiling(self.server_core, duration)?;
+        eprintln!("  {hash_ceiling:.1} hashes/s");
+
+        eprintln!("ceiling: bare axum handler…");
+        let bare = {
+            let (cmd, log) = ceiling::bare_server_command(self.server_core, self.dir)?;
+            let mut bare = Server::start(cmd, "bare-server", &log)?;
+            let script = lua::bearer_get("/users/me", &"x".repeat(DUMMY_TOKEN_LEN));
+            let report = self.scenario(&mut bare, "bare", &script, &script, self.args.connections)?;
+            bare.stop()?;
+            report
+        };
+
+        // A fresh server for each scenario: what one scenario leaves behind (queued
+        // work of the connections wrk closed, memory, caches) does not weigh on the next.
+        let usernames: Vec<String> = preloaded.login_users.iter().map(|(name, _)| name.clone()).collect();
+        let login_script = lua::login(&usernames, preload::PASSWORD);
+
+        eprintln!("register…");
+        let nonce = &Uuid::new_v4().simple().to_string()[..6];
+        let register = self.with_latch(&data_dir, "register", |latch| {
+            self.scenario(
+                latch,
+                "register",
+                &lua::register(&format!("r{nonce}w"), preload::PASSWORD),
+                &lua::register(&format!("r{nonce}m"), preload::PASSWORD),
+                args.connections,
+            )
+        })?;
+
+        eprintln!("login…");
+        let login = self.with_latch(&data_dir, "login", |latch| {
+            self.scenario(latch, "login", &login_script, &login_script, args.connections)
+        })?;
+
+        eprintln!("me…");
+        let me = self.with_latch(&data_dir, "me", |latch| {
+            let me_script = self.me_script(latch.addr(), &usernames)?;
+            self.scenario(latch, "me", &me_script, &me_script, args.connections)
+        })?;
+
+        eprintln!("refresh…");
+        // The scripts feed on the tokens the server hands back, so each needs only a
+        // few more than it has connections (wrk also builds one request it never sends).
+        let seed = (args.connections * 4 + 64) as usize;
+        let tokens = self.runtime.block_on(preload::refresh_tokens(&*store, &preloaded.login_users, 2 * seed + 1))?;
+        let (probe, tokens) = tokens.split_first().context("no refresh tokens")?;
+        let (warm_tokens, main_tokens) = tokens.split_at(seed);
+        let refresh = self.with_latch(&data_dir, "refresh", |latch| {
+            let rotated =
+                http::refresh(latch.addr(), probe).context("a refresh token made through the store does not work")?;
+            if rotated.refresh_token == *probe {
+                bail!("the refresh grant answered with the token it was given");
+            }
+            self.scenario(
+                latch,
+                "refresh",
+                &lua::refresh(warm_tokens, 1),
+                &lua::refresh(main_tokens, 1),
+                args.connections,
+            )
+        })?;
+
+        eprintln!("me during a login flood…");
+        let (flood_login, flood_me) = self.with_latch(&data_dir, "flood", |latch| {
+            let me_script = self.me_script(latch.addr(), &usernames)?;
+            let login_path = self.write_script("flood-login", &login_script)?;
+            let me_path = self.write_script("flood-me", &me_script)?;
+            // The flood starts first and ends after me, so that me runs inside it.
+            let lead = warmup.max(Duration::from_secs(1));
+            let url = latch.url();
+            let flood =
+                self.load(&url, &login_path, args.connections, lead + duration + Duration::from_secs(1)).spawn()?;
+            std::thread::sleep(lead);
+            let me = self.load(&url, &me_path, args.connections, duration).run();
+            let flood = wrk::finish(flood);
+            latch.check_alive()?;
+            let (flood, me) = (flood?, me?);
+            eprintln!(
+                "  me {:.1} req/s, p99 {:?}; login {:.1} req/s",
+                me.requests_per_sec, me.p99, flood.requests_per_sec
+            );
+            Ok((flood, me))
+        })?;
+
+        eprintln!("login at {} connections, sampling memory…", args.rss_connections);
+        let (crowd_login, rss_before_kib, peak_rss_kib, hwm_kib) = self.with_latch(&data_dir, "crowd", |latch| {
+            let rss_before_kib = server::status_kib(latch.pid(), "VmRSS").unwrap_or(0);
+            let sampler = RssSampler::start(latch.pid());
+            let crowd_login = self.scenario(latch, "crowd", &login_script, &login_script, args.rss_connections);
+            let peak_rss_kib = sampler.finish();
+            // Read while the process lives: /proc forgets it at exit.
+            let hwm_kib = server::status_kib(latch.pid(), "VmHWM").unwrap_or(0);
+            Ok((crowd_login?, rss_before_kib, peak_rss_kib, hwm_kib))
+        })?;
+        drop(store);
+
+        Ok(Results {
+            date: date
+                .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+                .unwrap_or_default(),
+            command: command_line(),
+            machine: machine(),
+            filesystem: filesystem_of(self.dir),
+            wrk_version: wrk::version(&self.wrk),
+            cores: args.cores(),
+            users: args.users,
+            preload: preloaded.elapsed,
+            duration,
+            warmup,
+            connections: args.connections,
+            rss_connections: args.rss_connections,
+            hash_ceiling,
+            bare,
+            register,
+            login,
+            me,
+            refresh,
+            flood_login,
+            flood_me,
+            crowd_login,
+            peak_rss_kib,
+            hwm_kib,
+            rss_before_kib,
+        })
+    }
+
+    /// Runs `f` against a fresh `latch serve`, then stops the server (SIGTERM).
+    fn with_latch<T>(
+        &self,
+        data_dir: &Path,
+        name: &str,
+        f: impl FnOnce(&mut Server) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut latch = self.start_latch(data_dir, name)?;
+        let result = f(&mut latch);
+        let stopped = latch.stop();
+        let value = result?;
+        stopped?;
+        Ok(value)
+    }
+
+    /// `latch serve` on a free port, pinned, with the abuse limits off; its log is
+    /// `latch-<name>.log`.
+    fn start_latch(&self, data_dir: &Path, name: &str) -> anyhow::Result<Server> {
+        let mut cmd = server::pinned(self.server_core, &self.latch_bin);
+        cmd.arg("serve");
+        // Only the configuration chosen here: nothing from the caller's LATCH_*.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LATCH_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("LATCH_LISTEN", "127.0.0.1:0").env("LATCH_DATA_DIR", data_dir).env("LATCH_RATE_LIMIT", "off");
+        Server::start(cmd, "latch serve", &self.dir.join(format!("latch-{name}.log")))
+    }
+
+    /// The `me` script with a fresh access token of the first login user, after
+    /// checking that the token works.
+    fn me_script(&self, addr: std::net::SocketAddr, usernames: &[String]) -> anyhow::Result<String> {
+        let user = usernames.first().context("no users")?;
+        let tokens = http::login(addr, user, preload::PASSWORD)?;
+        http::get_with_bearer(addr, "/users/me", &tokens.access_token)?;
+        Ok(lua::bearer_get("/users/me", &tokens.access_token))
+    }
+
+    fn write_script(&self, name: &str, script: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir.join("scripts").join(format!("{name}.lua"));
+        std::fs::write(&path, script).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
+    fn load<'b>(&'b self, url: &'b str, script: &'b Path, connections: u64, duration: Duration) -> Load<'b> {
+        Load { wrk: &self.wrk, core: self.client_core, url, script, connections, duration }
+    }
+
+    /// Warm-up with `warm_script` (unless `--warmup 0s`), then the measured run.
+    fn scenario(
+        &self,
+        server: &mut Server,
+        name: &str,
+        warm_script: &str,
+        script: &str,
+        connections: u64,
+    ) -> anyhow::Result<Report> {
+        let url = server.url();
+        let warmup = self.args.warmup();
+        if !warmup.is_zero() {
+            let path = self.write_script(&format!("{name}-warmup"), warm_script)?;
+            self.load(&url, &path, connections, warmup).run().with_context(|| format!("{name} warm-up"))?;
+            server.check_alive()?;
+        }
+        let path = self.write_script(name, script)?;
+        let started = Instant::now();
+        let report =
+            self.load(&url, &path, connections, self.args.duration()).run().with_context(|| name.to_owned())?;
+        server.check_alive()?;
+        eprintln!(
+            "  {:.1} req/s, p50 {:?}, p99 {:?}, errors {} ({:.1} s)",
+            report.requests_per_sec,
+            report.p50,
+            report.p99,
+            report.errors_text(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(report)
+    }
+}
+
+/// Scenarios that did not work at all: nothing completed, or most requests failed.
+/// (At many connections the server may refuse logins with 503 by design; that run
+/// only needs some successes.)
+fn problems(r: &Results) -> Vec<String> {
+    let mut problems = Vec::new();
+    let checks: [(&str, &Report); 7] = [
+        ("bare ceiling", &r.bare),
+        ("register", &r.register),
+        ("login", &r.login),
+        ("me", &r.me),
+        ("refresh", &r.refresh),
+        ("login flood", &r.flood_login),
+        ("me during the login flood", &r.flood_me),
+    ];
+    for (name, report) in checks {
+        if report.requests == 0 {
+            problems.push(format!("{name}: no request completed"));
+        } else if report.errors() * 2 > report.requests {
+            problems.push(format!("{name}: most requests failed ({})", report.errors_text()));
+        }
+    }
+    if r.crowd_login.requests <= r.crowd_login.non_2xx {
+        problems.push(format!("login at {} connections: no login succeeded", r.rss_connections));
+    }
+    if r.hash_ceiling <= 0.0 {
+        problems.push("hash ceiling: no hash measured".to_owned());
+    }
+    problems
+}
+
+/// How this program was invoked, for the report.
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let program =
+        args.next().map(|p| Path::new(&p).file_name().map_or(p.clone(), |name| name.to_string_lossy().into_owned()));
+    program.into_iter().chain(args).collect::<Vec<_>>().join(" ")
+}
+
+/// CPU model and number of cores.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    format!("{model}, {cores} cores")
+}
+
+/// The type of the filesystem holding `path` (from `/proc/mounts`).
+fn filesystem_of(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, mount, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(mount).then(|| (mount.len(), kind.to_owned()))
+        })
+        .max()
+        .map_or_else(|| "an unknown filesystem".to_owned(), |(_, kind)| kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_on_some_filesystem() {
+        assert_ne!(filesystem_of(Path::new("/")), "an unknown filesystem");
+    }
+}
