@@ -60,7 +60,7 @@ impl App {
         };
         let state = AppState {
             limiter: RateLimiter::new(store.clone(), config.limits.clone()),
-            cache: Arc::new(AuthCache::new(store.subscribe(), store.announces_all_changes())),
+            cache: Arc::new(AuthCache::new(store.subscribe(), store.fingerprint())),
             store,
             hasher,
             tokens,

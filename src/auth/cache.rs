@@ -6,9 +6,9 @@
 //! Revocation stays immediate: every change the store announces (this process at
 //! once, other instances through PostgreSQL `NOTIFY`) is applied before the next
 //! lookup, and an entry read from the database while a change was being announced is
-//! not kept. Sessions are cached only where every writer announces its changes
-//! (PostgreSQL); on SQLite another process (`latch user disable`) could not tell us,
-//! so sessions are read each time there and only token verification is cached.
+//! not kept. Where other processes cannot announce (SQLite: `latch user disable`
+//! while serving), the store's fingerprint of the database files is compared on every
+//! lookup, and any commit elsewhere empties the session cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +18,7 @@ use tokio::sync::broadcast::{self, error::TryRecvError};
 use uuid::Uuid;
 
 use crate::auth::tokens::{AccessClaims, LEEWAY_SECS};
-use crate::store::{Change, SessionRecord, UserRecord};
+use crate::store::{Change, Fingerprint, SessionRecord, UserRecord};
 
 /// Longest time a session is trusted without reading the database.
 pub const SESSION_TTL: Duration = Duration::from_secs(1);
@@ -31,7 +31,7 @@ pub type SessionEntry = Arc<(SessionRecord, UserRecord)>;
 /// The cache of one server.
 pub struct AuthCache {
     state: Mutex<State>,
-    cache_sessions: bool,
+    fingerprint: Option<Fingerprint>,
 }
 
 struct State {
@@ -43,6 +43,8 @@ struct State {
     /// Counts applied changes; a database read that saw another generation start
     /// may be stale and is not stored.
     generation: u64,
+    /// The store's fingerprint at the last lookup.
+    seen: u64,
 }
 
 impl State {
@@ -71,16 +73,18 @@ impl State {
 }
 
 impl AuthCache {
-    /// A cache following `changes`; sessions are kept only with `cache_sessions`.
-    pub fn new(changes: broadcast::Receiver<Change>, cache_sessions: bool) -> Self {
+    /// A cache following `changes`, and `fingerprint` where the store has one.
+    pub fn new(changes: broadcast::Receiver<Change>, fingerprint: Option<Fingerprint>) -> Self {
+        let seen = fingerprint.as_ref().map_or(0, |f| f());
         Self {
-            cache_sessions,
+            fingerprint,
             state: Mutex::new(State {
                 changes,
                 tokens: HashMap::new(),
                 cookies: HashMap::new(),
                 sessions: HashMap::new(),
                 generation: 0,
+                seen,
             }),
         }
     }
@@ -91,6 +95,13 @@ impl AuthCache {
             Err(poisoned) => poisoned.into_inner(),
         };
         state.catch_up();
+        if let Some(fingerprint) = &self.fingerprint {
+            let now = fingerprint();
+            if now != state.seen {
+                state.seen = now;
+                state.apply(Change::All);
+            }
+        }
         state
     }
 
@@ -124,9 +135,6 @@ impl AuthCache {
 
     /// A session read less than [`SESSION_TTL`] ago, with no change announced since.
     pub fn session(&self, id: Uuid) -> Option<SessionEntry> {
-        if !self.cache_sessions {
-            return None;
-        }
         let state = self.lock();
         let (entry, fetched) = state.sessions.get(&id)?;
         (fetched.elapsed() < SESSION_TTL).then(|| entry.clone())
@@ -140,9 +148,6 @@ impl AuthCache {
     /// Keeps a session read from the store, unless a change was announced since
     /// `generation` (the read may predate it).
     pub fn insert_session(&self, generation: u64, entry: SessionEntry) {
-        if !self.cache_sessions {
-            return;
-        }
         let mut state = self.lock();
         if state.generation != generation {
             return;
@@ -196,7 +201,7 @@ mod tests {
     #[test]
     fn announced_changes_apply_before_the_next_lookup() {
         let (tx, rx) = broadcast::channel(16);
-        let cache = AuthCache::new(rx, true);
+        let cache = AuthCache::new(rx, None);
         let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
         let (a1, a2, b1) = (entry(alice), entry(alice), entry(bob));
         for e in [&a1, &a2, &b1] {
@@ -216,7 +221,7 @@ mod tests {
     #[test]
     fn a_read_that_raced_a_change_is_not_kept() {
         let (tx, rx) = broadcast::channel(16);
-        let cache = AuthCache::new(rx, true);
+        let cache = AuthCache::new(rx, None);
         let e = entry(Uuid::new_v4());
         let generation = cache.generation();
         tx.send(Change::User(Uuid::new_v4())).unwrap();

@@ -131,13 +131,10 @@ pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(Session
         Some(entry) => entry,
         None => {
             let generation = state.cache.generation();
-            let Some(session) = state.store.session(sid).await? else {
+            let Some(found) = state.store.session_with_user(sid).await? else {
                 return Ok(None);
             };
-            let Some(user) = state.store.user_by_id(session.user_id).await? else {
-                return Ok(None);
-            };
-            let entry = Arc::new((session, user));
+            let entry = Arc::new(found);
             state.cache.insert_session(generation, entry.clone());
             entry
         }

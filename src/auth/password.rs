@@ -365,6 +365,11 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>) {
     }
 }
 
+/// The nice value of hashing threads: low enough that request handling wins the CPU,
+/// high enough that hashing still progresses while the server answers a flood of
+/// other requests (at 19 an overloaded server finished no login at all).
+const HASHER_NICE: libc::c_int = 10;
+
 /// Hashing yields the CPU to request handling: with logins saturating the hashers,
 /// `GET /users/me` and token refreshes still answer at once.
 fn lower_priority() {
@@ -373,7 +378,7 @@ fn lower_priority() {
     // thread id sets that thread's nice value only.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+        if libc::setpriority(libc::PRIO_PROCESS, tid, HASHER_NICE) != 0 {
             tracing::debug!("could not lower the priority of a hashing thread");
         }
     }

@@ -49,11 +49,15 @@ pub trait Store:
     /// How often caches should recheck what no announcement can reach them about
     /// (other processes on a SQLite file).
     fn poll_interval(&self) -> std::time::Duration;
-    /// Whether every writer, in any process, announces its changes here, so that
-    /// cached sessions can be trusted between announcements (PostgreSQL: `NOTIFY`).
-    /// On SQLite another process (`latch user disable`) cannot reach us.
-    fn announces_all_changes(&self) -> bool;
+    /// A cheap fingerprint of the database's state that changes whenever any process
+    /// commits, for backends where other processes cannot announce their changes
+    /// (SQLite: `latch user disable` while serving). `None` where every writer
+    /// announces (PostgreSQL `NOTIFY`).
+    fn fingerprint(&self) -> Option<Fingerprint>;
 }
+
+/// Computes a [`Store::fingerprint`] value.
+pub type Fingerprint = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// A committed change that cached state must follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

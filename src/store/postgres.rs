@@ -108,8 +108,8 @@ impl Store for PgStore {
         self.changes.subscribe()
     }
 
-    fn announces_all_changes(&self) -> bool {
-        true
+    fn fingerprint(&self) -> Option<super::Fingerprint> {
+        None
     }
 
     fn poll_interval(&self) -> Duration {

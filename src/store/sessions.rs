@@ -28,6 +28,38 @@ impl SessionRecord {
     }
 }
 
+/// A session joined with its user, read in one query.
+#[derive(sqlx::FromRow)]
+pub struct SessionUserRow {
+    #[sqlx(flatten)]
+    pub session: SessionRecord,
+    pub u_username: String,
+    pub u_email: String,
+    pub u_email_verified: bool,
+    pub u_password_hash: String,
+    pub u_is_admin: bool,
+    pub u_disabled: bool,
+    pub u_created_at: OffsetDateTime,
+    pub u_updated_at: OffsetDateTime,
+}
+
+impl SessionUserRow {
+    pub fn split(self) -> (SessionRecord, super::UserRecord) {
+        let user = super::UserRecord {
+            id: self.session.user_id,
+            username: self.u_username,
+            email: self.u_email,
+            email_verified: self.u_email_verified,
+            password_hash: self.u_password_hash,
+            is_admin: self.u_is_admin,
+            disabled: self.u_disabled,
+            created_at: self.u_created_at,
+            updated_at: self.u_updated_at,
+        };
+        (self.session, user)
+    }
+}
+
 /// A session about to start.
 pub struct NewSession<'a> {
     pub id: Uuid,
@@ -58,6 +90,8 @@ pub enum RotateOutcome {
 pub trait SessionStore {
     async fn create_session(&self, session: &NewSession<'_>) -> Result<(), StoreError>;
     async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session and its user, in one query.
+    async fn session_with_user(&self, id: Uuid) -> Result<Option<(SessionRecord, super::UserRecord)>, StoreError>;
     async fn session_by_cookie(&self, cookie_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
     /// Records a use of the session.
     async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;
@@ -128,6 +162,23 @@ macro_rules! impl_session_store {
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::store::SessionRecord>, $crate::store::StoreError> {
                 Ok(sqlx::query_as("SELECT * FROM sessions WHERE id = $1").bind(id).fetch_optional(self.read()).await?)
+            }
+
+            async fn session_with_user(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<($crate::store::SessionRecord, $crate::store::UserRecord)>, $crate::store::StoreError>
+            {
+                let row: Option<$crate::store::sessions::SessionUserRow> = sqlx::query_as(
+                    "SELECT s.*, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified,
+                        u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.disabled AS u_disabled,
+                        u.created_at AS u_created_at, u.updated_at AS u_updated_at
+                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(self.read())
+                .await?;
+                Ok(row.map($crate::store::sessions::SessionUserRow::split))
             }
 
             async fn session_by_cookie(

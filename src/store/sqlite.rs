@@ -3,8 +3,9 @@
 //! writer anyway, and this avoids busy errors between our own connections); reads use
 //! a pool.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,6 +21,14 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     changes: broadcast::Sender<Change>,
+    path: PathBuf,
+}
+
+/// The write-ahead log beside a database file.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 impl SqliteStore {
@@ -50,7 +59,7 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(Self { write, read, changes: broadcast::channel(CHANGE_CHANNEL).0 })
+        Ok(Self { write, read, changes: broadcast::channel(CHANGE_CHANNEL).0, path: path.to_path_buf() })
     }
 
     /// Announces a committed change to this process (other processes on the same file
@@ -74,8 +83,22 @@ impl Store for SqliteStore {
         self.changes.subscribe()
     }
 
-    fn announces_all_changes(&self) -> bool {
-        false
+    fn fingerprint(&self) -> Option<super::Fingerprint> {
+        // Every commit, by any process, appends to the write-ahead log, and a
+        // checkpoint rewrites the database file: their sizes and times move.
+        let files = [self.path.clone(), wal_path(&self.path)];
+        Some(Arc::new(move || {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            for file in &files {
+                if let Ok(meta) = std::fs::metadata(file) {
+                    meta.len().hash(&mut hasher);
+                    meta.modified().ok().hash(&mut hasher);
+                    std::os::unix::fs::MetadataExt::ino(&meta).hash(&mut hasher);
+                }
+            }
+            hasher.finish()
+        }))
     }
 
     fn poll_interval(&self) -> Duration {
