@@ -95,12 +95,19 @@ impl AuthCache {
             Err(poisoned) => poisoned.into_inner(),
         };
         state.catch_up();
-        if let Some(fingerprint) = &self.fingerprint {
-            let now = fingerprint();
-            if now != state.seen {
-                state.seen = now;
-                state.apply(Change::All);
-            }
+        state
+    }
+
+    /// Like [`AuthCache::lock`], and first notices commits by other processes (two
+    /// `stat` calls), for lookups whose answer such a commit could change.
+    fn lock_fresh(&self) -> MutexGuard<'_, State> {
+        let fingerprint = self.fingerprint.as_ref().map(|f| f());
+        let mut state = self.lock();
+        if let Some(now) = fingerprint
+            && now != state.seen
+        {
+            state.seen = now;
+            state.apply(Change::All);
         }
         state
     }
@@ -135,14 +142,14 @@ impl AuthCache {
 
     /// A session read less than [`SESSION_TTL`] ago, with no change announced since.
     pub fn session(&self, id: Uuid) -> Option<SessionEntry> {
-        let state = self.lock();
+        let state = self.lock_fresh();
         let (entry, fetched) = state.sessions.get(&id)?;
         (fetched.elapsed() < SESSION_TTL).then(|| entry.clone())
     }
 
     /// The generation to hand back to [`AuthCache::insert_session`] after a read.
     pub fn generation(&self) -> u64 {
-        self.lock().generation
+        self.lock_fresh().generation
     }
 
     /// Keeps a session read from the store, unless a change was announced since

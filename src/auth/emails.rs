@@ -12,8 +12,13 @@ use crate::store::{self, NewOneTimeToken, TokenPurpose, UserRecord};
 /// How long an email verification link works.
 pub const VERIFY_EMAIL_TTL: Duration = Duration::hours(24);
 
-/// Creates a verification token for the user's current address and emails its link.
-pub async fn send_verification(state: &AppState, user: &UserRecord) -> Result<(), crate::error::ApiError> {
+/// A new single-use token for the user's current address, stored as its digest.
+async fn issue_token(
+    state: &AppState,
+    user: &UserRecord,
+    purpose: TokenPurpose,
+    ttl: Duration,
+) -> Result<String, crate::error::ApiError> {
     let token = secret::random_token();
     let now = store::now();
     state
@@ -21,12 +26,18 @@ pub async fn send_verification(state: &AppState, user: &UserRecord) -> Result<()
         .insert_one_time_token(&NewOneTimeToken {
             hash: &secret::digest(&token),
             user_id: user.id,
-            purpose: TokenPurpose::VerifyEmail,
+            purpose,
             email: &user.email,
             now,
-            expires_at: now + VERIFY_EMAIL_TTL,
+            expires_at: now + ttl,
         })
         .await?;
+    Ok(token)
+}
+
+/// Creates a verification token for the user's current address and emails its link.
+pub async fn send_verification(state: &AppState, user: &UserRecord) -> Result<(), crate::error::ApiError> {
+    let token = issue_token(state, user, TokenPurpose::VerifyEmail, VERIFY_EMAIL_TTL).await?;
     let link = Settings::link(&state.settings.email_verify_url, &token);
     let text = format!(
         "Hello {name},\n\nconfirm your email address by opening this link:\n\n{link}\n\n\
@@ -49,19 +60,7 @@ pub const RESET_PASSWORD_TTL: Duration = Duration::hours(1);
 
 /// Creates a password reset token and emails its link.
 pub async fn send_password_reset(state: &AppState, user: &UserRecord) -> Result<(), crate::error::ApiError> {
-    let token = secret::random_token();
-    let now = store::now();
-    state
-        .store
-        .insert_one_time_token(&NewOneTimeToken {
-            hash: &secret::digest(&token),
-            user_id: user.id,
-            purpose: TokenPurpose::ResetPassword,
-            email: &user.email,
-            now,
-            expires_at: now + RESET_PASSWORD_TTL,
-        })
-        .await?;
+    let token = issue_token(state, user, TokenPurpose::ResetPassword, RESET_PASSWORD_TTL).await?;
     let link = Settings::link(&state.settings.password_reset_url, &token);
     let text = format!(
         "Hello {name},\n\nsomeone asked to reset the password of your account. To choose a new\n\
