@@ -16,7 +16,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::config::Config;
 use crate::domain::PasswordPolicy;
-use crate::http::state::{AppState, Settings};
+use crate::http::state::{AppState, Services, Settings};
 use crate::store;
 
 /// A bound, ready-to-run server.
@@ -58,7 +58,7 @@ impl App {
             require_verified_email: config.require_verified_email,
             trusted_proxies: config.trusted_proxies.clone(),
         };
-        let state = AppState {
+        let state = AppState::new(Services {
             limiter: RateLimiter::new(store.clone(), config.limits.clone()),
             cache: Arc::new(AuthCache::new(store.subscribe(), store.fingerprint())),
             store,
@@ -68,7 +68,7 @@ impl App {
             policy: PasswordPolicy::new(config.password_min_length),
             settings: Arc::new(settings),
             metrics: crate::http::metrics::Metrics::new(),
-        };
+        });
         Ok(Self { listener, addr, state })
     }
 

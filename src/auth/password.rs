@@ -16,6 +16,7 @@
 //! comes from an import file, and a hostile or mistaken one must not be able to tie up
 //! a hashing thread for hours or allocate gigabytes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -247,13 +248,14 @@ pub struct PasswordHasher {
 
 struct Inner {
     jobs: SyncSender<Job>,
+    /// Jobs dropped unhashed because their request was cancelled.
+    abandoned: Arc<AtomicU64>,
     /// A hash of a random password, verified for unknown users so that they cost the
     /// same time as a wrong password.
     dummy_hash: String,
 }
 
-/// Work for a hashing thread; the answer goes back through `reply`. A caller that has
-/// gone away (its request was cancelled) only wastes that one job.
+/// Work for a hashing thread; the answer goes back through `reply`.
 enum Job {
     Hash { password: SecretString, reply: oneshot::Sender<anyhow::Result<String>> },
     Verify { hash: String, password: SecretString, reply: oneshot::Sender<Verified> },
@@ -345,7 +347,7 @@ fn is_current(hash: &PasswordHash<'_>) -> bool {
 
 /// A hashing thread: lowest CPU priority, one reusable memory area, jobs until the
 /// queue closes.
-fn worker(jobs: Arc<Mutex<Receiver<Job>>>) {
+fn worker(jobs: Arc<Mutex<Receiver<Job>>>, abandoned: Arc<AtomicU64>) {
     lower_priority();
     let mut memory = vec![Block::default(); current_params().block_count()];
     loop {
@@ -353,7 +355,16 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>) {
             Ok(queue) => queue.recv(),
             Err(poisoned) => poisoned.into_inner().recv(),
         };
+        // A job whose request was cancelled meanwhile (the client gave up or closed its
+        // connection) is dropped unhashed: under overload such jobs pile up, and
+        // hashing them would only delay the requests still waiting.
         match job {
+            Ok(Job::Hash { reply, .. }) if reply.is_closed() => {
+                abandoned.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Job::Verify { reply, .. }) if reply.is_closed() => {
+                abandoned.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(Job::Hash { password, reply }) => {
                 let _ = reply.send(hash_with(&mut memory, password.expose_secret()));
             }
@@ -389,13 +400,14 @@ impl PasswordHasher {
     pub fn new(concurrency: usize, queue: usize) -> anyhow::Result<Self> {
         let (jobs, receiver) = std::sync::mpsc::sync_channel(queue);
         let receiver = Arc::new(Mutex::new(receiver));
+        let abandoned = Arc::new(AtomicU64::new(0));
         for i in 0..concurrency.max(1) {
-            let receiver = receiver.clone();
-            std::thread::Builder::new().name(format!("latch-hasher-{i}")).spawn(move || worker(receiver))?;
+            let (receiver, abandoned) = (receiver.clone(), abandoned.clone());
+            std::thread::Builder::new().name(format!("latch-hasher-{i}")).spawn(move || worker(receiver, abandoned))?;
         }
         let mut memory = vec![Block::default(); current_params().block_count()];
         let dummy_hash = hash_with(&mut memory, &crate::auth::secret::random_token())?;
-        Ok(Self { inner: Arc::new(Inner { jobs, dummy_hash }) })
+        Ok(Self { inner: Arc::new(Inner { jobs, abandoned, dummy_hash }) })
     }
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
@@ -403,6 +415,11 @@ impl PasswordHasher {
             TrySendError::Full(_) => HashError::Busy,
             TrySendError::Disconnected(_) => HashError::Failed(anyhow::anyhow!("hashing threads stopped")),
         })
+    }
+
+    /// Jobs dropped unhashed so far because their request had been cancelled.
+    pub fn abandoned(&self) -> u64 {
+        self.inner.abandoned.load(Ordering::Relaxed)
     }
 
     /// Hashes a new password with the current parameters.
@@ -457,6 +474,30 @@ mod tests {
         let hash = weak.hash_password(b"pw", &salt).unwrap().to_string();
         let hasher = PasswordHasher::new(1, 4).unwrap();
         assert_eq!(hasher.verify(Some(&hash), "pw").await.unwrap(), Verified::Match { rehash: true });
+    }
+
+    #[tokio::test]
+    async fn jobs_of_cancelled_requests_are_not_hashed() {
+        use futures::FutureExt as _;
+        let hasher = PasswordHasher::new(1, 16).unwrap();
+        // Keeps the only thread busy (well over the microseconds the loop below takes)
+        // while cancelled jobs queue up behind it.
+        let slow = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(ARGON2_M_COST, 16, 1, None).unwrap());
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let slow_hash = slow.hash_password(b"pw", &salt).unwrap().to_string();
+        let busy = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.verify(Some(&slow_hash), "pw").await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let hash = hash_blocking("correct horse").unwrap();
+        for _ in 0..5 {
+            // Submitted by the first poll, then dropped: a client that went away.
+            assert!(hasher.verify(Some(&hash), "correct horse").now_or_never().is_none());
+        }
+        assert_eq!(hasher.verify(Some(&hash), "correct horse").await.unwrap(), Verified::Match { rehash: false });
+        assert!(matches!(busy.await.unwrap().unwrap(), Verified::Match { .. }));
+        assert_eq!(hasher.abandoned(), 5);
     }
 
     /// Verifies as a hashing thread does.

@@ -41,6 +41,12 @@ impl Settings {
         now - self.session_idle_timeout
     }
 
+    /// How often a session's `last_seen_at` may move: once a minute, or a quarter of
+    /// the idle timeout when that is shorter, so that a session in use never idles out.
+    pub fn touch_interval(&self) -> Duration {
+        (self.session_idle_timeout / 4).min(Duration::from_secs(60))
+    }
+
     /// Browser cookies are `Secure` (and `__Host-`) when the public URL is https.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
@@ -56,9 +62,26 @@ impl Settings {
     }
 }
 
-/// Shared application state.
+/// Shared application state. Cloned for every request, hence one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Services {
     pub store: Arc<dyn Store>,
     pub hasher: PasswordHasher,
     pub tokens: TokenService,

@@ -10,6 +10,7 @@
 //! PostgreSQL to every instance through `NOTIFY`.
 
 mod admin;
+mod file_watch;
 mod keys;
 mod one_time_tokens;
 mod postgres;

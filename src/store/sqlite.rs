@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,13 +21,6 @@ pub struct SqliteStore {
     read: SqlitePool,
     changes: broadcast::Sender<Change>,
     path: PathBuf,
-}
-
-/// The write-ahead log beside a database file.
-fn wal_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
 }
 
 impl SqliteStore {
@@ -84,21 +76,7 @@ impl Store for SqliteStore {
     }
 
     fn fingerprint(&self) -> Option<super::Fingerprint> {
-        // Every commit, by any process, appends to the write-ahead log, and a
-        // checkpoint rewrites the database file: their sizes and times move.
-        let files = [self.path.clone(), wal_path(&self.path)];
-        Some(Arc::new(move || {
-            use std::hash::{Hash as _, Hasher as _};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            for file in &files {
-                if let Ok(meta) = std::fs::metadata(file) {
-                    meta.len().hash(&mut hasher);
-                    meta.modified().ok().hash(&mut hasher);
-                    std::os::unix::fs::MetadataExt::ino(&meta).hash(&mut hasher);
-                }
-            }
-            hasher.finish()
-        }))
+        Some(super::file_watch::fingerprint(&self.path))
     }
 
     fn poll_interval(&self) -> Duration {
