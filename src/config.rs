@@ -210,9 +210,9 @@ impl RawConfig {
                 _ => Err(format!("`{v}` must be pretty or json")),
             })?
             .unwrap_or(LogFormat::Pretty);
-        if session_idle_timeout < Duration::from_secs(60) {
+        if session_idle_timeout < Duration::from_secs(1) {
             let (_, source) = self.get("session_idle_timeout").unwrap_or(("", Source::Env));
-            return Err(ConfigError::new(self.key_label("session_idle_timeout", source), "must be at least 1m"));
+            return Err(ConfigError::new(self.key_label("session_idle_timeout", source), "must be at least 1s"));
         }
         Ok(Config {
             listen,

@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -13,9 +12,6 @@ use crate::auth::secret;
 use crate::error::ApiError;
 use crate::http::state::AppState;
 use crate::store::{self, NewSession, SessionRecord, StoreError, UserRecord};
-
-/// `last_seen_at` moves at most this often.
-const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -102,29 +98,30 @@ pub async fn check_password(
         return Err(LoginError::NotVerified);
     }
     if rehash {
-        upgrade_hash(state, &user, password);
+        upgrade_hash(state, &user, password).await;
     }
     Ok(user)
 }
 
-/// Replaces an old-format hash with current Argon2id, off the request path.
-fn upgrade_hash(state: &AppState, user: &UserRecord, password: &str) {
-    let (state, id, old) = (state.clone(), user.id, user.password_hash.clone());
-    let password = secrecy::SecretString::from(password.to_owned());
-    tokio::spawn(async move {
-        use secrecy::ExposeSecret as _;
-        let result = match state.hasher.hash(password.expose_secret()).await {
-            Ok(new) => state.store.replace_password_hash(id, &old, &new).await.map_err(anyhow::Error::from),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(user = %id, error = format!("{e:#}"), "password hash upgrade failed");
+/// Replaces an old-format hash with current Argon2id before the login is answered, so
+/// that the stored hash is current as soon as the first login succeeds. A failure (the
+/// hasher busy, the database unreachable) does not fail the login: the old hash stays
+/// and the next login tries again.
+async fn upgrade_hash(state: &AppState, user: &UserRecord, password: &str) {
+    let result = match state.hasher.hash(password).await {
+        Ok(new) => {
+            state.store.replace_password_hash(user.id, &user.password_hash, &new).await.map_err(anyhow::Error::from)
         }
-    });
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(user = %user.id, error = format!("{e:#}"), "password hash upgrade failed");
+    }
 }
 
 /// The live session `sid` and its user, or `None` when the session has ended, expired,
-/// idled out, or its user is disabled. Records the use at most once a minute.
+/// idled out, or its user is disabled. Records the use at most once a minute (see
+/// [`Settings::touch_interval`](crate::http::state::Settings::touch_interval)).
 pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(SessionRecord, UserRecord)>, ApiError> {
     let now = store::now();
     let entry = match state.cache.session(sid) {
@@ -144,7 +141,7 @@ pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(Session
         return Ok(None);
     }
     let mut session = session.clone();
-    if now - session.last_seen_at >= TOUCH_INTERVAL {
+    if now - session.last_seen_at >= state.settings.touch_interval() {
         let (store, id) = (state.store.clone(), session.id);
         tokio::spawn(async move {
             if let Err(e) = store.touch_session(id, now).await {

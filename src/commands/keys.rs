@@ -1,7 +1,7 @@
 //! `latch keys rotate`: a new signing key with the configured algorithm. The previous
 //! keys are retired (they stop signing) but stay published in JWKS until the tokens
-//! they signed have expired. A running server keeps its key set in memory, so it signs
-//! with the new key only after a restart.
+//! they signed have expired. Running servers sign with the new key within a second
+//! (told through `NOTIFY` on PostgreSQL; on SQLite they reread the keys every second).
 
 use crate::auth::tokens;
 use crate::cli::KeysCommand;
@@ -22,6 +22,6 @@ async fn rotate(config: Config) -> anyhow::Result<()> {
         "new signing key {} ({}); older keys are retired and stay in JWKS until their tokens expire",
         key.kid, key.algorithm
     );
-    println!("restart running `latch serve` processes to sign with it");
+    println!("running `latch serve` processes sign with it within a second");
     Ok(())
 }

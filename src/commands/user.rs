@@ -70,7 +70,9 @@ async fn create(config: &Config, username: &str, email: &str, admin: bool, from_
             e => anyhow::Error::from(e),
         })?;
     let role = if user.is_admin { "administrator" } else { "user" };
-    println!("created {role} {} ({}, {})", user.id, user.username, user.email);
+    // The id alone on standard output, for `id=$(latch user create …)`.
+    eprintln!("created {role} {} ({}, {})", user.id, user.username, user.email);
+    println!("{}", user.id);
     Ok(())
 }
 
@@ -78,10 +80,7 @@ async fn list(config: &Config, as_json: bool) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
     let users = store.list_users().await?;
     if as_json {
-        for user in &users {
-            println!("{}", user_json(user));
-        }
-        return Ok(());
+        return print_lines(users.iter().map(|user| user_json(user).to_string()));
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let header = ["ID", "USERNAME", "EMAIL", "VERIFIED", "ADMIN", "DISABLED"].map(str::to_owned);
@@ -104,12 +103,24 @@ async fn list(config: &Config, as_json: bool) -> anyhow::Result<()> {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    print_lines(std::iter::once(&header).chain(&rows).map(|row| {
         let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        println!("{}", cells.join("  ").trim_end());
-    }
+        cells.join("  ").trim_end().to_owned()
+    }))?;
     eprintln!("{} user(s)", users.len());
     Ok(())
+}
+
+/// Writes `lines` to standard output; a reader that stops early (`| head`) ends the
+/// output quietly, as with other Unix tools.
+fn print_lines(mut lines: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = lines.try_for_each(|line| writeln!(out, "{line}")).and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {

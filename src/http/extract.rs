@@ -204,11 +204,7 @@ impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(ApiError::unauthorized("unsupported authorization scheme"));
         }
-        let decoded = STANDARD
-            .decode(credentials)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
+        let decoded = decode_basic(credentials).ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
         let (login, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
         if password.is_empty() {
             return bearer(state, login).await;
@@ -218,6 +214,25 @@ impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW
         let user = login::check_password(state, login, password, client.ip, require_verified).await?;
         Ok(Self { user, session: None, via: Via::BasicPassword })
     }
+}
+
+fn decode_basic(credentials: &str) -> Option<String> {
+    STANDARD.decode(credentials).ok().and_then(|b| String::from_utf8(b).ok())
+}
+
+/// The client id of OAuth client authentication by HTTP Basic (RFC 6749, section
+/// 2.3.1: the form-urlencoded id as the user name). Clients are public, so a secret
+/// is not checked.
+pub fn basic_client_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credentials) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = decode_basic(credentials.trim())?;
+    let id = decoded.split_once(':').map_or(decoded.as_str(), |(id, _)| id);
+    let id = form_urlencoded::parse(format!("id={id}").as_bytes()).next().map(|(_, v)| v.into_owned())?;
+    (!id.is_empty()).then_some(id)
 }
 
 /// The value of the session cookie `name`, if the request carries one.

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::auth::login::{self, TokenPair};
 use crate::auth::secret;
 use crate::error::{ApiError, OAuthError};
-use crate::http::extract::{AuthUser, ClientInfo, Input, JsonOrForm};
+use crate::http::extract::{self, AuthUser, ClientInfo, Input, JsonOrForm};
 use crate::http::state::AppState;
 use crate::store::{self, RotateOutcome};
 
@@ -39,6 +39,7 @@ struct TokenRequest {
     #[schema(value_type = String, required = false)]
     refresh_token: Option<String>,
     /// Up to 255 printable ASCII characters; the token's `client_id` claim (default `latch`).
+    /// May come instead as the user name of HTTP Basic client authentication.
     #[schema(value_type = String, required = false, example = "latch")]
     client_id: Option<String>,
 }
@@ -97,7 +98,11 @@ impl IntoResponse for TokenPair {
     ),
 )]
 async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) -> Result<TokenPair, OAuthError> {
-    let Input(req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
+    let basic_client = extract::basic_client_id(req.headers());
+    let Input(mut req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
+    if req.client_id.as_deref().is_none_or(str::is_empty) {
+        req.client_id = basic_client;
+    }
     match req.grant_type.as_deref().unwrap_or("password") {
         "password" => password_grant(&state, &client, req).await,
         "refresh_token" => refresh_grant(&state, req).await,
@@ -188,7 +193,7 @@ struct RevokeRequest {
         (RevokeRequest = "application/json"),
     )),
     responses(
-        (status = 200, description = "Revoked, or unknown: the answer is the same"),
+        (status = 200, description = "Revoked, or unknown: the answer is the same, `{}`", body = Object),
         (status = 400, description = "`token` is missing (`invalid_request`), or the body is malformed"),
     ),
 )]
@@ -206,7 +211,9 @@ async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response,
     {
         tracing::info!(session = %sid, "session revoked");
     }
-    Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())
+    // RFC 7009 leaves the body to the server; an empty JSON object keeps every
+    // response of the API JSON.
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({}))).into_response())
 }
 
 /// Ends the session behind the credential (clearing the cookie when that was the

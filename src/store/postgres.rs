@@ -38,7 +38,9 @@ impl PgStore {
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            // sqlx keeps retrying an unreachable server until this passes; past it the
+            // request gets a prompt 503 rather than a client-side timeout.
+            .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await
             .context("cannot connect to PostgreSQL")?;

@@ -47,6 +47,19 @@ async fn json_bodies_and_a_missing_grant_type_mean_the_password_grant() {
 }
 
 #[tokio::test]
+async fn a_client_id_sent_by_http_basic_client_authentication_is_used() {
+    // What OAuth client libraries send by default (RFC 6749, section 2.3.1): the
+    // form-urlencoded client id as the Basic user name, here with an empty secret.
+    let app = spawn_app().await;
+    app.create_user("bob").await;
+    let form = [("grant_type", "password"), ("username", "bob"), ("password", PASSWORD)];
+    let r = app.client.post(app.url("/token")).basic_auth("my%3Aapp", Some("")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens: Tokens = r.json().await.unwrap();
+    assert_eq!(jwt_parts(&tokens.access_token).1["client_id"], "my:app");
+}
+
+#[tokio::test]
 async fn unknown_users_and_wrong_passwords_get_the_same_answer() {
     let app = spawn_app().await;
     app.create_user("carol").await;
@@ -169,6 +182,8 @@ async fn revoking_any_token_of_a_session_ends_it() {
     let by_access = app.login("ivy").await;
     let r = app.post_form("/revoke", &[("token", &by_refresh.refresh_token)]).await;
     assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({}), "responses are JSON");
     assert_eq!(app.me_status(&by_refresh.access_token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.refresh(&by_refresh.refresh_token).await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(app.me_status(&by_access.access_token).await, StatusCode::OK);
