@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// Users preloaded through the store before the server starts (e.g. 1000 or 1000000).
     #[arg(long, default_value = "1000", value_parser = parse_count)]
     pub users: u64,
+    /// After the scenarios, grow the database to this many users and measure login and
+    /// me again, in the same run (e.g. 1000000).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub compare_users: Option<u64>,
     /// Measured time of each scenario (whole seconds).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -170,5 +174,7 @@ mod tests {
         assert_eq!(cli.run.warmup(), Duration::ZERO);
         let cli = Cli::parse_from(["latch-bench", "hash-ceiling", "--duration", "1s"]);
         assert!(matches!(cli.command, Some(Command::HashCeiling { .. })));
+        let cli = Cli::parse_from(["latch-bench", "--compare-users", "1_000_000"]);
+        assert_eq!(cli.run.compare_users, Some(1_000_000));
     }
 }

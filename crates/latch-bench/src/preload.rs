@@ -50,6 +50,12 @@ pub struct Preloaded {
 
 /// Inserts `count` users `user0`, `user1`, … with the password [`PASSWORD`].
 pub async fn users(store: &dyn Store, count: u64) -> anyhow::Result<Preloaded> {
+    grow(store, 0, count).await
+}
+
+/// Adds users `user{from}` … `user{count - 1}` to a store that holds the first `from`;
+/// the login users are spread over all `count`.
+pub async fn grow(store: &dyn Store, from: u64, count: u64) -> anyhow::Result<Preloaded> {
     let started = Instant::now();
     let password_hash = hash(&argon2()?, PASSWORD)?;
     if !latch::auth::password::is_current_hash(&password_hash) {
@@ -58,8 +64,13 @@ pub async fn users(store: &dyn Store, count: u64) -> anyhow::Result<Preloaded> {
     let picks = LOGIN_USERS.min(count);
     let login_index = |k: u64| k * count / picks;
     let mut login_users = Vec::with_capacity(picks as usize);
+    for i in (0..picks).map(login_index).filter(|&i| i < from) {
+        let name = username(i);
+        let user = store.user_by_login(&name).await?.with_context(|| format!("{name} is not in the database"))?;
+        login_users.push((name, user.id));
+    }
     let now = latch::store::now();
-    let mut next = 0;
+    let mut next = from;
     while next < count {
         let end = (next + USERS_PER_TRANSACTION).min(count);
         let batch: Vec<ImportedUser> = (next..end)

@@ -40,6 +40,22 @@ pub struct Results {
     pub hwm_kib: u64,
     /// `VmRSS` just before the many-connection login run, KiB.
     pub rss_before_kib: u64,
+    /// Login and me measured again after growing the database (`--compare-users`).
+    pub scale: Option<Scale>,
+}
+
+/// The second measurement of login and me, on a larger database.
+pub struct Scale {
+    pub users: u64,
+    /// Time to add the users.
+    pub preload: Duration,
+    pub login: Report,
+    pub me: Report,
+}
+
+/// `p50` at the larger count relative to the smaller, as a signed change.
+fn change(small: Duration, large: Duration) -> f64 {
+    ratio(large.as_secs_f64(), small.as_secs_f64()) - 1.0
 }
 
 fn rate(r: f64) -> String {
@@ -161,6 +177,30 @@ impl Results {
             mib(self.rss_before_kib),
             met(self.peak_rss_kib.max(self.hwm_kib) <= 150 * 1024)
         );
+        if let Some(scale) = &self.scale {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "Then {} users in all (the other {} added in {:.2} s), login and me measured again on fresh servers:",
+                scale.users,
+                scale.users - self.users,
+                scale.preload.as_secs_f64()
+            );
+            let _ = writeln!(out);
+            let _ = writeln!(out, "| p50 | {} users | {} users | change | within 20 % |", self.users, scale.users);
+            let _ = writeln!(out, "|---|---:|---:|---:|---|");
+            for (name, small, large) in [("login", &self.login, &scale.login), ("me", &self.me, &scale.me)] {
+                let change = change(small.p50, large.p50);
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {} | {:+.0} % | {} |",
+                    latency(small.p50),
+                    latency(large.p50),
+                    change * 100.0,
+                    met(change.abs() <= 0.20)
+                );
+            }
+        }
         out
     }
 }
@@ -216,8 +256,17 @@ mod tests {
             peak_rss_kib: 60 * 1024,
             hwm_kib: 61 * 1024,
             rss_before_kib: 20 * 1024,
+            scale: Some(Scale {
+                users: 1_000_000,
+                preload: Duration::from_secs(4),
+                login: report(28.0, 550_000, 600_000),
+                me: report(9_000.0, 1_300, 4_000),
+            }),
         };
         let md = results.markdown();
+        assert!(md.contains("| p50 | 1000 users | 1000000 users | change | within 20 % |"), "{md}");
+        assert!(md.contains("| login | 500.00 ms | 550.00 ms | +10 % | yes |"), "{md}");
+        assert!(md.contains("| me | 1.00 ms | 1.30 ms | +30 % | **no** |"), "{md}");
         assert!(md.contains("| login / hash ceiling | 0.950 | ≥ 0.90 | yes |"), "{md}");
         assert!(md.contains("| register / hash ceiling | 0.800 | ≥ 0.80 | yes |"), "{md}");
         assert!(md.contains("| me / bare-axum ceiling | 0.250 | ≥ 0.50 | **no** |"), "{md}");

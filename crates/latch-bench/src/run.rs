@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use latch::config::DatabaseUrl;
 use uuid::Uuid;
 
-use crate::report::Results;
+use crate::report::{Results, Scale};
 use crate::server::{RssSampler, Server};
 use crate::wrk::{self, Load, Report};
 use crate::{RunArgs, ceiling, http, lua, preload, server};
@@ -241,6 +241,27 @@ impl<'a> Bench<'a> {
             let hwm_kib = server::status_kib(latch.pid(), "VmHWM").unwrap_or(0);
             Ok((crowd_login?, rss_before_kib, peak_rss_kib, hwm_kib))
         })?;
+        let scale = match args.compare_users {
+            Some(count) if count > args.users => {
+                eprintln!("growing the database to {count} users…");
+                let grown = self.runtime.block_on(preload::grow(&*store, args.users, count))?;
+                eprintln!("  done in {:.1} s", grown.elapsed.as_secs_f64());
+                let usernames: Vec<String> = grown.login_users.iter().map(|(name, _)| name.clone()).collect();
+                let login_script = lua::login(&usernames, preload::PASSWORD);
+                eprintln!("login at {count} users…");
+                let login = self.with_latch(&data_dir, "scale-login", |latch| {
+                    self.scenario(latch, "scale-login", &login_script, &login_script, args.connections)
+                })?;
+                eprintln!("me at {count} users…");
+                let me = self.with_latch(&data_dir, "scale-me", |latch| {
+                    let me_script = self.me_script(latch.addr(), &usernames)?;
+                    self.scenario(latch, "scale-me", &me_script, &me_script, args.connections)
+                })?;
+                Some(Scale { users: count, preload: grown.elapsed, login, me })
+            }
+            Some(count) => bail!("--compare-users {count} must exceed --users {}", args.users),
+            None => None,
+        };
         drop(store);
 
         Ok(Results {
@@ -270,6 +291,7 @@ impl<'a> Bench<'a> {
             peak_rss_kib,
             hwm_kib,
             rss_before_kib,
+            scale,
         })
     }
 
@@ -378,6 +400,15 @@ fn problems(r: &Results) -> Vec<String> {
     }
     if r.crowd_login.requests <= r.crowd_login.non_2xx {
         problems.push(format!("login at {} connections: no login succeeded", r.rss_connections));
+    }
+    if let Some(scale) = &r.scale {
+        for (name, report) in
+            [("login at the larger user count", &scale.login), ("me at the larger user count", &scale.me)]
+        {
+            if report.requests == 0 || report.errors() * 2 > report.requests {
+                problems.push(format!("{name}: {} of {} requests failed", report.errors_text(), report.requests));
+            }
+        }
     }
     if r.hash_ceiling <= 0.0 {
         problems.push("hash ceiling: no hash measured".to_owned());
