@@ -187,7 +187,7 @@ impl RawConfig {
             .unwrap_or(SigningAlgorithm::EdDsa);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let hash_concurrency = self.parse("hash_concurrency", |v| parse_count(v, 1, 1024))?.unwrap_or(cores);
-        let hash_queue = self.parse("hash_queue", |v| parse_count(v, 0, 1_000_000))?.unwrap_or(64 * hash_concurrency);
+        let hash_queue = self.parse("hash_queue", |v| parse_count(v, 0, 1_000_000))?.unwrap_or(128 * hash_concurrency);
         let rate_limit = self.parse("rate_limit", parse_bool)?.unwrap_or(true);
         let limit = |name: &str, max: u32, secs: u64| -> Result<Limit, ConfigError> {
             Ok(self.parse(name, parse_limit)?.unwrap_or(Limit { max, window: Duration::from_secs(secs) }))
