@@ -8,7 +8,8 @@
 //! lookup, and an entry read from the database while a change was being announced is
 //! not kept. Where other processes cannot announce (SQLite: `latch user disable`
 //! while serving), the store's fingerprint of the database files is compared on every
-//! lookup, and any commit elsewhere empties the session cache.
+//! lookup, and any commit elsewhere empties the session cache (a commit still being
+//! made during a lookup can go unnoticed for up to [`SESSION_TTL`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -98,8 +99,8 @@ impl AuthCache {
         state
     }
 
-    /// Like [`AuthCache::lock`], and first notices commits by other processes (two
-    /// `stat` calls), for lookups whose answer such a commit could change.
+    /// Like [`AuthCache::lock`], and first notices commits by other processes (see
+    /// `store::file_watch`), for lookups whose answer such a commit could change.
     fn lock_fresh(&self) -> MutexGuard<'_, State> {
         let fingerprint = self.fingerprint.as_ref().map(|f| f());
         let mut state = self.lock();

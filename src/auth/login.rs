@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::auth::cache::SessionEntry;
 use crate::auth::password::{HashError, Verified};
 use crate::auth::secret;
 use crate::error::ApiError;
@@ -112,6 +113,11 @@ async fn upgrade_hash(state: &AppState, user: &UserRecord, password: &str) {
         Ok(new) => {
             state.store.replace_password_hash(user.id, &user.password_hash, &new).await.map_err(anyhow::Error::from)
         }
+        Err(HashError::Busy) => {
+            // Expected under load; not worth a warning per login.
+            tracing::debug!(user = %user.id, "password hash upgrade deferred: the hasher is busy");
+            return;
+        }
         Err(e) => Err(e.into()),
     };
     if let Err(e) = result {
@@ -124,9 +130,12 @@ async fn upgrade_hash(state: &AppState, user: &UserRecord, password: &str) {
 /// [`Settings::touch_interval`](crate::http::state::Settings::touch_interval)).
 pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(SessionRecord, UserRecord)>, ApiError> {
     let now = store::now();
+    let alive = |entry: &SessionEntry| entry.0.is_alive(now, state.settings.idle_cutoff(now)) && !entry.1.disabled;
     let entry = match state.cache.session(sid) {
-        Some(entry) => entry,
-        None => {
+        // Another instance may have recorded a later use than the cached one (uses are
+        // not announced), so only the database can say that a session idled out.
+        Some(entry) if alive(&entry) => entry,
+        _ => {
             let generation = state.cache.generation();
             let Some(found) = state.store.session_with_user(sid).await? else {
                 return Ok(None);
@@ -136,10 +145,10 @@ pub async fn live_session(state: &AppState, sid: Uuid) -> Result<Option<(Session
             entry
         }
     };
-    let (session, user) = &*entry;
-    if !session.is_alive(now, state.settings.idle_cutoff(now)) || user.disabled {
+    if !alive(&entry) {
         return Ok(None);
     }
+    let (session, user) = &*entry;
     let mut session = session.clone();
     if now - session.last_seen_at >= state.settings.touch_interval() {
         let (store, id) = (state.store.clone(), session.id);

@@ -1,7 +1,7 @@
 //! `latch keys rotate`: a new signing key with the configured algorithm. The previous
 //! keys are retired (they stop signing) but stay published in JWKS until the tokens
 //! they signed have expired. Running servers sign with the new key within a second
-//! (told through `NOTIFY` on PostgreSQL; on SQLite they reread the keys every second).
+//! (told through `NOTIFY` on PostgreSQL; on SQLite they reread the keys twice a second).
 
 use crate::auth::tokens;
 use crate::cli::KeysCommand;

@@ -35,10 +35,7 @@ impl Email {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         });
-        // A domain of one label (`user@localhost`, `a@b`) or with a numeric last label
-        // does not receive mail from outside; refusing it catches typos early.
-        let tld_ok = domain.rsplit_once('.').is_some_and(|(_, tld)| tld.chars().any(|c| !c.is_ascii_digit()));
-        if !labels_ok || !tld_ok {
+        if !labels_ok {
             return Err(invalid());
         }
         Ok(Self(value.to_lowercase()))
@@ -66,7 +63,7 @@ mod tests {
 
     #[test]
     fn accepts_common_addresses() {
-        for ok in ["a@b.co", "first.last+tag@sub.example.org", "x_y-z@mail.local", "o'neil@example.ie"] {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org", "x_y-z@localhost", "o'neil@example.ie"] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
     }
@@ -81,9 +78,6 @@ mod tests {
             "a@",
             "a b@example.com",
             "a@exa mple.com",
-            "a@b",
-            "user@localhost",
-            "a@example.123",
             "a@-x.com",
             "a@x..com",
             &long,

@@ -221,8 +221,9 @@ fn decode_basic(credentials: &str) -> Option<String> {
 }
 
 /// The client id of OAuth client authentication by HTTP Basic (RFC 6749, section
-/// 2.3.1: the form-urlencoded id as the user name). Clients are public, so a secret
-/// is not checked.
+/// 2.3.1: the form-urlencoded id as the user name), as client libraries send it for a
+/// public client: with an empty secret. Anything else in a Basic header (a user's
+/// password, a token) is not client authentication and is ignored.
 pub fn basic_client_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, credentials) = value.split_once(' ')?;
@@ -230,7 +231,7 @@ pub fn basic_client_id(headers: &HeaderMap) -> Option<String> {
         return None;
     }
     let decoded = decode_basic(credentials.trim())?;
-    let id = decoded.split_once(':').map_or(decoded.as_str(), |(id, _)| id);
+    let id = decoded.strip_suffix(':')?;
     let id = form_urlencoded::parse(format!("id={id}").as_bytes()).next().map(|(_, v)| v.into_owned())?;
     (!id.is_empty()).then_some(id)
 }

@@ -36,7 +36,9 @@ pub const COOKIE_NAME: &str = "latch_session";
 pub const SECURE_COOKIE_NAME: &str = "__Host-latch_session";
 
 impl Settings {
-    /// Sessions last seen before this instant have ended.
+    /// Sessions last seen before this instant have ended. Times are whole seconds (a
+    /// use is recorded rounded down), so a session ends within the second after its
+    /// idle timeout, never before it.
     pub fn idle_cutoff(&self, now: OffsetDateTime) -> OffsetDateTime {
         now - self.session_idle_timeout
     }

@@ -98,7 +98,7 @@ impl IntoResponse for TokenPair {
     ),
 )]
 async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) -> Result<TokenPair, OAuthError> {
-    let basic_client = extract::basic_client_id(req.headers());
+    let basic_client = extract::basic_client_id(req.headers()).filter(|id| valid_client_id(id));
     let Input(mut req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
     if req.client_id.as_deref().is_none_or(str::is_empty) {
         req.client_id = basic_client;
@@ -117,9 +117,14 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
 fn client_id(req: &TokenRequest) -> Result<&str, OAuthError> {
     match req.client_id.as_deref() {
         None | Some("") => Ok(DEFAULT_CLIENT_ID),
-        Some(id) if id.len() <= 255 && id.chars().all(|c| c.is_ascii_graphic()) => Ok(id),
+        Some(id) if valid_client_id(id) => Ok(id),
         Some(_) => Err(OAuthError::invalid_request("client_id must be at most 255 printable ASCII characters")),
     }
+}
+
+/// Up to 255 printable ASCII characters.
+fn valid_client_id(id: &str) -> bool {
+    id.len() <= 255 && id.chars().all(|c| c.is_ascii_graphic())
 }
 
 async fn password_grant(state: &AppState, client: &ClientInfo, req: TokenRequest) -> Result<TokenPair, OAuthError> {

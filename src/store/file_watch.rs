@@ -5,9 +5,15 @@
 //! Every commit appends to the write-ahead log and every checkpoint writes the database
 //! file. On Linux an inotify watch on their directory sees those writes: the kernel
 //! queues the event inside the writer's `write` call, so one non-blocking `read`
-//! answers exactly, and costs a fraction of the path walks of `stat`. Elsewhere, or
-//! when inotify is unavailable (its watch limit reached), the fingerprint is the
-//! files' sizes, times and inodes.
+//! tells, at a fraction of the cost of the path walks of `stat`. Elsewhere, when
+//! inotify is unavailable (its instance or watch limits reached), or when the watch
+//! ends (the directory was removed), the fingerprint is the files' sizes, times and
+//! inodes.
+//!
+//! Either way a commit is seen from its first write to the log, slightly before
+//! SQLite makes it visible (after its `fsync`). A lookup that falls in between reads
+//! the old state and may keep it; the session cache holds an entry for one second at
+//! most, so that is how late such a commit can be noticed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -18,12 +24,19 @@ use super::Fingerprint;
 /// A value that changes whenever the database at `db` or its write-ahead log is
 /// written, by any process.
 pub fn fingerprint(db: &Path) -> Fingerprint {
+    // SQLite follows a symbolic link and keeps its log beside the file it points to.
+    let db = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+    let files = [db.clone(), sibling(&db, "-wal")];
     #[cfg(target_os = "linux")]
-    match inotify_watch::Watch::new(db) {
-        Ok(watch) => return Arc::new(move || watch.changes()),
-        Err(e) => tracing::debug!(error = %e, "no inotify watch on the database; checking it with stat"),
+    match inotify_watch::Watch::new(&db) {
+        Ok(watch) => {
+            return Arc::new(move || match watch.changes() {
+                Some(changes) => changes,
+                None => stat_fingerprint(&files),
+            });
+        }
+        Err(e) => tracing::info!(error = %e, "no inotify watch on the database; checking it with stat"),
     }
-    let files = [db.to_path_buf(), sibling(db, "-wal")];
     Arc::new(move || stat_fingerprint(&files))
 }
 
@@ -54,7 +67,7 @@ mod inotify_watch {
     use std::path::Path;
     use std::sync::Mutex;
 
-    use inotify::{Inotify, WatchMask};
+    use inotify::{EventMask, Inotify, WatchMask};
 
     pub struct Watch {
         state: Mutex<State>,
@@ -67,6 +80,8 @@ mod inotify_watch {
         buffer: Box<[u8]>,
         /// Writes seen so far.
         changes: u64,
+        /// The watch ended (its directory was removed or unmounted).
+        ended: bool,
     }
 
     impl Watch {
@@ -88,39 +103,55 @@ mod inotify_watch {
             };
             Ok(Self {
                 names: [name.to_owned(), with("-wal"), with("-journal")],
-                state: Mutex::new(State { inotify, buffer: vec![0; 4096].into_boxed_slice(), changes: 0 }),
+                state: Mutex::new(State {
+                    inotify,
+                    buffer: vec![0; 4096].into_boxed_slice(),
+                    changes: 0,
+                    ended: false,
+                }),
             })
         }
 
         /// Drains the queued events; the count moves when one concerned the database.
-        pub fn changes(&self) -> u64 {
+        /// `None` once the watch has ended: the caller must look another way.
+        pub fn changes(&self) -> Option<u64> {
             let mut guard = match self.state.lock() {
                 Ok(state) => state,
                 Err(poisoned) => poisoned.into_inner(),
             };
             let state = &mut *guard;
+            if state.ended {
+                return None;
+            }
             loop {
                 match state.inotify.read_events(&mut state.buffer) {
                     Ok(events) => {
                         let mut any = false;
                         let mut relevant = false;
+                        let mut ended = false;
                         for event in events {
                             any = true;
+                            ended |= event.mask.contains(EventMask::IGNORED);
                             // No name: the queue overflowed or the directory itself changed.
                             relevant |= event.name.is_none_or(|n| self.names.iter().any(|m| m == n));
+                        }
+                        if ended {
+                            tracing::warn!("the database directory is no longer watched; checking it with stat");
+                            state.ended = true;
+                            return None;
                         }
                         if relevant {
                             state.changes += 1;
                         }
                         if !any {
-                            return state.changes;
+                            return Some(state.changes);
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return state.changes,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(state.changes),
                     Err(_) => {
                         // Unreadable: assume the worst every time.
                         state.changes += 1;
-                        return state.changes;
+                        return Some(state.changes);
                     }
                 }
             }
@@ -153,5 +184,34 @@ mod tests {
 
         std::fs::write(&db, b"checkpointed").unwrap();
         assert_ne!(check(), after_log, "the database file was written");
+    }
+
+    #[test]
+    fn a_linked_database_is_watched_where_it_lives() {
+        let (real, links) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let db = real.path().join("latch.db");
+        std::fs::write(&db, b"a").unwrap();
+        let link = links.path().join("latch.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let check = fingerprint(&link);
+        let start = check();
+        std::fs::write(sibling(&db, "-wal"), b"frame").unwrap();
+        assert_ne!(check(), start, "the log beside the real file");
+    }
+
+    #[test]
+    fn a_removed_directory_is_still_checked() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        let db = dir.join("latch.db");
+        std::fs::write(&db, b"a").unwrap();
+        let check = fingerprint(&db);
+        check();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let gone = check();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(&db, b"again").unwrap();
+        assert_ne!(check(), gone, "a database made anew in a new directory");
     }
 }

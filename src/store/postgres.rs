@@ -39,8 +39,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // sqlx keeps retrying an unreachable server until this passes; past it the
-            // request gets a prompt 503 rather than a client-side timeout.
-            .acquire_timeout(Duration::from_secs(3))
+            // request gets a 503 before common client timeouts (10 s and more).
+            .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
             .context("cannot connect to PostgreSQL")?;

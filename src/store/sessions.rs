@@ -24,7 +24,7 @@ pub struct SessionRecord {
 impl SessionRecord {
     /// Alive at `now` unless past its absolute lifetime or idle since `idle_cutoff`.
     pub fn is_alive(&self, now: OffsetDateTime, idle_cutoff: OffsetDateTime) -> bool {
-        self.expires_at > now && self.last_seen_at > idle_cutoff
+        self.expires_at > now && self.last_seen_at >= idle_cutoff
     }
 }
 
@@ -245,7 +245,7 @@ macro_rules! impl_session_store {
                 idle_cutoff: time::OffsetDateTime,
             ) -> Result<Vec<$crate::store::SessionRecord>, $crate::store::StoreError> {
                 Ok(sqlx::query_as(
-                    "SELECT * FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_seen_at > $3
+                    "SELECT * FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_seen_at >= $3
                      ORDER BY created_at DESC, id",
                 )
                 .bind(user_id)
@@ -334,7 +334,7 @@ macro_rules! impl_session_store {
                 now: time::OffsetDateTime,
                 idle_cutoff: time::OffsetDateTime,
             ) -> Result<u64, $crate::store::StoreError> {
-                let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+                let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
                     .bind(now)
                     .bind(idle_cutoff)
                     .execute(self.write())

@@ -80,7 +80,9 @@ impl Store for SqliteStore {
     }
 
     fn poll_interval(&self) -> Duration {
-        Duration::from_secs(1)
+        // Twice a second, so that a key rotation by `latch keys rotate` is in use
+        // within the second the contract allows.
+        Duration::from_millis(500)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

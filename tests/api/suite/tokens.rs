@@ -57,6 +57,13 @@ async fn a_client_id_sent_by_http_basic_client_authentication_is_used() {
     assert_eq!(r.status(), StatusCode::OK);
     let tokens: Tokens = r.json().await.unwrap();
     assert_eq!(jwt_parts(&tokens.access_token).1["client_id"], "my:app");
+
+    // A user's Basic credentials are not client authentication; the form field wins.
+    let r = app.client.post(app.url("/token")).basic_auth("bob", Some(PASSWORD)).form(&form).send().await.unwrap();
+    assert_eq!(jwt_parts(&r.json::<Tokens>().await.unwrap().access_token).1["client_id"], "latch");
+    let with_field = [("client_id", "web"), ("username", "bob"), ("password", PASSWORD)];
+    let r = app.client.post(app.url("/token")).basic_auth("my-app", Some("")).form(&with_field).send().await.unwrap();
+    assert_eq!(jwt_parts(&r.json::<Tokens>().await.unwrap().access_token).1["client_id"], "web");
 }
 
 #[tokio::test]
