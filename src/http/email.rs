@@ -47,7 +47,7 @@ async fn resend(
 #[schema(as = VerificationConfirmRequest)]
 pub struct TokenRequest {
     /// The `token` of the link in the verification email.
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     token: Option<String>,
 }
 

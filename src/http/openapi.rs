@@ -197,6 +197,16 @@ pub fn document(settings: &Settings) -> Document {
         ))),
     );
     alias_path(&mut doc, "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server");
+    // A PATCH without a body changes nothing and is answered with the private view.
+    if let Some(body) = doc
+        .paths
+        .paths
+        .get_mut("/users/me")
+        .and_then(|item| item.patch.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
     for (path, item) in doc.paths.paths.iter_mut() {
         let oauth = path == "/token" || path == "/revoke";
         let needs_database =
@@ -232,6 +242,9 @@ fn add_shared_responses(operation: &mut Operation, oauth: bool, needs_database: 
         shared.push(("400", "Malformed body (`bad_request`)"));
         shared.push(("413", "Body over 64 KiB (`payload_too_large`)"));
         shared.push(("415", "Unsupported `Content-Type` (`unsupported_media_type`)"));
+        if !oauth {
+            shared.push(("422", "A field is missing, unknown or invalid (`validation_failed`)"));
+        }
     }
     if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
         shared.push(("401", "No usable credentials: missing, invalid, expired or ended (`unauthorized`), or a wrong Basic password (`invalid_credentials`)"));

@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(as = PasswordResetRequest)]
 struct ResetRequest {
-    #[schema(value_type = String, required = true, format = Email, example = "alice@example.com")]
+    #[schema(value_type = String, required = true, format = Email, min_length = 1, max_length = 254, example = "alice@example.com")]
     email: Option<String>,
 }
 
@@ -72,9 +72,10 @@ async fn request(
 #[schema(as = PasswordResetConfirmRequest)]
 struct ConfirmRequest {
     /// The `token` of the link in the reset email.
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     token: Option<String>,
-    #[schema(value_type = String, required = true, format = Password)]
+    /// Under the same rules as at registration.
+    #[schema(value_type = String, required = true, format = Password, min_length = 8, max_length = 256)]
     new_password: Option<String>,
 }
 

@@ -29,11 +29,11 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     /// An email or a username; or give `email` instead.
-    #[schema(value_type = String, required = false, example = "alice")]
+    #[schema(value_type = String, required = false, min_length = 1, example = "alice")]
     username: Option<String>,
-    #[schema(value_type = String, required = false, format = Email)]
+    #[schema(value_type = String, required = false, format = Email, min_length = 1)]
     email: Option<String>,
-    #[schema(value_type = String, required = true, format = Password)]
+    #[schema(value_type = String, required = true, format = Password, min_length = 1)]
     password: Option<String>,
 }
 

@@ -30,13 +30,13 @@ struct TokenRequest {
     #[schema(value_type = String, required = false, example = "password")]
     grant_type: Option<String>,
     /// An email or a username (password grant).
-    #[schema(value_type = String, required = false, example = "alice")]
+    #[schema(value_type = String, required = false, min_length = 1, example = "alice")]
     username: Option<String>,
     /// Password grant.
-    #[schema(value_type = String, required = false, format = Password)]
+    #[schema(value_type = String, required = false, format = Password, min_length = 1)]
     password: Option<String>,
     /// Refresh grant: the refresh token to exchange; it is dead afterwards.
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1)]
     refresh_token: Option<String>,
     /// Up to 255 printable ASCII characters; the token's `client_id` claim (default `latch`).
     /// May come instead as the user name of HTTP Basic client authentication.
@@ -181,7 +181,7 @@ async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair,
 #[derive(Deserialize, ToSchema)]
 struct RevokeRequest {
     /// A refresh token or an access token.
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     token: Option<String>,
 }
 

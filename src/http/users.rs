@@ -92,14 +92,14 @@ impl Fields {
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
     /// 3–32 characters of `[A-Za-z0-9_.-]`, unique regardless of case.
-    #[schema(value_type = String, required = true, example = "alice")]
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9_.-]{3,32}$", example = "alice")]
     username: Option<String>,
     /// At most 254 bytes; stored lowercased.
-    #[schema(value_type = String, required = true, format = Email, example = "alice@example.com")]
+    #[schema(value_type = String, required = true, format = Email, max_length = 254, example = "alice@example.com")]
     email: Option<String>,
     /// 8 (or `LATCH_PASSWORD_MIN_LENGTH`) to 256 characters; not a common password, nor
     /// the username or email.
-    #[schema(value_type = String, required = true, format = Password)]
+    #[schema(value_type = String, required = true, format = Password, min_length = 8, max_length = 256)]
     password: Option<String>,
 }
 
@@ -183,12 +183,12 @@ async fn me(auth: AuthUser<true>) -> JsonBody<PrivateUser> {
 #[serde(deny_unknown_fields)]
 #[schema(as = UpdateUserRequest)]
 struct UpdateRequest {
-    #[schema(value_type = String, required = false, example = "alice")]
+    #[schema(value_type = String, required = false, pattern = "^[A-Za-z0-9_.-]{3,32}$", example = "alice")]
     username: Option<String>,
     /// A new address becomes unverified and gets a verification email.
-    #[schema(value_type = String, required = false, format = Email)]
+    #[schema(value_type = String, required = false, format = Email, max_length = 254)]
     email: Option<String>,
-    /// Required when changing the email.
+    /// Required when changing the email (checked only then).
     #[schema(value_type = String, required = false, format = Password)]
     current_password: Option<String>,
 }
@@ -256,9 +256,10 @@ async fn update_me(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangePasswordRequest {
-    #[schema(value_type = String, required = true, format = Password)]
+    #[schema(value_type = String, required = true, format = Password, min_length = 1)]
     current_password: Option<String>,
-    #[schema(value_type = String, required = true, format = Password)]
+    /// Under the same rules as at registration.
+    #[schema(value_type = String, required = true, format = Password, min_length = 8, max_length = 256)]
     new_password: Option<String>,
 }
 
@@ -309,7 +310,7 @@ async fn change_password(
 #[serde(deny_unknown_fields)]
 #[schema(as = DeleteAccountRequest)]
 struct DeleteRequest {
-    #[schema(value_type = String, required = true, format = Password)]
+    #[schema(value_type = String, required = true, format = Password, min_length = 1)]
     password: Option<String>,
 }
 
