@@ -58,6 +58,7 @@ impl App {
             require_verified_email: config.require_verified_email,
             trusted_proxies: config.trusted_proxies.clone(),
         };
+        let metrics = crate::http::metrics::Metrics::new(hasher.abandoned());
         let state = AppState::new(Services {
             limiter: RateLimiter::new(store.clone(), config.limits.clone()),
             cache: Arc::new(AuthCache::new(store.subscribe(), store.fingerprint())),
@@ -67,7 +68,7 @@ impl App {
             mailer,
             policy: PasswordPolicy::new(config.password_min_length),
             settings: Arc::new(settings),
-            metrics: crate::http::metrics::Metrics::new(),
+            metrics,
         });
         Ok(Self { listener, addr, state })
     }

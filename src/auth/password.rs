@@ -3,8 +3,9 @@
 //! at once ([`HashError::Busy`]) instead of piling up memory.
 //!
 //! Each thread owns one Argon2 memory area (19 MiB), reused for every hash, so memory
-//! stays at N areas however many logins arrive; and the threads run at the lowest CPU
-//! priority, so that cheap requests stay fast while logins saturate the hashers.
+//! stays at N areas however many logins arrive; and the threads run at a lowered CPU
+//! priority (nice 10), so that cheap requests stay fast while logins saturate the
+//! hashers. Jobs whose request was cancelled while they waited are dropped unhashed.
 //!
 //! New hashes are Argon2id with the OWASP parameters (m=19456 KiB, t=2, p=1) as PHC
 //! strings. Hashes imported from other systems also verify, and are reported as
@@ -16,7 +17,6 @@
 //! comes from an import file, and a hostile or mistaken one must not be able to tie up
 //! a hashing thread for hours or allocate gigabytes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +25,7 @@ use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use password_hash::PasswordHash;
+use prometheus_client::metrics::counter::Counter;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq as _;
@@ -249,7 +250,7 @@ pub struct PasswordHasher {
 struct Inner {
     jobs: SyncSender<Job>,
     /// Jobs dropped unhashed because their request was cancelled.
-    abandoned: Arc<AtomicU64>,
+    abandoned: Counter,
     /// A hash of a random password, verified for unknown users so that they cost the
     /// same time as a wrong password.
     dummy_hash: String,
@@ -345,9 +346,9 @@ fn is_current(hash: &PasswordHash<'_>) -> bool {
             .is_ok_and(|p| p.m_cost() == ARGON2_M_COST && p.t_cost() == ARGON2_T_COST && p.p_cost() == ARGON2_P_COST)
 }
 
-/// A hashing thread: lowest CPU priority, one reusable memory area, jobs until the
+/// A hashing thread: lowered CPU priority, one reusable memory area, jobs until the
 /// queue closes.
-fn worker(jobs: Arc<Mutex<Receiver<Job>>>, abandoned: Arc<AtomicU64>) {
+fn worker(jobs: Arc<Mutex<Receiver<Job>>>, abandoned: Counter) {
     lower_priority();
     let mut memory = vec![Block::default(); current_params().block_count()];
     loop {
@@ -360,10 +361,10 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, abandoned: Arc<AtomicU64>) {
         // hashing them would only delay the requests still waiting.
         match job {
             Ok(Job::Hash { reply, .. }) if reply.is_closed() => {
-                abandoned.fetch_add(1, Ordering::Relaxed);
+                abandoned.inc();
             }
             Ok(Job::Verify { reply, .. }) if reply.is_closed() => {
-                abandoned.fetch_add(1, Ordering::Relaxed);
+                abandoned.inc();
             }
             Ok(Job::Hash { password, reply }) => {
                 let _ = reply.send(hash_with(&mut memory, password.expose_secret()));
@@ -400,7 +401,7 @@ impl PasswordHasher {
     pub fn new(concurrency: usize, queue: usize) -> anyhow::Result<Self> {
         let (jobs, receiver) = std::sync::mpsc::sync_channel(queue);
         let receiver = Arc::new(Mutex::new(receiver));
-        let abandoned = Arc::new(AtomicU64::new(0));
+        let abandoned = Counter::default();
         for i in 0..concurrency.max(1) {
             let (receiver, abandoned) = (receiver.clone(), abandoned.clone());
             std::thread::Builder::new().name(format!("latch-hasher-{i}")).spawn(move || worker(receiver, abandoned))?;
@@ -417,9 +418,10 @@ impl PasswordHasher {
         })
     }
 
-    /// Jobs dropped unhashed so far because their request had been cancelled.
-    pub fn abandoned(&self) -> u64 {
-        self.inner.abandoned.load(Ordering::Relaxed)
+    /// Counts the jobs dropped unhashed because their request had been cancelled
+    /// (exported as `latch_password_jobs_abandoned_total`).
+    pub fn abandoned(&self) -> Counter {
+        self.inner.abandoned.clone()
     }
 
     /// Hashes a new password with the current parameters.
@@ -497,7 +499,7 @@ mod tests {
         }
         assert_eq!(hasher.verify(Some(&hash), "correct horse").await.unwrap(), Verified::Match { rehash: false });
         assert!(matches!(busy.await.unwrap().unwrap(), Verified::Match { .. }));
-        assert_eq!(hasher.abandoned(), 5);
+        assert_eq!(hasher.abandoned().get(), 5);
     }
 
     /// Verifies as a hashing thread does.

@@ -83,14 +83,10 @@ struct Inner {
     tokens_issued: Family<GrantLabels, Counter>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// The metrics of an app whose password hasher counts its abandoned jobs in
+    /// `hash_jobs_abandoned`.
+    pub fn new(hash_jobs_abandoned: Counter) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -113,6 +109,11 @@ impl Metrics {
         );
         let registrations = Counter::default();
         registry.register("latch_registrations", "Accounts created through POST /users", registrations.clone());
+        registry.register(
+            "latch_password_jobs_abandoned",
+            "Password hashing jobs dropped unhashed because their request was cancelled while they waited",
+            hash_jobs_abandoned,
+        );
         let tokens_issued = Family::<GrantLabels, Counter>::default();
         registry.register(
             "latch_tokens_issued",
@@ -260,12 +261,15 @@ mod tests {
 
     #[test]
     fn the_text_format_has_the_counters_with_their_labels() {
-        let metrics = Metrics::new();
+        let abandoned = Counter::default();
+        let metrics = Metrics::new(abandoned.clone());
+        abandoned.inc();
         metrics.request("GET", "/users/{id}".into(), StatusCode::OK, Duration::from_millis(3));
         metrics.registration();
         metrics.tokens_issued("password");
         metrics.login::<()>(&Ok(()));
         let text = metrics.encode(false).unwrap();
+        assert!(text.contains("latch_password_jobs_abandoned_total 1"), "{text}");
         assert!(
             text.contains(r#"latch_http_requests_total{method="GET",route="/users/{id}",status="200"} 1"#),
             "{text}"

@@ -26,6 +26,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
              Run `cargo build --release && cargo run --release -p latch-bench -- …`"
         );
     }
+    if let Some(count) = args.compare_users
+        && count <= args.users
+    {
+        bail!("--compare-users {count} must exceed --users {}", args.users);
+    }
     let wrk = wrk::locate()?;
     server::raise_fd_limit();
     let cores = args.cores();
@@ -176,16 +181,7 @@ impl<'a> Bench<'a> {
             )
         })?;
 
-        eprintln!("login…");
-        let login = self.with_latch(&data_dir, "login", |latch| {
-            self.scenario(latch, "login", &login_script, &login_script, args.connections)
-        })?;
-
-        eprintln!("me…");
-        let me = self.with_latch(&data_dir, "me", |latch| {
-            let me_script = self.me_script(latch.addr(), &usernames)?;
-            self.scenario(latch, "me", &me_script, &me_script, args.connections)
-        })?;
+        let (login, me) = self.login_and_me(&data_dir, "", &usernames)?;
 
         eprintln!("refresh…");
         // The scripts feed on the tokens the server hands back, so each needs only a
@@ -242,24 +238,14 @@ impl<'a> Bench<'a> {
             Ok((crowd_login?, rss_before_kib, peak_rss_kib, hwm_kib))
         })?;
         let scale = match args.compare_users {
-            Some(count) if count > args.users => {
+            Some(count) => {
                 eprintln!("growing the database to {count} users…");
                 let grown = self.runtime.block_on(preload::grow(&*store, args.users, count))?;
                 eprintln!("  done in {:.1} s", grown.elapsed.as_secs_f64());
                 let usernames: Vec<String> = grown.login_users.iter().map(|(name, _)| name.clone()).collect();
-                let login_script = lua::login(&usernames, preload::PASSWORD);
-                eprintln!("login at {count} users…");
-                let login = self.with_latch(&data_dir, "scale-login", |latch| {
-                    self.scenario(latch, "scale-login", &login_script, &login_script, args.connections)
-                })?;
-                eprintln!("me at {count} users…");
-                let me = self.with_latch(&data_dir, "scale-me", |latch| {
-                    let me_script = self.me_script(latch.addr(), &usernames)?;
-                    self.scenario(latch, "scale-me", &me_script, &me_script, args.connections)
-                })?;
+                let (login, me) = self.login_and_me(&data_dir, "scale-", &usernames)?;
                 Some(Scale { users: count, preload: grown.elapsed, login, me })
             }
-            Some(count) => bail!("--compare-users {count} must exceed --users {}", args.users),
             None => None,
         };
         drop(store);
@@ -293,6 +279,24 @@ impl<'a> Bench<'a> {
             rss_before_kib,
             scale,
         })
+    }
+
+    /// The login and me scenarios, each on a fresh server, over `usernames`.
+    fn login_and_me(&self, data_dir: &Path, prefix: &str, usernames: &[String]) -> anyhow::Result<(Report, Report)> {
+        let connections = self.args.connections;
+        let login_script = lua::login(usernames, preload::PASSWORD);
+        let name = format!("{prefix}login");
+        eprintln!("{name}…");
+        let login = self.with_latch(data_dir, &name, |latch| {
+            self.scenario(latch, &name, &login_script, &login_script, connections)
+        })?;
+        let name = format!("{prefix}me");
+        eprintln!("{name}…");
+        let me = self.with_latch(data_dir, &name, |latch| {
+            let me_script = self.me_script(latch.addr(), usernames)?;
+            self.scenario(latch, &name, &me_script, &me_script, connections)
+        })?;
+        Ok((login, me))
     }
 
     /// Runs `f` against a fresh `latch serve`, then stops the server (SIGTERM).
