@@ -87,14 +87,17 @@ async fn an_unknown_user_costs_a_password_verification() {
         let app = &app;
         async move {
             let start = std::time::Instant::now();
-            for _ in 0..3 {
-                assert_eq!(app.token(login, "wrong password here").await.status(), StatusCode::BAD_REQUEST);
-            }
+            assert_eq!(app.token(login, "wrong password here").await.status(), StatusCode::BAD_REQUEST);
             start.elapsed()
         }
     };
-    let wrong = time("dave").await;
-    let unknown = time("nobody-at-all").await;
+    // Interleaved, and the fastest of each kind: other tests share the machine, and a
+    // pause hits one attempt, not the minimum of several.
+    let (mut wrong, mut unknown) = (std::time::Duration::MAX, std::time::Duration::MAX);
+    for _ in 0..5 {
+        wrong = wrong.min(time("dave").await);
+        unknown = unknown.min(time("nobody-at-all").await);
+    }
     // Loose on purpose: without the dummy hash an unknown user answers in well under a
     // tenth of the time of a real verification.
     assert!(unknown * 3 > wrong, "unknown {unknown:?} vs wrong password {wrong:?}");
