@@ -98,17 +98,25 @@ impl App {
     }
 }
 
-/// Deletes ended sessions now and then; correctness never depends on it, since every
+/// Deletes ended sessions, expired one-time tokens and old limit counters now and then,
+/// so that no table grows without bound; correctness never depends on it, since every
 /// check compares expiry times itself.
 async fn sweep_expired(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
         let now = store::now();
-        match state.store.delete_expired_sessions(now, state.settings.idle_cutoff(now)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, "expired sessions deleted"),
-            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        let swept = [
+            ("sessions", state.store.delete_expired_sessions(now, state.settings.idle_cutoff(now)).await),
+            ("one-time tokens", state.store.delete_expired_one_time_tokens(now).await),
+            ("limit counters", state.store.delete_expired_limits(now).await),
+        ];
+        for (what, result) in swept {
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired {what} deleted"),
+                Err(e) => tracing::warn!(error = %e, "could not delete expired {what}"),
+            }
         }
     }
 }

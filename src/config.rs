@@ -45,6 +45,7 @@ const KEYS: &[Key] = &[
     Key { name: "rate_limit_register_ip", help: "registrations per address (20/1h)" },
     Key { name: "rate_limit_reset_ip", help: "password-reset requests per address (10/1h)" },
     Key { name: "rate_limit_reset_email", help: "password-reset requests per email (3/1h)" },
+    Key { name: "rate_limit_verify_email", help: "verification emails per account (3/1h)" },
     Key { name: "trusted_proxies", help: "peers whose X-Forwarded-For is believed" },
     Key { name: "log", help: "log filter" },
     Key { name: "log_format", help: "pretty or json" },
@@ -200,6 +201,7 @@ impl RawConfig {
             register_ip: limit("rate_limit_register_ip", 20, 3600)?,
             reset_ip: limit("rate_limit_reset_ip", 10, 3600)?,
             reset_email: limit("rate_limit_reset_email", 3, 3600)?,
+            verify_email: limit("rate_limit_verify_email", 3, 3600)?,
         };
         let trusted_proxies = self.parse("trusted_proxies", parse_proxies)?.unwrap_or_default();
         let log = self.parse("log", |v| non_empty(v).map(str::to_owned))?.unwrap_or_else(|| "info".to_owned());
@@ -428,6 +430,7 @@ pub struct Limits {
     pub register_ip: Limit,
     pub reset_ip: Limit,
     pub reset_email: Limit,
+    pub verify_email: Limit,
 }
 
 /// Log output format.

@@ -19,12 +19,29 @@ pub struct ApiError {
     detail: String,
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
+    /// A presented bearer token was refused: the challenge says `error="invalid_token"`.
+    invalid_token: bool,
     source: Option<anyhow::Error>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None, source: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            invalid_token: false,
+            source: None,
+        }
+    }
+
+    /// 401 for a bearer token that is invalid, expired or revoked (RFC 6750, section 3.1).
+    pub fn invalid_token() -> Self {
+        let mut e = Self::unauthorized("the access token is invalid or expired");
+        e.invalid_token = true;
+        e
     }
 
     /// 422 with one entry per offending field.
@@ -129,6 +146,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::auth::limits::LimitError> for ApiError {
+    fn from(e: crate::auth::limits::LimitError) -> Self {
+        match e {
+            crate::auth::limits::LimitError::RateLimited { retry_after } => Self::rate_limited(retry_after),
+            crate::auth::limits::LimitError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         Self::internal(e)
@@ -175,7 +201,12 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let bearer = if self.invalid_token {
+                "Bearer error=\"invalid_token\", error_description=\"the access token is invalid or expired\""
+            } else {
+                "Bearer"
+            };
+            headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(bearer));
             headers
                 .append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"latch\", charset=\"UTF-8\""));
         }

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
+    log_panics_without_payload();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,6 +32,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A panic is logged with where it happened, never with its message: the message of a
+/// failed slice or parse can hold request data, which would then reach the log as is
+/// (a newline in it forges a log line). The request itself is answered 500 by the
+/// server's panic layer.
+fn log_panics_without_payload() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        let thread = std::thread::current().name().map(str::to_owned);
+        tracing::error!(location, thread, "panic (message withheld: it may hold request data)");
+    }));
 }
 
 fn init_tracing(config: &Config) {

@@ -98,6 +98,21 @@ pub async fn send_email_changed(state: &AppState, old_email: &str, user: &UserRe
         .await;
 }
 
+/// Tells the account's address that its password was changed or reset.
+pub async fn send_password_changed(state: &AppState, user: &UserRecord) {
+    let text = format!(
+        "Hello {name},\n\nthe password of your account was changed.\n\n\
+         If you did not do this, reset your password at once and contact the site's administrator.\n",
+        name = user.username
+    );
+    let html = format!(
+        "<p>Hello {name},</p><p>the password of your account was changed.</p>\
+         <p>If you did not do this, reset your password at once and contact the site's administrator.</p>",
+        name = html_escape(&user.username)
+    );
+    deliver(state, Outgoing { to: user.email.clone(), subject: "Your password was changed".into(), text, html }).await;
+}
+
 async fn deliver(state: &AppState, message: Outgoing) {
     let subject = message.subject.clone();
     if let Err(e) = state.mailer.send(message).await {

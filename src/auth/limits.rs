@@ -1,14 +1,42 @@
-//! Abuse limits: failed logins per account and address, per account and per address;
-//! registrations per address; password-reset requests per address and per email.
-//! Over a limit the caller gets 429 with `Retry-After`, and a login's password is not
-//! checked. Counters live in the store so that every instance shares them.
+//! Abuse limits (SPEC §2): failed password checks per login identifier and address, per
+//! identifier and per address; registrations and username changes per address;
+//! password-reset requests per address and per email; verification emails per account.
+//! Over a limit the caller is refused with a wait, and a password is not checked.
+//!
+//! Password checks are counted *before* the password is verified (one atomic statement
+//! for all counters), so that N simultaneous guesses never get more than the limit's
+//! number of checks; a success takes its advance count back. Counters are kept per
+//! identifier as typed (username or email), never per account, so that limit state
+//! never reveals that a username and an email belong to the same account.
+//!
+//! The owner cannot be locked out by others' failures: a client that logged in to the
+//! account before — a browser with a device cookie from an earlier login, or an address
+//! with a successful login in the last 30 days — skips the per-identifier counter and is
+//! judged by its own counters only (OWASP's device-cookie scheme).
+//!
+//! Counters live in the store so that every instance shares them.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use sha2::{Digest as _, Sha256};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
 use crate::config::{Limit, Limits};
-use crate::error::ApiError;
-use crate::store::{self, Counter, Store, StoreError};
+use crate::store::{self, Settlement, Store, StoreError};
+
+/// How long a successful login makes its address (or device cookie) known to the account.
+pub const KNOWN_CLIENT_TTL: Duration = Duration::days(30);
+
+/// Why a request was refused before any work.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error("rate limited; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Applies the configured limits.
 #[derive(Clone)]
@@ -17,11 +45,47 @@ pub struct RateLimiter {
     limits: Arc<Limits>,
 }
 
-/// The counters of one login attempt, to update once its outcome is known.
-pub struct LoginAttempt {
-    keys: Vec<(String, Limit)>,
-    /// The account-and-address counter had events, so a success must clear it.
-    account_ip_dirty: bool,
+/// The counters of one password check, counted in advance, to settle once its outcome
+/// is known.
+#[derive(Debug, Default)]
+pub struct PasswordAttempt {
+    /// Cleared by a success (with those of the account's other identifiers).
+    clear: Vec<String>,
+    /// Taken back by a success.
+    undo: Vec<String>,
+    /// The client's address group, remembered for the account by a success.
+    client: Option<String>,
+}
+
+/// The key of a client address: IPv4 (and IPv4-mapped IPv6) as the address, IPv6 as
+/// its /64, since one subscriber usually holds a whole /64.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// A login identifier as a fixed-size key: the caller chooses the text, so it is never
+/// stored or compared as given.
+fn identifier_key(login: &str) -> String {
+    let digest = Sha256::digest(login.to_lowercase().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn known_key(user: Uuid, client: &str) -> String {
+    format!("known:{user}|{client}")
+}
+
+fn device_key(user: Uuid, device_digest: &[u8]) -> String {
+    format!("device:{user}|{}", hex(device_digest))
 }
 
 impl RateLimiter {
@@ -29,87 +93,185 @@ impl RateLimiter {
         Self { store, limits: Arc::new(limits) }
     }
 
-    /// Refuses (429) a login for `account` (a user id, or the lowercased login of an
-    /// unknown user) from `ip` when a failure limit is reached.
-    pub async fn check_login(&self, account: &str, ip: Option<IpAddr>) -> Result<LoginAttempt, ApiError> {
+    /// Counts a password check for `identifiers` (what the caller typed, or a signed-in
+    /// user's username and email) of `user` (`None` for an unknown login) from `ip`,
+    /// carrying the device cookie digest `device`. Refused when any counter is over
+    /// its limit; the password must then not be checked.
+    pub async fn begin_password_check(
+        &self,
+        identifiers: &[&str],
+        user: Option<Uuid>,
+        ip: Option<IpAddr>,
+        device: Option<&[u8]>,
+    ) -> Result<PasswordAttempt, LimitError> {
         let l = &self.limits;
-        let mut keys = vec![(format!("login:account:{account}"), l.login_account)];
-        if let Some(ip) = ip {
-            keys.push((format!("login:account-ip:{account}|{ip}"), l.login_account_ip));
-            keys.push((format!("login:ip:{ip}"), l.login_ip));
-        }
         if !l.enabled {
-            return Ok(LoginAttempt { keys: Vec::new(), account_ip_dirty: false });
+            return Ok(PasswordAttempt::default());
         }
         let now = store::now();
-        let longest = keys.iter().map(|(_, limit)| limit.window).max().unwrap_or_default();
-        let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        let counters = self.store.counters(&names, now - longest).await?;
-        let mut account_ip_dirty = false;
-        for counter in &counters {
-            let Some((_, limit)) = keys.iter().find(|(k, _)| *k == counter.key) else { continue };
-            if counter.key.starts_with("login:account-ip:") {
-                account_ip_dirty = true;
-            }
-            if let Some(wait) = over(counter, limit, now) {
-                return Err(ApiError::rate_limited(wait));
-            }
-        }
-        Ok(LoginAttempt { keys, account_ip_dirty })
-    }
+        let client = ip.map(address_key);
+        // Unknown logins run the same lookup, so that it takes the same time.
+        let owner = user.unwrap_or(Uuid::nil());
+        let known = client.as_deref().map(|c| known_key(owner, c));
+        let device = device.map(|d| device_key(owner, d));
+        let candidates: Vec<String> = known.iter().chain(device.iter()).cloned().collect();
+        let proven = self.store.remembered(&candidates, now).await?;
+        let by_address = known.as_ref().is_some_and(|k| proven.contains(k));
+        let by_device = device.as_ref().filter(|d| proven.contains(d));
 
-    /// Counts a failed login against every counter of the attempt.
-    pub async fn login_failed(&self, attempt: &LoginAttempt) -> Result<(), StoreError> {
-        let now = store::now();
-        for (key, limit) in &attempt.keys {
-            self.store.hit(key, limit.window.as_secs() as i64, now).await?;
-        }
-        Ok(())
-    }
-
-    /// A successful login clears the account-and-address counter.
-    pub async fn login_succeeded(&self, attempt: &LoginAttempt) -> Result<(), StoreError> {
-        if attempt.account_ip_dirty {
-            for (key, _) in attempt.keys.iter().filter(|(k, _)| k.starts_with("login:account-ip:")) {
-                self.store.clear(key).await?;
+        let mut keys: Vec<(String, Limit)> = Vec::new();
+        let mut attempt = PasswordAttempt { client, ..PasswordAttempt::default() };
+        for id in identifiers.iter().map(|i| identifier_key(i)) {
+            if !by_address && by_device.is_none() {
+                attempt.undo.push(format!("login:id:{id}"));
+                keys.push((format!("login:id:{id}"), l.login_account));
+            }
+            if by_device.is_none()
+                && let Some(client) = &attempt.client
+            {
+                attempt.clear.push(format!("login:id-ip:{id}|{client}"));
+                keys.push((format!("login:id-ip:{id}|{client}"), l.login_account_ip));
             }
         }
-        Ok(())
-    }
-
-    /// Counts a registration from `ip`; 429 past the limit.
-    pub async fn register(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        match ip {
-            Some(ip) => self.count(&format!("register:ip:{ip}"), self.limits.register_ip).await,
-            None => Ok(()),
+        if let Some(device) = by_device {
+            let key = format!("login:{device}");
+            attempt.clear.push(key.clone());
+            keys.push((key, l.login_account_ip));
         }
-    }
-
-    /// Counts a password-reset request from `ip` for `email` (known or not, so that a
-    /// 429 reveals nothing); 429 past either limit.
-    pub async fn password_reset(&self, ip: Option<IpAddr>, email: &str) -> Result<(), ApiError> {
-        if let Some(ip) = ip {
-            self.count(&format!("reset:ip:{ip}"), self.limits.reset_ip).await?;
+        if let Some(client) = &attempt.client {
+            attempt.undo.push(format!("login:ip:{client}"));
+            keys.push((format!("login:ip:{client}"), l.login_ip));
         }
-        self.count(&format!("reset:email:{email}"), self.limits.reset_email).await
+        self.count(&keys, now).await?;
+        Ok(attempt)
     }
 
-    async fn count(&self, key: &str, limit: Limit) -> Result<(), ApiError> {
+    /// Settles a successful check by `user`, whose identifiers are `identifiers`: the
+    /// identifier-and-address counters of all of them are cleared (the right password
+    /// was given, so linking them reveals nothing), the other counters take their
+    /// advance count back, and the address (and `new_device`, the digest of a device
+    /// cookie just issued) becomes known to the account.
+    pub async fn password_check_succeeded(
+        &self,
+        attempt: &PasswordAttempt,
+        user: Uuid,
+        identifiers: &[&str],
+        new_device: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         if !self.limits.enabled {
             return Ok(());
         }
         let now = store::now();
-        let counter = self.store.hit(key, limit.window.as_secs() as i64, now).await?;
-        if counter.count > i64::from(limit.max) {
-            let wait = (counter.window_start + limit.window - now).whole_seconds().max(1) as u64;
-            return Err(ApiError::rate_limited(wait));
+        let mut clear = attempt.clear.clone();
+        if let Some(client) = &attempt.client {
+            for id in identifiers.iter().map(|i| identifier_key(i)) {
+                let key = format!("login:id-ip:{id}|{client}");
+                if !clear.contains(&key) {
+                    clear.push(key);
+                }
+            }
         }
-        Ok(())
+        let until = now + KNOWN_CLIENT_TTL;
+        let remember: Vec<(String, OffsetDateTime)> = attempt
+            .client
+            .iter()
+            .map(|c| known_key(user, c))
+            .chain(new_device.map(|d| device_key(user, d)))
+            .map(|k| (k, until))
+            .collect();
+        let settlement = Settlement { clear: &clear, undo: &attempt.undo, remember: &remember };
+        self.store.settle(&settlement, now).await
+    }
+
+    /// Takes back the advance count of a check that never ran (the hasher was busy).
+    pub async fn password_check_abandoned(&self, attempt: &PasswordAttempt) -> Result<(), StoreError> {
+        if !self.limits.enabled {
+            return Ok(());
+        }
+        let undo: Vec<String> = attempt.undo.iter().chain(&attempt.clear).cloned().collect();
+        self.store.settle(&Settlement { undo: &undo, ..Settlement::default() }, store::now()).await
+    }
+
+    /// Counts a registration from `ip`.
+    pub async fn register(&self, ip: Option<IpAddr>) -> Result<(), LimitError> {
+        match ip {
+            Some(ip) => self.count_one(format!("register:ip:{}", address_key(ip)), self.limits.register_ip).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a change of username from `ip` by `user`, limited like registration so
+    /// that renaming is no free "is this name taken" oracle.
+    pub async fn rename(&self, user: Uuid, ip: Option<IpAddr>) -> Result<(), LimitError> {
+        let limit = self.limits.register_ip;
+        let mut keys = vec![(format!("rename:user:{user}"), limit)];
+        if let Some(ip) = ip {
+            keys.push((format!("rename:ip:{}", address_key(ip)), limit));
+        }
+        self.count(&keys, store::now()).await
+    }
+
+    /// Counts a request for a verification email by `user`.
+    pub async fn verification_email(&self, user: Uuid) -> Result<(), LimitError> {
+        self.count_one(format!("verify:user:{user}"), self.limits.verify_email).await
+    }
+
+    /// Counts a password-reset request from `ip` for `email` (known or not, so that a
+    /// refusal reveals nothing).
+    pub async fn password_reset(&self, ip: Option<IpAddr>, email: &str) -> Result<(), LimitError> {
+        let mut keys = vec![(format!("reset:email:{}", identifier_key(email)), self.limits.reset_email)];
+        if let Some(ip) = ip {
+            keys.push((format!("reset:ip:{}", address_key(ip)), self.limits.reset_ip));
+        }
+        self.count(&keys, store::now()).await
+    }
+
+    async fn count_one(&self, key: String, limit: Limit) -> Result<(), LimitError> {
+        self.count(&[(key, limit)], store::now()).await
+    }
+
+    /// Counts one event on every key at once; refused when any counter went past its
+    /// limit, with the longest wait among them.
+    async fn count(&self, keys: &[(String, Limit)], now: OffsetDateTime) -> Result<(), LimitError> {
+        if !self.limits.enabled || keys.is_empty() {
+            return Ok(());
+        }
+        let windows: Vec<(String, i64)> =
+            keys.iter().map(|(k, limit)| (k.clone(), limit.window.as_secs() as i64)).collect();
+        let counters = self.store.hit_all(&windows, now).await?;
+        let wait = counters
+            .iter()
+            .filter_map(|c| {
+                let (_, limit) = keys.iter().find(|(k, _)| *k == c.key)?;
+                (c.count > i64::from(limit.max)).then(|| (c.expires_at - now).whole_seconds().max(1) as u64)
+            })
+            .max();
+        match wait {
+            Some(retry_after) => Err(LimitError::RateLimited { retry_after }),
+            None => Ok(()),
+        }
     }
 }
 
-/// Seconds to wait when `counter` has reached `limit`.
-fn over(counter: &Counter, limit: &Limit, now: time::OffsetDateTime) -> Option<u64> {
-    let ends = counter.window_start + limit.window;
-    (counter.count >= i64::from(limit.max) && ends > now).then(|| (ends - now).whole_seconds().max(1) as u64)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_group_mapped_ipv4_and_ipv6_by_64() {
+        let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
+        assert_eq!(address_key(mapped), "203.0.113.9");
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+    }
+
+    #[test]
+    fn identifiers_fold_case_and_have_a_fixed_size() {
+        assert_eq!(identifier_key("Alice"), identifier_key("alice"));
+        assert_eq!(identifier_key(&"x".repeat(10_000)).len(), 32);
+        assert_ne!(identifier_key("alice"), identifier_key("alice@example.com"));
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::auth::cache::SessionEntry;
+use crate::auth::limits::LimitError;
 use crate::auth::password::{HashError, Verified};
 use crate::auth::secret;
 use crate::error::ApiError;
@@ -24,18 +25,21 @@ pub enum LoginError {
     Disabled,
     #[error("email not verified")]
     NotVerified,
+    /// Over an abuse limit: the password was not checked.
+    #[error("rate limited")]
+    RateLimited { retry_after: u64 },
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Refused before the password was checked (rate limited).
-    #[error("{}", .0.code())]
-    Refused(ApiError),
 }
 
-impl From<ApiError> for LoginError {
-    fn from(e: ApiError) -> Self {
-        Self::Refused(e)
+impl From<LimitError> for LoginError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            LimitError::Store(e) => Self::Store(e),
+        }
     }
 }
 
@@ -54,44 +58,81 @@ impl From<LoginError> for ApiError {
             LoginError::InvalidCredentials => ApiError::invalid_credentials(),
             LoginError::Disabled => ApiError::account_disabled(),
             LoginError::NotVerified => ApiError::email_not_verified(),
+            LoginError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
             LoginError::Hash(e) => e.into(),
             LoginError::Store(e) => e.into(),
-            LoginError::Refused(e) => e,
         }
     }
 }
 
+/// Where a password check comes from: the client's address and the device cookie it
+/// carries, if any (see [`crate::auth::limits`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Client<'a> {
+    pub ip: Option<IpAddr>,
+    pub device: Option<&'a str>,
+}
+
+/// Longest login that can name an account (an email is at most 254 bytes); anything
+/// longer is an unknown user without a database lookup.
+const MAX_LOGIN_BYTES: usize = 320;
+
+/// A successful login: the user, and the secret of a new device cookie when one was
+/// asked for.
+pub struct LoggedIn {
+    pub user: UserRecord,
+    pub device: Option<String>,
+}
+
 /// Checks a login (email or username) and password. Unknown users cost one dummy
 /// verification, so that they take as long as a wrong password. A correct password of
-/// a disabled account gets `Disabled`; a wrong one the generic failure. Failures count
-/// against the abuse limits, which are checked before the password.
+/// a disabled account gets `Disabled`; a wrong one the generic failure. The check is
+/// counted against the abuse limits before the password is verified. With
+/// `issue_device`, a success also issues a device cookie secret that proves this
+/// client to the account at later logins.
 #[tracing::instrument(skip_all)]
 pub async fn check_password(
     state: &AppState,
     login: &str,
     password: &str,
-    client_ip: Option<IpAddr>,
+    client: Client<'_>,
     require_verified: bool,
-) -> Result<UserRecord, LoginError> {
-    let login = &login[..login.len().min(320)];
+    issue_device: bool,
+) -> Result<LoggedIn, LoginError> {
     // No account name holds control characters (PostgreSQL would refuse a NUL).
-    let plausible = !login.is_empty() && !login.chars().any(char::is_control);
+    let plausible = !login.is_empty() && login.len() <= MAX_LOGIN_BYTES && !login.chars().any(char::is_control);
     let user = if plausible { state.store.user_by_login(login).await? } else { None };
-    let account = match &user {
-        Some(u) => u.id.to_string(),
-        None if plausible => login.to_lowercase(),
-        None => "-".to_owned(),
+    let device = client.device.map(secret::digest);
+    let attempt = state
+        .limiter
+        .begin_password_check(&[login], user.as_ref().map(|u| u.id), client.ip, device.as_ref().map(|d| &d[..]))
+        .await
+        .inspect_err(|e| log_refusal(e, user.as_ref(), client.ip))?;
+    let verified = match state.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await {
+        Ok(verified) => verified,
+        Err(e) => {
+            state.limiter.password_check_abandoned(&attempt).await?;
+            return Err(e.into());
+        }
     };
-    let attempt = state.limiter.check_login(&account, client_ip).await?;
-    let verified = state.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await?;
     let (user, rehash) = match (user, verified) {
         (Some(user), Verified::Match { rehash }) => (user, rehash),
-        _ => {
-            state.limiter.login_failed(&attempt).await?;
+        (user, _) => {
+            log_failure(user.as_ref(), client.ip);
             return Err(LoginError::InvalidCredentials);
         }
     };
-    state.limiter.login_succeeded(&attempt).await?;
+    let new_device = issue_device.then(secret::random_token);
+    let new_digest = new_device.as_deref().map(secret::digest);
+    state
+        .limiter
+        .password_check_succeeded(
+            &attempt,
+            user.id,
+            &[&user.username, &user.email],
+            new_digest.as_ref().map(|d| &d[..]),
+        )
+        .await?;
     if user.disabled {
         return Err(LoginError::Disabled);
     }
@@ -101,7 +142,50 @@ pub async fn check_password(
     if rehash {
         upgrade_hash(state, &user, password).await;
     }
-    Ok(user)
+    Ok(LoggedIn { user, device: new_device })
+}
+
+/// Checks the password of a signed-in user who confirms a change with it. It counts
+/// against the same limits as a login, under both the username and the email.
+pub async fn confirm_password(
+    state: &AppState,
+    user: &UserRecord,
+    password: &str,
+    client: Client<'_>,
+) -> Result<(), LoginError> {
+    let device = client.device.map(secret::digest);
+    let attempt = state
+        .limiter
+        .begin_password_check(&[&user.username, &user.email], Some(user.id), client.ip, device.as_ref().map(|d| &d[..]))
+        .await
+        .inspect_err(|e| log_refusal(e, Some(user), client.ip))?;
+    let verified = match state.hasher.verify(Some(&user.password_hash), password).await {
+        Ok(verified) => verified,
+        Err(e) => {
+            state.limiter.password_check_abandoned(&attempt).await?;
+            return Err(e.into());
+        }
+    };
+    if password.is_empty() || verified == Verified::Mismatch {
+        log_failure(Some(user), client.ip);
+        return Err(LoginError::InvalidCredentials);
+    }
+    state.limiter.password_check_succeeded(&attempt, user.id, &[&user.username, &user.email], None).await?;
+    Ok(())
+}
+
+fn log_failure(user: Option<&UserRecord>, ip: Option<IpAddr>) {
+    let account = user.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
+    let ip = ip.map(|ip| ip.to_string());
+    tracing::warn!(event = "login_failed", account, ip, "password check failed");
+}
+
+fn log_refusal(e: &LimitError, user: Option<&UserRecord>, ip: Option<IpAddr>) {
+    if let LimitError::RateLimited { retry_after } = e {
+        let account = user.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
+        let ip = ip.map(|ip| ip.to_string());
+        tracing::warn!(event = "rate_limited", account, ip, retry_after, "password check refused: over a limit");
+    }
 }
 
 /// Replaces an old-format hash with current Argon2id before the login is answered, so

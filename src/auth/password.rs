@@ -336,7 +336,16 @@ fn verify_with(memory: &mut [Block], hash: &str, password: &str) -> Verified {
             Err(_) => (false, false),
         }
     };
-    if ok { Verified::Match { rehash: !current } } else { Verified::Mismatch }
+    if ok {
+        return Verified::Match { rehash: !current };
+    }
+    if !current {
+        // A legacy or cheaper hash answers a wrong password faster than the dummy
+        // Argon2id of an unknown user would; one current-cost computation makes the
+        // wrong password take at least as long, so timing does not tell them apart.
+        let _ = hash_with(memory, password);
+    }
+    Verified::Mismatch
 }
 
 fn is_current(hash: &PasswordHash<'_>) -> bool {

@@ -30,12 +30,16 @@ pub fn router() -> Router<AppState> {
     operation_id = "send_verification_email",
     summary = "Send a new verification email",
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
-    responses((status = 202, description = "Sent (or nothing to do: the address is verified already)", body = Status)),
+    responses(
+        (status = 202, description = "Sent (or nothing to do: the address is verified already)", body = Status),
+        (status = 429, description = "Too many verification emails for this account (`rate_limited`)"),
+    ),
 )]
 async fn resend(
     State(state): State<AppState>,
     auth: AuthUser<true>,
 ) -> Result<(StatusCode, JsonBody<Value>), ApiError> {
+    state.limiter.verification_email(auth.user.id).await?;
     if !auth.user.email_verified {
         emails::send_verification(&state, &auth.user).await?;
     }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
@@ -123,6 +123,15 @@ fn data_error(path: &str, message: &str) -> ApiError {
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The device cookie of an earlier login from this browser.
+    pub device: Option<String>,
+}
+
+impl ClientInfo {
+    /// What the password checks of [`login`] need to know of the client.
+    pub fn login(&self) -> login::Client<'_> {
+        login::Client { ip: self.ip, device: self.device.as_deref() }
+    }
 }
 
 impl FromRequestParts<AppState> for ClientInfo {
@@ -136,25 +145,32 @@ impl FromRequestParts<AppState> for ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect::<String>());
-        Ok(Self { ip, user_agent })
+        let device = session_cookie(&parts.headers, state.settings.device_cookie_name()).map(str::to_owned);
+        Ok(Self { ip, user_agent, device })
     }
 }
 
 /// The TCP peer, unless it is a trusted proxy: then the right-most `X-Forwarded-For`
-/// entry that is not itself a trusted proxy.
+/// entry that is not itself a trusted proxy. An entry that does not parse as an address
+/// ends the walk at the last trusted hop: whatever stands to its left was written by
+/// the client and proves nothing. IPv4-mapped IPv6 addresses count as IPv4.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
     }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+    let values: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            return client;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(&client) {
+            return client;
+        }
+    }
+    client
 }
 
 /// How the caller authenticated.
@@ -166,9 +182,10 @@ pub enum Via {
 }
 
 /// The authenticated caller: a live user, and the session behind the credential
-/// (none for `Basic user:password`). With `ALLOW_UNVERIFIED = false`, Basic password
-/// authentication of an unverified account is refused when verified emails are
-/// required.
+/// (none for `Basic user:password`). When verified emails are required, an unverified
+/// account is refused (403 `email_not_verified`) with every kind of credential, except
+/// on the few routes that take `AuthUser<true>`: reading the account, changing its
+/// email, asking for a verification email and logging out.
 pub struct AuthUser<const ALLOW_UNVERIFIED: bool = false> {
     pub user: UserRecord,
     pub session: Option<SessionRecord>,
@@ -185,11 +202,21 @@ impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Self::authenticate(parts, state).await?;
+        if state.settings.require_verified_email && !ALLOW_UNVERIFIED && !auth.user.email_verified {
+            return Err(ApiError::email_not_verified());
+        }
+        Ok(auth)
+    }
+}
+
+impl<const ALLOW_UNVERIFIED: bool> AuthUser<ALLOW_UNVERIFIED> {
+    async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             let name = state.settings.cookie_name();
             return match session_cookie(&parts.headers, name) {
                 Some(secret) => {
-                    refuse_cross_site(parts, &state.settings.public_url)?;
+                    refuse_cross_site(&parts.method, &parts.headers, &state.settings.public_url)?;
                     cookie(state, secret).await
                 }
                 None => Err(ApiError::unauthorized("authentication required")),
@@ -210,9 +237,8 @@ impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW
             return bearer(state, login).await;
         }
         let client = ClientInfo::from_request_parts(parts, state).await?;
-        let require_verified = state.settings.require_verified_email && !ALLOW_UNVERIFIED;
-        let user = login::check_password(state, login, password, client.ip, require_verified).await?;
-        Ok(Self { user, session: None, via: Via::BasicPassword })
+        let logged_in = login::check_password(state, login, password, client.login(), false, false).await?;
+        Ok(Self { user: logged_in.user, session: None, via: Via::BasicPassword })
     }
 }
 
@@ -249,13 +275,14 @@ pub fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str>
 }
 
 /// Cookies ride along on requests from any site, so a state-changing request that
-/// shows another site's `Sec-Fetch-Site` or `Origin` is refused (CSRF).
-fn refuse_cross_site(parts: &Parts, public_url: &str) -> Result<(), ApiError> {
-    if parts.method.is_safe() {
+/// shows another site's `Sec-Fetch-Site` or `Origin` is refused (CSRF). Logins use the
+/// same rule (login CSRF).
+pub fn refuse_cross_site(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
+    if method.is_safe() {
         return Ok(());
     }
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let refused = || ApiError::forbidden("cross-site requests cannot use the session cookie");
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refused = || ApiError::forbidden("cross-site requests cannot use or start a browser session");
     if let Some(site) = header("sec-fetch-site") {
         return if site.eq_ignore_ascii_case("cross-site") { Err(refused()) } else { Ok(()) };
     }
@@ -266,21 +293,31 @@ fn refuse_cross_site(parts: &Parts, public_url: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Same site: the same host as the public URL, or hosts sharing its parent domain
-/// (`app.example.com` and `auth.example.com`).
+/// Same site, as browsers define it: the same scheme and the same registrable domain
+/// (Public Suffix List), so `app.example.co.uk` is the site of `auth.example.co.uk` but
+/// `evil.co.uk` is not. IP addresses and hosts without a registrable domain
+/// (`localhost`) must match exactly.
 fn same_site(origin: &str, public_url: &str) -> bool {
-    let host = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
-    let (Some(theirs), Some(ours)) = (host(origin), host(public_url)) else {
+    let parse = |u: &str| {
+        let url = url::Url::parse(u).ok()?;
+        Some((url.scheme().to_owned(), url.host_str()?.to_ascii_lowercase()))
+    };
+    let (Some((their_scheme, theirs)), Some((our_scheme, ours))) = (parse(origin), parse(public_url)) else {
         return false;
     };
+    if their_scheme != our_scheme {
+        return false;
+    }
     if theirs == ours {
         return true;
     }
-    let parent = |h: &str| h.split_once('.').map(|(_, rest)| rest.to_owned()).filter(|rest| rest.contains('.'));
-    match parent(&ours) {
-        Some(site) if ours.parse::<IpAddr>().is_err() => theirs == site || theirs.ends_with(&format!(".{site}")),
-        _ => false,
-    }
+    let site = |host: &str| {
+        if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+            return None;
+        }
+        psl::domain_str(host.trim_end_matches('.')).map(str::to_owned)
+    };
+    matches!((site(&theirs), site(&ours)), (Some(a), Some(b)) if a == b)
 }
 
 async fn cookie<const A: bool>(state: &AppState, secret: &str) -> Result<AuthUser<A>, ApiError> {
@@ -299,7 +336,7 @@ async fn cookie<const A: bool>(state: &AppState, secret: &str) -> Result<AuthUse
 }
 
 async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser<A>, ApiError> {
-    let invalid = || ApiError::unauthorized("the access token is invalid or expired");
+    let invalid = ApiError::invalid_token;
     let claims = match state.cache.token(token) {
         Some(claims) => claims,
         None => {

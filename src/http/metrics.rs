@@ -142,7 +142,7 @@ impl Metrics {
             Err(LoginError::InvalidCredentials) => "failure",
             Err(LoginError::Disabled) => "disabled",
             Err(LoginError::NotVerified) => "unverified",
-            Err(LoginError::Refused(e)) if e.code() == "rate_limited" => "rate_limited",
+            Err(LoginError::RateLimited { .. }) => "rate_limited",
             Err(LoginError::Hash(HashError::Busy)) => "unavailable",
             Err(_) => "error",
         };

@@ -23,6 +23,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/password-reset", post(request)).route("/password-reset/confirm", post(confirm))
 }
 
+/// How long after its arrival a reset request is answered, whether or not an account
+/// uses the address: longer than the lookup, token and email of a known address take.
+const RESET_ANSWER_TIME: std::time::Duration = std::time::Duration::from_millis(100);
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = PasswordResetRequest)]
@@ -59,10 +63,27 @@ async fn request(
         return Err(ApiError::bad_request("invalid fields"));
     };
     state.limiter.password_reset(client.ip, email.as_str()).await?;
-    match state.store.user_by_login(email.as_str()).await? {
-        Some(user) if !user.disabled => emails::send_password_reset(&state, &user).await?,
-        _ => tracing::info!("password reset requested for an unknown or disabled account"),
-    }
+    // Known and unknown addresses are answered at the same moment: the lookup, the token
+    // and the email are done by a task of their own, and the answer waits for it until
+    // a fixed time after the request, no more and no less. A task that takes longer
+    // goes on after the answer.
+    let deadline = tokio::time::Instant::now() + RESET_ANSWER_TIME;
+    let background = state.clone();
+    let job = tokio::spawn(async move {
+        let result = match background.store.user_by_login(email.as_str()).await {
+            Ok(Some(user)) if !user.disabled => emails::send_password_reset(&background, &user).await,
+            Ok(_) => {
+                tracing::info!("password reset requested for an unknown or disabled account");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            tracing::error!(code = e.code(), "password reset email not sent");
+        }
+    });
+    let _ = tokio::time::timeout_at(deadline, job).await;
+    tokio::time::sleep_until(deadline).await;
     let body = json!({ "status": "accepted", "detail": "if an account uses this address, a reset link is on its way" });
     Ok((StatusCode::ACCEPTED, JsonBody(body)))
 }
@@ -107,7 +128,7 @@ async fn confirm(State(state): State<AppState>, Input(req): Json<ConfirmRequest>
     let hash = secret::digest(token);
     let now = store::now();
     let record = state.store.find_one_time_token(&hash, TokenPurpose::ResetPassword, now).await?.ok_or_else(invalid)?;
-    let user = state.store.user_by_id(record.user_id).await?.ok_or_else(invalid)?;
+    let user = state.store.user_by_id(record.user_id).await?.filter(|u| u.email == record.email).ok_or_else(invalid)?;
     // A bad password leaves the token valid: it is used up only by a success.
     let username = Username::parse(&user.username).ok();
     let email = Email::parse(&user.email).ok();
@@ -117,6 +138,7 @@ async fn confirm(State(state): State<AppState>, Input(req): Json<ConfirmRequest>
         .map_err(|message| ApiError::field("new_password", message))?;
     let new_hash = state.hasher.hash(new_password.expose()).await?;
     state.store.reset_password(&hash, &new_hash, store::now()).await?.ok_or_else(invalid)?;
-    tracing::info!(user = %user.id, "password reset; all sessions ended");
+    tracing::info!(event = "password_reset", user = %user.id, "password reset; all sessions ended");
+    emails::send_password_changed(&state, &user).await;
     Ok(StatusCode::NO_CONTENT)
 }

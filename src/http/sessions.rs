@@ -2,7 +2,7 @@
 //! `DELETE /sessions` logs out; users list and end their own sessions of every kind.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json as JsonBody, Router};
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::login;
 use crate::error::ApiError;
-use crate::http::extract::{AuthUser, ClientInfo, Input, JsonOrForm, Via};
+use crate::http::extract::{AuthUser, ClientInfo, Input, JsonOrForm, Via, refuse_cross_site};
 use crate::http::state::{AppState, Settings};
 use crate::http::users::PrivateUser;
 use crate::store;
@@ -39,13 +39,16 @@ struct LoginRequest {
 
 /// `Set-Cookie` for a new session secret, or one that clears the cookie.
 fn set_cookie(settings: &Settings, secret: Option<&str>) -> Result<HeaderValue, ApiError> {
-    let secure = if settings.secure_cookies() { "; Secure" } else { "" };
     let (value, max_age) = match secret {
         Some(secret) => (secret, settings.refresh_token_ttl.as_secs()),
         None => ("", 0),
     };
-    let cookie =
-        format!("{}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}", settings.cookie_name());
+    cookie_header(settings, settings.cookie_name(), value, max_age)
+}
+
+fn cookie_header(settings: &Settings, name: &str, value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
+    let secure = if settings.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(e.into()))
 }
 
@@ -66,7 +69,8 @@ fn set_cookie(settings: &Settings, secret: Option<&str>) -> Result<HeaderValue, 
         (status = 200, description = "Logged in: the private view", body = PrivateUser,
          headers(("Set-Cookie" = String, description = "The session cookie"))),
         (status = 401, description = "One answer for an unknown user and a wrong password (`invalid_credentials`)"),
-        (status = 403, description = "`account_disabled`, or `email_not_verified` when verified emails are required"),
+        (status = 403, description = "`account_disabled`, `email_not_verified` when verified emails are required, \
+                                      or a cross-site request (`forbidden`: login CSRF)"),
         (status = 422, description = "`username` (or `email`) or `password` is missing (`validation_failed`)"),
         (status = 429, description = "Too many failed logins (`rate_limited`); the password was not checked"),
     ),
@@ -74,8 +78,12 @@ fn set_cookie(settings: &Settings, secret: Option<&str>) -> Result<HeaderValue, 
 async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
+    method: Method,
+    headers: HeaderMap,
     Input(req): JsonOrForm<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    // Login CSRF: another site must not sign the browser in to an account of its choosing.
+    refuse_cross_site(&method, &headers, &state.settings.public_url)?;
     let login = req.username.as_deref().or(req.email.as_deref()).unwrap_or("");
     let password = req.password.as_deref().unwrap_or("");
     if login.is_empty() || password.is_empty() {
@@ -89,13 +97,21 @@ async fn create(
         return Err(ApiError::validation(missing));
     }
     let require_verified = state.settings.require_verified_email;
-    let outcome = login::check_password(&state, login, password, client.ip, require_verified).await;
+    let outcome = login::check_password(&state, login, password, client.login(), require_verified, true).await;
     state.metrics.login(&outcome);
-    let user = outcome?;
+    let logged_in = outcome?;
+    let user = logged_in.user;
     let secret = login::start_browser_session(&state, &user, client.ip, client.user_agent.as_deref()).await?;
     tracing::info!(user = %user.id, "browser session started");
-    let cookie = set_cookie(&state.settings, Some(&secret))?;
-    Ok(([(header::SET_COOKIE, cookie)], JsonBody(PrivateUser::from(&user))).into_response())
+    let mut response = JsonBody(PrivateUser::from(&user)).into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, set_cookie(&state.settings, Some(&secret))?);
+    if let Some(device) = logged_in.device {
+        let max_age = crate::auth::limits::KNOWN_CLIENT_TTL.whole_seconds().unsigned_abs();
+        let name = state.settings.device_cookie_name();
+        headers.append(header::SET_COOKIE, cookie_header(&state.settings, name, &device, max_age)?);
+    }
+    Ok(response)
 }
 
 /// Ends the session behind the credential and clears the cookie.
@@ -156,7 +172,7 @@ struct SessionView {
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses((status = 200, description = "The live sessions", body = Vec<SessionView>)),
 )]
-async fn list(State(state): State<AppState>, auth: AuthUser<true>) -> Result<JsonBody<Vec<SessionView>>, ApiError> {
+async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<JsonBody<Vec<SessionView>>, ApiError> {
     let now = store::now();
     let current = auth.session_id();
     let sessions = state.store.list_sessions(auth.user.id, now, state.settings.idle_cutoff(now)).await?;
@@ -191,7 +207,7 @@ async fn list(State(state): State<AppState>, auth: AuthUser<true>) -> Result<Jso
 )]
 async fn end_one(
     State(state): State<AppState>,
-    auth: AuthUser<true>,
+    auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;

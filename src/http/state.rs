@@ -29,6 +29,12 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
 }
 
+/// Name of the device cookie over plain HTTP: it proves the browser to an account it
+/// logged in to before, so that others' failed logins cannot lock it out.
+pub const DEVICE_COOKIE_NAME: &str = "latch_device";
+/// Name of the device cookie when the public URL is https.
+pub const SECURE_DEVICE_COOKIE_NAME: &str = "__Host-latch_device";
+
 /// Name of the session cookie over plain HTTP.
 pub const COOKIE_NAME: &str = "latch_session";
 /// Name of the session cookie when the public URL is https: the `__Host-` prefix
@@ -56,6 +62,10 @@ impl Settings {
 
     pub fn cookie_name(&self) -> &'static str {
         if self.secure_cookies() { SECURE_COOKIE_NAME } else { COOKIE_NAME }
+    }
+
+    pub fn device_cookie_name(&self) -> &'static str {
+        if self.secure_cookies() { SECURE_DEVICE_COOKIE_NAME } else { DEVICE_COOKIE_NAME }
     }
 
     /// A link from a `{token}` template.

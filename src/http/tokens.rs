@@ -133,9 +133,9 @@ async fn password_grant(state: &AppState, client: &ClientInfo, req: TokenRequest
         return Err(OAuthError::invalid_request("username and password are required"));
     };
     let require_verified = state.settings.require_verified_email;
-    let outcome = login::check_password(state, username, password, client.ip, require_verified).await;
+    let outcome = login::check_password(state, username, password, client.login(), require_verified, false).await;
     state.metrics.login(&outcome);
-    let user = outcome.map_err(ApiError::from)?;
+    let user = outcome.map_err(ApiError::from)?.user;
     tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
     let pair = login::start_token_session(state, &user, client_id, client.ip, client.user_agent.as_deref()).await?;
     state.metrics.tokens_issued("password");
@@ -147,6 +147,15 @@ async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair,
         return Err(OAuthError::invalid_request("refresh_token is required"));
     };
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    // Checked before the rotation, so that the refused client keeps a refresh token that
+    // works once the address is verified.
+    if state.settings.require_verified_email
+        && let Some(sid) = state.store.session_of_refresh_token(&secret::digest(presented)).await?
+        && let Some((_, user)) = state.store.session_with_user(sid).await?
+        && !user.email_verified
+    {
+        return Err(ApiError::email_not_verified().into());
+    }
     let new_token = secret::random_token();
     let now = store::now();
     let outcome = state
@@ -160,8 +169,9 @@ async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair,
         .await?;
     let session = match outcome {
         RotateOutcome::Rotated(session) => session,
-        RotateOutcome::Reused => {
-            tracing::warn!("refresh token reused; its session has been ended");
+        RotateOutcome::Reused { session, user } => {
+            let user = user.map(|u| u.to_string());
+            tracing::warn!(event = "refresh_token_reused", user, session = %session, "refresh token reused; its session has been ended");
             return Err(invalid());
         }
         RotateOutcome::Invalid => return Err(invalid()),
@@ -173,6 +183,7 @@ async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair,
             return Err(invalid());
         }
     };
+
     let access_token = state.tokens.sign(user.id, session.id, &session.client_id)?;
     state.metrics.tokens_issued("refresh_token");
     Ok(TokenPair { access_token, refresh_token: new_token, expires_in: state.tokens.ttl().as_secs() })

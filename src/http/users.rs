@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::emails;
-use crate::auth::password::Verified;
+use crate::auth::login::{self, LoginError};
 use crate::domain::{Email, FieldError, Username};
 use crate::error::ApiError;
 use crate::http::extract::{AuthUser, ClientInfo, Input, Json, JsonOrForm};
@@ -210,11 +210,13 @@ struct UpdateRequest {
                                       (`invalid_credentials`); or a cross-site cookie request (`forbidden`)"),
         (status = 409, description = "The username or email is taken (`conflict`)"),
         (status = 422, description = "Invalid fields (`validation_failed`)"),
+        (status = 429, description = "Too many wrong passwords, or too many renames (`rate_limited`)"),
     ),
 )]
 async fn update_me(
     State(state): State<AppState>,
     auth: AuthUser<true>,
+    client: ClientInfo,
     Input(req): Json<UpdateRequest>,
 ) -> Result<JsonBody<PrivateUser>, ApiError> {
     let user = auth.user;
@@ -226,15 +228,16 @@ async fn update_me(
     let new_email = email.filter(|e| e.as_str() != user.email);
     if new_email.is_some() {
         let password = req.current_password.as_deref().unwrap_or("");
-        if password.is_empty() || state.hasher.verify(Some(&user.password_hash), password).await? == Verified::Mismatch
-        {
-            return Err(ApiError::wrong_password("current_password"));
-        }
+        confirm_password(&state, &user, password, &client, "current_password").await?;
     }
     if new_username.is_none() && new_email.is_none() {
         return Ok(JsonBody(PrivateUser::from(&user)));
     }
     let renamed_to_other = new_username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
+    if renamed_to_other.is_some() {
+        // Limited like registration: renaming must be no free "is this name taken" oracle.
+        state.limiter.rename(user.id, client.ip).await?;
+    }
     if let Some(field) =
         state.store.taken(renamed_to_other.map(Username::as_str), new_email.as_ref().map(Email::as_str)).await?
     {
@@ -246,7 +249,7 @@ async fn update_me(
     };
     let updated = state.store.update_profile(user.id, &change, store::now()).await?.ok_or_else(ApiError::not_found)?;
     if new_email.is_some() {
-        tracing::info!(user = %user.id, "email changed");
+        tracing::info!(event = "email_changed", user = %user.id, "email changed");
         emails::send_verification(&state, &updated).await?;
         emails::send_email_changed(&state, &user.email, &updated).await;
     }
@@ -278,11 +281,13 @@ struct ChangePasswordRequest {
         (status = 403, description = "Wrong or missing `current_password` (`invalid_credentials`); or a \
                                       cross-site cookie request (`forbidden`)"),
         (status = 422, description = "The new password is refused (`validation_failed`)"),
+        (status = 429, description = "Too many wrong passwords (`rate_limited`); the password was not checked"),
     ),
 )]
 async fn change_password(
     State(state): State<AppState>,
-    auth: AuthUser<true>,
+    auth: AuthUser,
+    client: ClientInfo,
     Input(req): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let user = &auth.user;
@@ -292,18 +297,35 @@ async fn change_password(
     let new_password = fields
         .required(&req.new_password, "new_password")
         .and_then(|p| fields.check("new_password", state.policy.check(p, username.as_ref(), email.as_ref())));
-    let current = req.current_password.as_deref().unwrap_or("");
-    if current.is_empty() || state.hasher.verify(Some(&user.password_hash), current).await? == Verified::Mismatch {
-        return Err(ApiError::wrong_password("current_password"));
-    }
+    // The new password is judged before the current one is checked, so that a refusal
+    // of the new one cannot confirm a guess of the current one.
     fields.finish()?;
     let Some(new_password) = new_password else {
         return Err(ApiError::bad_request("invalid fields"));
     };
+    let current = req.current_password.as_deref().unwrap_or("");
+    confirm_password(&state, user, current, &client, "current_password").await?;
     let hash = state.hasher.hash(new_password.expose()).await?;
     state.store.change_password(user.id, &hash, auth.session_id(), store::now()).await?;
-    tracing::info!(user = %user.id, "password changed; other sessions ended");
+    tracing::info!(event = "password_changed", user = %user.id, "password changed; other sessions ended");
+    emails::send_password_changed(&state, user).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the password that confirms a change, under the login limits: 403 naming
+/// `field` when it is wrong or missing, 429 over a limit.
+async fn confirm_password(
+    state: &AppState,
+    user: &UserRecord,
+    password: &str,
+    client: &ClientInfo,
+    field: &'static str,
+) -> Result<(), ApiError> {
+    match login::confirm_password(state, user, password, client.login()).await {
+        Ok(()) => Ok(()),
+        Err(LoginError::InvalidCredentials) => Err(ApiError::wrong_password(field)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -327,18 +349,17 @@ struct DeleteRequest {
         (status = 204, description = "The account and all its sessions are gone"),
         (status = 403, description = "Wrong or missing `password` (`invalid_credentials`); or a cross-site \
                                       cookie request (`forbidden`)"),
+        (status = 429, description = "Too many wrong passwords (`rate_limited`); the password was not checked"),
     ),
 )]
 async fn delete_me(
     State(state): State<AppState>,
-    auth: AuthUser<true>,
+    auth: AuthUser,
+    client: ClientInfo,
     Input(req): Json<DeleteRequest>,
 ) -> Result<StatusCode, ApiError> {
     let password = req.password.as_deref().unwrap_or("");
-    if password.is_empty() || state.hasher.verify(Some(&auth.user.password_hash), password).await? == Verified::Mismatch
-    {
-        return Err(ApiError::wrong_password("password"));
-    }
+    confirm_password(&state, &auth.user, password, &client, "password").await?;
     state.store.delete_user(auth.user.id).await?;
     tracing::info!(user = %auth.user.id, "account deleted");
     Ok(StatusCode::NO_CONTENT)

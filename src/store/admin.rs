@@ -119,6 +119,7 @@ macro_rules! impl_admin_store {
                 }
                 let ended =
                     sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+                sqlx::query($crate::store::VOID_RESET_LINKS).bind(id).execute(&mut *tx).await?;
                 tx.commit().await?;
                 self.changed($crate::store::Change::User(id)).await;
                 Ok(Some(ended))

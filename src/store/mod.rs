@@ -14,7 +14,7 @@ mod file_watch;
 mod keys;
 mod one_time_tokens;
 mod postgres;
-mod rate_limits;
+pub(crate) mod rate_limits;
 mod sessions;
 mod sqlite;
 mod users;
@@ -27,12 +27,16 @@ pub use admin::{AdminStore, IMPORT_BATCH_ROWS, ImportedUser, TakenNames};
 pub use keys::{KeyStore, StoredKey};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
-pub use rate_limits::{Counter, RateLimitStore};
+pub use rate_limits::{Counter, RateLimitStore, Settlement};
 pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
 pub use users::{NewUser, ProfileChange, UserRecord, UserStore};
 
 use crate::config::DatabaseUrl;
+
+/// Voids every password-reset link of the user `$1`: run in the transaction of any
+/// change after which an earlier link must no longer work (SPEC §3, one-time tokens).
+const VOID_RESET_LINKS: &str = "DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = 'reset_password'";
 
 /// All of Latch's persistent state.
 #[async_trait::async_trait]

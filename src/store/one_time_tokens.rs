@@ -41,7 +41,10 @@ pub struct OneTimeTokenRecord {
 
 #[async_trait::async_trait]
 pub trait OneTimeTokenStore {
+    /// Stores a token; a new reset token replaces the user's earlier ones.
     async fn insert_one_time_token(&self, token: &NewOneTimeToken<'_>) -> Result<(), StoreError>;
+    /// Deletes expired tokens; returns how many.
+    async fn delete_expired_one_time_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// The valid (unexpired) token with this digest and purpose.
     async fn find_one_time_token(
         &self,
@@ -70,6 +73,15 @@ macro_rules! impl_one_time_token_store {
                 &self,
                 t: &$crate::store::NewOneTimeToken<'_>,
             ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                if t.purpose == $crate::store::TokenPurpose::ResetPassword {
+                    // Only the newest reset link works.
+                    sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2")
+                        .bind(t.user_id)
+                        .bind(t.purpose.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(
                     "INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, created_at, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -80,9 +92,21 @@ macro_rules! impl_one_time_token_store {
                 .bind(t.email)
                 .bind(t.now)
                 .bind(t.expires_at)
-                .execute(self.write())
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(())
+            }
+
+            async fn delete_expired_one_time_tokens(
+                &self,
+                now: time::OffsetDateTime,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM one_time_tokens WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn find_one_time_token(
@@ -156,10 +180,11 @@ macro_rules! impl_one_time_token_store {
                 let Some((user_id, email)) = token else {
                     return Ok(None);
                 };
-                // The reset link reached the address, which proves it.
-                sqlx::query(
-                    "UPDATE users SET password_hash = $2, updated_at = $3,
-                        email_verified = (email_verified OR email = $4) WHERE id = $1",
+                // Only while the account still uses the address the link was sent to; the
+                // link reached that address, which proves it.
+                let updated = sqlx::query(
+                    "UPDATE users SET password_hash = $2, updated_at = $3, email_verified = TRUE
+                     WHERE id = $1 AND email = $4",
                 )
                 .bind(user_id)
                 .bind(new_hash)
@@ -167,6 +192,10 @@ macro_rules! impl_one_time_token_store {
                 .bind(&email)
                 .execute(&mut *tx)
                 .await?;
+                if updated.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2")
                     .bind(user_id)

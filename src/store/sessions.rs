@@ -81,7 +81,7 @@ pub enum RotateOutcome {
     /// The token was live; it is now used and `new_hash` replaces it.
     Rotated(SessionRecord),
     /// The token had been used before: its whole session has been ended.
-    Reused,
+    Reused { session: Uuid, user: Option<Uuid> },
     /// Unknown token, or its session expired (and has been ended).
     Invalid,
 }
@@ -281,8 +281,12 @@ macro_rules! impl_session_store {
                             .await?;
                     let outcome = match owner {
                         Some((session_id,)) => {
-                            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(&mut *tx).await?;
-                            RotateOutcome::Reused
+                            let user: Option<uuid::Uuid> =
+                                sqlx::query_scalar("DELETE FROM sessions WHERE id = $1 RETURNING user_id")
+                                    .bind(session_id)
+                                    .fetch_optional(&mut *tx)
+                                    .await?;
+                            RotateOutcome::Reused { session: session_id, user }
                         }
                         None => RotateOutcome::Invalid,
                     };

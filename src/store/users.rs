@@ -68,7 +68,7 @@ pub trait UserStore {
     /// Replaces the hash without touching sessions (a rehash after login).
     async fn replace_password_hash(&self, id: Uuid, old_hash: &str, new_hash: &str) -> Result<(), StoreError>;
     /// Sets a new password and, in the same transaction, ends every session of the
-    /// user except `keep`.
+    /// user except `keep` and voids every reset link.
     async fn change_password(
         &self,
         id: Uuid,
@@ -115,11 +115,14 @@ macro_rules! impl_user_store {
                 &self,
                 login: &str,
             ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
-                // An email always holds '@', a username never does.
+                // An email always holds '@', a username never does. The case-insensitive
+                // key is Unicode lowercase computed here, not SQL lower(), which folds
+                // only ASCII on SQLite; usernames are ASCII, so lower(username) agrees.
+                let login = login.to_lowercase();
                 let query = if login.contains('@') {
-                    "SELECT * FROM users WHERE email = lower($1)"
+                    "SELECT * FROM users WHERE email = $1"
                 } else {
-                    "SELECT * FROM users WHERE lower(username) = lower($1)"
+                    "SELECT * FROM users WHERE lower(username) = $1"
                 };
                 Ok(sqlx::query_as(query).bind(login).fetch_optional(self.read()).await?)
             }
@@ -157,7 +160,8 @@ macro_rules! impl_user_store {
                 change: &$crate::store::ProfileChange<'_>,
                 now: time::OffsetDateTime,
             ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
-                let row = sqlx::query_as(
+                let mut tx = self.write().begin().await?;
+                let row: Option<$crate::store::UserRecord> = sqlx::query_as(
                     "UPDATE users SET
                         username = COALESCE($2, username),
                         email_verified = CASE WHEN $3 IS NULL OR $3 = email THEN email_verified ELSE FALSE END,
@@ -169,8 +173,13 @@ macro_rules! impl_user_store {
                 .bind(change.username)
                 .bind(change.email)
                 .bind(now)
-                .fetch_optional(self.write())
+                .fetch_optional(&mut *tx)
                 .await?;
+                if change.email.is_some() {
+                    // A reset link sent to the old address must not reach the account.
+                    sqlx::query($crate::store::VOID_RESET_LINKS).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
                 self.changed($crate::store::Change::User(id)).await;
                 Ok(row)
             }
@@ -210,6 +219,8 @@ macro_rules! impl_user_store {
                     .bind(keep)
                     .execute(&mut *tx)
                     .await?;
+                // A reset link issued before must not undo the change.
+                sqlx::query($crate::store::VOID_RESET_LINKS).bind(id).execute(&mut *tx).await?;
                 tx.commit().await?;
                 self.changed($crate::store::Change::User(id)).await;
                 Ok(())

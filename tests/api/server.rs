@@ -148,3 +148,50 @@ async fn health_and_readiness() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ready");
 }
+
+#[tokio::test]
+async fn security_events_are_logged_as_structured_lines_without_request_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = latch(dir.path());
+    cmd.env("LATCH_LISTEN", "127.0.0.1:0").env("LATCH_LOG", "info").env("LATCH_LOG_FORMAT", "json");
+    cmd.env("LATCH_RATE_LIMIT_LOGIN_ACCOUNT_IP", "2/15m");
+    let (mut child, base) = serve(cmd);
+    let client = reqwest::Client::new();
+    let token = |login: &str, password: &str| {
+        client
+            .post(format!("{base}/token"))
+            .form(&[("grant_type", "password"), ("username", login), ("password", password)])
+            .send()
+    };
+    let body = serde_json::json!({"username": "logan", "email": "logan@example.com", "password": PASSWORD});
+    let r = client.post(format!("{base}/users")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let forged = "nobody\n{\"level\":\"INFO\",\"fields\":{\"message\":\"forged\"}}";
+    assert_eq!(token(forged, "wrong password!").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    for _ in 0..2 {
+        assert_eq!(token("logan", "wrong password!").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(token("logan", "wrong password!").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    let pair: Value = token("logan@example.com", PASSWORD).await.unwrap().json().await.unwrap();
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    for _ in 0..2 {
+        client.post(format!("{base}/token")).form(&form).send().await.unwrap();
+    }
+    child.kill().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    child.wait().unwrap();
+
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{l}"))).collect();
+    let events = |name: &str| -> Vec<&Value> {
+        lines.iter().filter(|l| l["fields"]["event"] == name).map(|l| &l["fields"]).collect()
+    };
+    let failed = events("login_failed");
+    assert!(failed.iter().any(|f| f["account"] == "unknown" && f["ip"] == "127.0.0.1"), "{log}");
+    assert!(failed.iter().any(|f| f["account"].as_str().is_some_and(|a| a.len() == 36)), "{log}");
+    assert_eq!(events("rate_limited").len(), 1, "{log}");
+    let reuse = events("refresh_token_reused");
+    assert!(reuse.len() == 1 && reuse[0]["user"].is_string() && reuse[0]["session"].is_string(), "{log}");
+    assert!(!log.contains("forged") && !log.contains("nobody"), "request data reached the log: {log}");
+}

@@ -15,6 +15,9 @@ mod helpers {
 }
 
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/abuse.rs"]
+mod abuse;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/email.rs"]
 mod email;
 #[cfg(latch_postgres_tests)]

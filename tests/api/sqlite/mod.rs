@@ -12,6 +12,8 @@ mod helpers {
     }
 }
 
+#[path = "../suite/abuse.rs"]
+mod abuse;
 #[path = "../suite/email.rs"]
 mod email;
 #[path = "../suite/errors.rs"]

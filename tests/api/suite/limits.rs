@@ -109,4 +109,14 @@ fn the_client_address_comes_from_trusted_proxies_only() {
         "untrusted peers are believed only themselves"
     );
     assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted).to_string(), "10.0.0.1");
+    // An IPv4 peer seen through a dual-stack socket is still the trusted proxy.
+    let mapped = "::ffff:10.0.0.1".parse().unwrap();
+    assert_eq!(client_ip(mapped, &headers, &trusted).to_string(), "203.0.113.5");
+    assert_eq!(client_ip("::ffff:192.0.2.1".parse().unwrap(), &headers, &trusted).to_string(), "192.0.2.1");
+    // A hop that is no address ends the walk: nothing to its left is believed.
+    let mut forged = HeaderMap::new();
+    forged.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, garbage"));
+    assert_eq!(client_ip(peer, &forged, &trusted).to_string(), "10.0.0.1");
+    forged.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, unknown, 10.0.0.3"));
+    assert_eq!(client_ip(peer, &forged, &trusted).to_string(), "10.0.0.3");
 }

@@ -385,6 +385,9 @@ async fn a_full_hasher_queue_answers_503_at_once() {
     let app = spawn_app_with(|c| {
         c.hash_concurrency = 1;
         c.hash_queue = 1;
+        // Twelve logins in flight for one account would meet the login limit, which
+        // counts attempts before they are checked.
+        c.limits.enabled = false;
     })
     .await;
     app.create_user("olga").await;
