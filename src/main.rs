@@ -18,7 +18,11 @@ fn main() -> ExitCode {
     };
     init_tracing(&config);
     log_panics_without_payload();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(latch::auth::password::yield_to_hashing)
+        .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -3,9 +3,11 @@
 //! at once ([`HashError::Busy`]) instead of piling up memory.
 //!
 //! Each thread owns one Argon2 memory area (19 MiB), reused for every hash, so memory
-//! stays at N areas however many logins arrive; and the threads run at a lowered CPU
-//! priority (nice 10), so that cheap requests stay fast while logins saturate the
-//! hashers. Jobs whose request was cancelled while they waited are dropped unhashed.
+//! stays at N areas however many logins arrive. The threads that answer requests run
+//! slightly below the hashing threads ([`yield_to_hashing`]), so that a flood of cheap
+//! requests cannot starve logins, while short scheduler turns keep cheap requests fast
+//! when logins saturate the hashers. Jobs whose request was cancelled while they
+//! waited are dropped unhashed.
 //!
 //! New hashes are Argon2id with the OWASP parameters (m=19456 KiB, t=2, p=1) as PHC
 //! strings. Hashes imported from other systems also verify, and are reported as
@@ -355,10 +357,8 @@ fn is_current(hash: &PasswordHash<'_>) -> bool {
             .is_ok_and(|p| p.m_cost() == ARGON2_M_COST && p.t_cost() == ARGON2_T_COST && p.p_cost() == ARGON2_P_COST)
 }
 
-/// A hashing thread: lowered CPU priority, one reusable memory area, jobs until the
-/// queue closes.
+/// A hashing thread: one reusable memory area, jobs until the queue closes.
 fn worker(jobs: Arc<Mutex<Receiver<Job>>>, abandoned: Counter) {
-    lower_priority();
     let mut memory = vec![Block::default(); current_params().block_count()];
     loop {
         let job = match jobs.lock() {
@@ -386,21 +386,27 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, abandoned: Counter) {
     }
 }
 
-/// The nice value of hashing threads: low enough that request handling wins the CPU,
-/// high enough that hashing still progresses while the server answers a flood of
-/// other requests (at 19 an overloaded server finished no login at all).
-const HASHER_NICE: libc::c_int = 10;
+/// How much lower than the hashing threads the threads that answer requests run, as a
+/// nice increment. On a CPU saturated by cheap requests (a flood of `GET /users/me`),
+/// the scheduler then gives hashing about 60 % of it (weights 1024 : 655), so logins
+/// keep more than half their pace; and since both kinds of thread get short turns,
+/// cheap requests still wait at most a few milliseconds for the CPU. Hashing at a
+/// lower priority instead (nice 10) let anyone with one valid token cut every other
+/// user's logins tenfold.
+pub const REQUEST_THREAD_NICE_INCREMENT: libc::c_int = 2;
 
-/// Hashing yields the CPU to request handling: with logins saturating the hashers,
-/// `GET /users/me` and token refreshes still answer at once.
-fn lower_priority() {
+/// Called at the start of every thread of the async runtime that answers requests
+/// (and, through inheritance, of the database threads it starts); see
+/// [`REQUEST_THREAD_NICE_INCREMENT`]. Hashing threads keep the process's priority.
+pub fn yield_to_hashing() {
     #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority take no pointers; on Linux, PRIO_PROCESS with a
-    // thread id sets that thread's nice value only.
+    // SAFETY: gettid, getpriority and setpriority take no pointers; on Linux,
+    // PRIO_PROCESS with a thread id addresses that thread only.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, HASHER_NICE) != 0 {
-            tracing::debug!("could not lower the priority of a hashing thread");
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if libc::setpriority(libc::PRIO_PROCESS, tid, current + REQUEST_THREAD_NICE_INCREMENT) != 0 {
+            tracing::debug!("could not lower the priority of a request thread");
         }
     }
 }

@@ -183,6 +183,13 @@ impl<'a> Bench<'a> {
 
         let (login, me) = self.login_and_me(&data_dir, "", &usernames)?;
 
+        eprintln!("login with the abuse limits on…");
+        // The same load as `login`, with every password check counted before the hash
+        // and settled after it, as in a default deployment.
+        let login_limits = self.with_latch_configured(&data_dir, "login-limits", "on", |latch| {
+            self.scenario(latch, "login-limits", &login_script, &login_script, args.connections)
+        })?;
+
         eprintln!("refresh…");
         // The scripts feed on the tokens the server hands back, so each needs only a
         // few more than it has connections (wrk also builds one request it never sends).
@@ -269,6 +276,7 @@ impl<'a> Bench<'a> {
             bare,
             register,
             login,
+            login_limits,
             me,
             refresh,
             flood_login,
@@ -299,14 +307,26 @@ impl<'a> Bench<'a> {
         Ok((login, me))
     }
 
-    /// Runs `f` against a fresh `latch serve`, then stops the server (SIGTERM).
+    /// Runs `f` against a fresh `latch serve` with the abuse limits off, then stops the
+    /// server (SIGTERM).
     fn with_latch<T>(
         &self,
         data_dir: &Path,
         name: &str,
         f: impl FnOnce(&mut Server) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let mut latch = self.start_latch(data_dir, name)?;
+        self.with_latch_configured(data_dir, name, "off", f)
+    }
+
+    /// [`Self::with_latch`] with `LATCH_RATE_LIMIT=rate_limit`.
+    fn with_latch_configured<T>(
+        &self,
+        data_dir: &Path,
+        name: &str,
+        rate_limit: &str,
+        f: impl FnOnce(&mut Server) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut latch = self.start_latch(data_dir, name, rate_limit)?;
         let result = f(&mut latch);
         let stopped = latch.stop();
         let value = result?;
@@ -314,9 +334,9 @@ impl<'a> Bench<'a> {
         Ok(value)
     }
 
-    /// `latch serve` on a free port, pinned, with the abuse limits off; its log is
-    /// `latch-<name>.log`.
-    fn start_latch(&self, data_dir: &Path, name: &str) -> anyhow::Result<Server> {
+    /// `latch serve` on a free port, pinned, with `LATCH_RATE_LIMIT=rate_limit`; its log
+    /// is `latch-<name>.log`.
+    fn start_latch(&self, data_dir: &Path, name: &str, rate_limit: &str) -> anyhow::Result<Server> {
         let mut cmd = server::pinned(self.server_core, &self.latch_bin);
         cmd.arg("serve");
         // Only the configuration chosen here: nothing from the caller's LATCH_*.
@@ -325,7 +345,7 @@ impl<'a> Bench<'a> {
                 cmd.env_remove(key);
             }
         }
-        cmd.env("LATCH_LISTEN", "127.0.0.1:0").env("LATCH_DATA_DIR", data_dir).env("LATCH_RATE_LIMIT", "off");
+        cmd.env("LATCH_LISTEN", "127.0.0.1:0").env("LATCH_DATA_DIR", data_dir).env("LATCH_RATE_LIMIT", rate_limit);
         Server::start(cmd, "latch serve", &self.dir.join(format!("latch-{name}.log")))
     }
 
@@ -386,10 +406,11 @@ impl<'a> Bench<'a> {
 /// only needs some successes.)
 fn problems(r: &Results) -> Vec<String> {
     let mut problems = Vec::new();
-    let checks: [(&str, &Report); 7] = [
+    let checks: [(&str, &Report); 8] = [
         ("bare ceiling", &r.bare),
         ("register", &r.register),
         ("login", &r.login),
+        ("login with limits on", &r.login_limits),
         ("me", &r.me),
         ("refresh", &r.refresh),
         ("login flood", &r.flood_login),
