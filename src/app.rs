@@ -47,10 +47,17 @@ impl App {
             None => None,
         };
         let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?;
-        let max_connections = match config.max_connections {
-            Some(n) => n,
-            None => server::default_max_connections(),
-        };
+        // Raises the soft file-descriptor limit as well, which a configured limit needs too.
+        let capacity = server::default_max_connections();
+        let max_connections = config.max_connections.unwrap_or(capacity);
+        if max_connections > capacity {
+            tracing::warn!(
+                max_connections,
+                capacity,
+                "LATCH_MAX_CONNECTIONS exceeds what the file-descriptor limit allows; \
+                 accepting may fail with `Too many open files`"
+            );
+        }
         let limits = server::Limits {
             max_connections,
             header_timeout: config.header_timeout,

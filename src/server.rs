@@ -1,15 +1,19 @@
 //! Serving connections, so that no client can exhaust the server: at most
 //! `max_connections` are open at once (beyond that new ones wait in the listen backlog
 //! until a slot frees), request headers must arrive within the header timeout and an
-//! idle kept-alive connection is closed after it, and after the shutdown signal the
-//! listener closes, open connections finish their requests, and whatever is still
-//! open when the shutdown timeout has passed is dropped.
+//! idle kept-alive connection is closed after it, a client that stops reading its
+//! responses for as long is dropped too, and after the shutdown signal the listener
+//! closes, open connections finish their requests, and whatever is still open when
+//! the shutdown timeout has passed is dropped.
 //!
 //! HTTP/1.1 only, as `axum::serve` did with our features; a proxy in front speaks
 //! HTTP/2 to browsers if wanted.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,9 +21,11 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 use tower::ServiceExt as _;
 
 /// How connections are served.
@@ -113,7 +119,8 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request)
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(WriteDeadline::new(stream, limits.header_timeout));
+        let connection = graceful.watch(http.serve_connection(io, service));
         connections.spawn(async move {
             if let Err(e) = connection.await {
                 // Timeouts, resets and malformed requests: the client's business.
@@ -147,4 +154,74 @@ async fn accept_failed(e: std::io::Error) {
     }
     tracing::error!(error = %e, "cannot accept a connection");
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// A socket whose writes may wait for the client to read for at most `limit`: hyper
+/// bounds how long a client may take to send, not to receive, and a client that
+/// pipelines requests and never reads the answers would otherwise hold its slot for
+/// good once the socket buffers are full.
+struct WriteDeadline<T> {
+    io: T,
+    limit: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(io: T, limit: Duration) -> Self {
+        Self { io, limit, stalled: None }
+    }
+
+    /// Passes on a write's result, turning a wait longer than `limit` into an error.
+    fn bound<R>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.bound(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.bound(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        this.bound(cx, polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.bound(cx, polled)
+    }
 }

@@ -113,9 +113,19 @@ const UNFINISHED: &[u8] = b"GET /health HTTP/1.1\r\nHost: latch\r\n";
 // ---------------------------------------------------------------------------------
 // `latch serve` as a process, for what concerns the whole process.
 
+/// A `latch serve` process, killed if the test ends before it does.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `latch serve` in `dir` through `sh`, so that `prelude` (`ulimit`, `umask`) applies
-/// to it; returns the child with the base URL and the lines it printed after it.
-fn serve_process(dir: &Path, prelude: &str, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+/// to it; returns the process with the base URL and the lines it printed after it.
+fn serve_process(dir: &Path, prelude: &str, env: &[(&str, &str)]) -> (Process, String, Vec<String>) {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(format!("{prelude} && exec \"$0\" serve")).arg(env!("CARGO_BIN_EXE_latch"));
     cmd.current_dir(dir);
@@ -137,7 +147,7 @@ fn serve_process(dir: &Path, prelude: &str, env: &[(&str, &str)]) -> (Child, Str
         stdout.read_line(&mut line).unwrap();
         more.push(line.trim().to_owned());
     }
-    (child, base.to_owned(), more)
+    (Process(child), base.to_owned(), more)
 }
 
 fn terminate(child: &Child) {
@@ -179,8 +189,8 @@ async fn slow_clients_cannot_take_health_down() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     // The slow clients were shown the door, not kept.
     assert!(closed_within(&mut slow[0], Duration::from_secs(5)).await);
-    terminate(&child);
-    assert_eq!(exits_within(&mut child, Duration::from_secs(10)).await.and_then(|s| s.code()), Some(0));
+    terminate(&child.0);
+    assert_eq!(exits_within(&mut child.0, Duration::from_secs(10)).await.and_then(|s| s.code()), Some(0));
 }
 
 #[tokio::test]
@@ -200,8 +210,8 @@ async fn sigterm_ends_the_process_within_the_shutdown_timeout_whatever_clients_d
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    terminate(&child);
-    let status = exits_within(&mut child, Duration::from_secs(10)).await;
+    terminate(&child.0);
+    let status = exits_within(&mut child.0, Duration::from_secs(10)).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "still running 10 s after SIGTERM");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
@@ -213,7 +223,7 @@ async fn secrets_at_rest_are_private_whatever_the_umask() {
         |p: &Path| std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777;
     let dir = tempfile::tempdir().unwrap();
     let env = [("LATCH_DATA_DIR", "data"), ("LATCH_MAILER", "file:mail")];
-    let (mut child, base, _) = serve_process(dir.path(), "umask 000", &env);
+    let (_child, base, _) = serve_process(dir.path(), "umask 000", &env);
     let client = reqwest::Client::new();
     let body = json!({"username": "private", "email": "private@example.com", "password": PASSWORD});
     let r = client.post(format!("{base}/users")).json(&body).send().await.unwrap();
@@ -240,21 +250,17 @@ async fn secrets_at_rest_are_private_whatever_the_umask() {
         .unwrap();
     assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
     assert_eq!(mode(&dir.path().join("copy.db")), 0o600);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[tokio::test]
 async fn the_metrics_address_is_printed_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base, lines) = serve_process(dir.path(), "true", &[("LATCH_METRICS_LISTEN", "127.0.0.1:0")]);
+    let (_child, base, lines) = serve_process(dir.path(), "true", &[("LATCH_METRICS_LISTEN", "127.0.0.1:0")]);
     let url = lines[0].strip_prefix("metrics on ").unwrap_or_else(|| panic!("{lines:?}"));
     let r = reqwest::get(url).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 // ---------------------------------------------------------------------------------
@@ -309,6 +315,23 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     // The slow clients time out, and the waiting connection gets their slot.
     let r = waiting.response_within(Duration::from_secs(5)).await.expect("served once a slot freed");
     assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_responses_loses_its_slot() {
+    let app = spawn_app_with(|c| {
+        c.max_connections = Some(1);
+        c.header_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // Pipelined requests whose answers (megabytes) are never read fill the socket
+    // buffers, and the server's write waits on the client.
+    let mut stalled = TcpStream::connect(addr(&app)).await.unwrap();
+    let requests = b"GET /openapi.json HTTP/1.1\r\nHost: latch\r\n\r\n".repeat(2000);
+    let _ = tokio::time::timeout(Duration::from_secs(5), stalled.write_all(&requests)).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let health = client.get(app.url("/health")).send().await;
+    assert!(matches!(health.as_ref().map(|r| r.status()), Ok(StatusCode::OK)), "{health:?}");
 }
 
 #[tokio::test]
