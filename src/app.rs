@@ -1,6 +1,7 @@
-//! Building and running the server: `App::build` binds the listener (port 0 allowed),
+//! Building and running the server: `App::build` binds the listeners (port 0 allowed),
 //! opens the store and loads the keys; `run` serves until the shutdown future
-//! completes, then finishes in-flight requests. `main` and the tests share it.
+//! completes, then finishes in-flight requests (see `server` for how connections are
+//! bounded). `main` and the tests share it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,12 +18,18 @@ use crate::auth::tokens::TokenService;
 use crate::config::Config;
 use crate::domain::PasswordPolicy;
 use crate::http::state::{AppState, Services, Settings};
-use crate::store;
+use crate::{server, store};
+
+/// Connections open at once on the metrics listener: scrapers, not the public.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// A bound, ready-to-run server.
 pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
+    metrics_addr: Option<SocketAddr>,
+    limits: server::Limits,
     state: AppState,
 }
 
@@ -33,6 +40,29 @@ impl App {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(metrics) => Some(
+                TcpListener::bind(metrics).await.with_context(|| format!("cannot listen on {metrics} for metrics"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        // Raises the soft file-descriptor limit as well, which a configured limit needs too.
+        let capacity = server::default_max_connections();
+        let max_connections = config.max_connections.unwrap_or(capacity);
+        if max_connections > capacity {
+            tracing::warn!(
+                max_connections,
+                capacity,
+                "LATCH_MAX_CONNECTIONS exceeds what the file-descriptor limit allows; \
+                 accepting may fail with `Too many open files`"
+            );
+        }
+        let limits = server::Limits {
+            max_connections,
+            header_timeout: config.header_timeout,
+            shutdown_timeout: config.shutdown_timeout,
+        };
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let audience = config.token_audience.clone().unwrap_or_else(|| public_url.clone());
         let store = store::open(&config.database_url).await?;
@@ -57,6 +87,9 @@ impl App {
             session_idle_timeout: config.session_idle_timeout,
             require_verified_email: config.require_verified_email,
             trusted_proxies: config.trusted_proxies.clone(),
+            header_timeout: config.header_timeout,
+            request_timeout: config.request_timeout,
+            metrics_apart: metrics_addr.is_some(),
         };
         let metrics = crate::http::metrics::Metrics::new(hasher.abandoned());
         let state = AppState::new(Services {
@@ -70,7 +103,7 @@ impl App {
             settings: Arc::new(settings),
             metrics,
         });
-        Ok(Self { listener, addr, state })
+        Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state })
     }
 
     /// The address actually bound.
@@ -78,23 +111,49 @@ impl App {
         self.addr
     }
 
+    /// The address of the metrics listener, when `/metrics` has one of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Client connections served at once.
+    pub fn max_connections(&self) -> usize {
+        self.limits.max_connections
+    }
+
     /// The public URL (token issuer).
     pub fn public_url(&self) -> &str {
         &self.state.settings.public_url
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish for at
+    /// most the shutdown timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let janitor = tokio::spawn(sweep_expired(self.state.clone()));
         let keys = tokio::spawn(self.state.tokens.clone().follow(self.state.store.clone()));
+        // One signal stops both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(());
+        });
+        let stopping = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+            let _ = stopped.changed().await;
+        };
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = crate::http::metrics_router(self.state.clone());
+            let limits = server::Limits { max_connections: METRICS_CONNECTIONS, ..self.limits };
+            tokio::spawn(server::serve(listener, router, limits, stopping(stopped.clone())))
+        });
         let router = crate::http::router(self.state);
-        let result = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server failed");
+        server::serve(self.listener, router, self.limits, stopping(stopped)).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
+        signal.abort();
         janitor.abort();
         keys.abort();
-        result
+        Ok(())
     }
 }
 

@@ -47,6 +47,14 @@ const KEYS: &[Key] = &[
     Key { name: "rate_limit_reset_email", help: "password-reset requests per email (3/1h)" },
     Key { name: "rate_limit_verify_email", help: "verification emails per account (3/1h)" },
     Key { name: "trusted_proxies", help: "peers whose X-Forwarded-For is believed" },
+    Key { name: "header_timeout", help: "request headers must arrive within it; idle connections close after it" },
+    Key { name: "request_timeout", help: "a request is answered within it" },
+    Key {
+        name: "max_connections",
+        help: "connections open at once (default: the file-descriptor limit less a reserve)",
+    },
+    Key { name: "shutdown_timeout", help: "after SIGTERM the process exits within it" },
+    Key { name: "metrics_listen", help: "serve /metrics on this address only" },
     Key { name: "log", help: "log filter" },
     Key { name: "log_format", help: "pretty or json" },
 ];
@@ -143,11 +151,7 @@ impl RawConfig {
                 tracing::warn!(variable = %name, "unknown LATCH_ environment variable ignored");
             }
         }
-        let listen = self
-            .parse("listen", |v| {
-                v.parse::<SocketAddr>().map_err(|_| format!("`{v}` is not an address like 127.0.0.1:8080"))
-            })?
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let listen = self.parse("listen", parse_address)?.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let data_dir = self
             .parse("data_dir", |v| non_empty(v).map(PathBuf::from))?
             .unwrap_or_else(|| PathBuf::from("./latch-data"));
@@ -204,6 +208,11 @@ impl RawConfig {
             verify_email: limit("rate_limit_verify_email", 3, 3600)?,
         };
         let trusted_proxies = self.parse("trusted_proxies", parse_proxies)?.unwrap_or_default();
+        let header_timeout = self.parse("header_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10));
+        let request_timeout = self.parse("request_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30));
+        let max_connections = self.parse("max_connections", |v| parse_count(v, 1, 10_000_000))?;
+        let shutdown_timeout = self.parse("shutdown_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30));
+        let metrics_listen = self.parse("metrics_listen", parse_address)?;
         let log = self.parse("log", |v| non_empty(v).map(str::to_owned))?.unwrap_or_else(|| "info".to_owned());
         let log_format = self
             .parse("log_format", |v| match v {
@@ -236,6 +245,11 @@ impl RawConfig {
             hash_queue,
             limits,
             trusted_proxies,
+            header_timeout,
+            request_timeout,
+            max_connections,
+            shutdown_timeout,
+            metrics_listen,
             log,
             log_format,
         })
@@ -316,6 +330,10 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_address(v: &str) -> Result<SocketAddr, String> {
+    v.parse::<SocketAddr>().map_err(|_| format!("`{v}` is not an address like 127.0.0.1:8080"))
+}
+
 fn parse_database_url(v: &str) -> Result<DatabaseUrl, String> {
     if let Some(path) = v.strip_prefix("sqlite://").or_else(|| v.strip_prefix("sqlite:")) {
         let path = path.split('?').next().unwrap_or(path);
@@ -329,6 +347,9 @@ fn parse_database_url(v: &str) -> Result<DatabaseUrl, String> {
     }
 }
 
+/// The public URL in its normal form: scheme and host in lower case (the URL parser
+/// does that), so that `HTTPS://Auth.Example.COM` gets secure cookies and the same
+/// issuer as `https://auth.example.com`; no trailing slash.
 fn parse_public_url(v: &str) -> Result<String, String> {
     let url = url::Url::parse(v).map_err(|e| format!("`{v}` is not a URL: {e}"))?;
     if url.scheme() != "http" && url.scheme() != "https" {
@@ -337,7 +358,7 @@ fn parse_public_url(v: &str) -> Result<String, String> {
     if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
         return Err("must be a base URL with a host and no query".to_owned());
     }
-    Ok(v.trim_end_matches('/').to_owned())
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 fn parse_link_template(v: &str) -> Result<String, String> {
@@ -466,6 +487,17 @@ pub struct Config {
     pub hash_queue: usize,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
+    /// Request headers must arrive within it; an idle kept-alive connection is closed
+    /// after it.
+    pub header_timeout: Duration,
+    /// A request is answered within it (503 when the handler takes longer).
+    pub request_timeout: Duration,
+    /// `None` means what the file-descriptor limit allows, less a reserve.
+    pub max_connections: Option<usize>,
+    /// After the shutdown signal the server stops within it, whatever clients do.
+    pub shutdown_timeout: Duration,
+    /// Where `/metrics` is served instead of the public listener.
+    pub metrics_listen: Option<SocketAddr>,
     pub log: String,
     pub log_format: LogFormat,
 }
@@ -519,6 +551,45 @@ mod tests {
             RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_PUBLIC_URL", "https://auth.example.com/")]), None)
                 .unwrap();
         assert_eq!(raw.build().unwrap().public_url.as_deref(), Some("https://auth.example.com"));
+    }
+
+    #[test]
+    fn public_url_scheme_and_host_are_lower_cased() {
+        let raw = RawConfig::from_parts(
+            BTreeMap::new(),
+            env(&[("LATCH_PUBLIC_URL", "HTTPS://Auth.Example.COM/Base/")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(raw.build().unwrap().public_url.as_deref(), Some("https://auth.example.com/Base"));
+    }
+
+    #[test]
+    fn connection_settings() {
+        let config = Config::defaults().unwrap();
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_connections, None);
+        assert_eq!(config.metrics_listen, None);
+        let raw = RawConfig::from_parts(
+            BTreeMap::new(),
+            env(&[
+                ("LATCH_HEADER_TIMEOUT", "2s"),
+                ("LATCH_MAX_CONNECTIONS", "100"),
+                ("LATCH_METRICS_LISTEN", "127.0.0.1:9100"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let config = raw.build().unwrap();
+        assert_eq!(config.header_timeout, Duration::from_secs(2));
+        assert_eq!(config.max_connections, Some(100));
+        assert_eq!(config.metrics_listen, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
+        for (key, value) in [("LATCH_MAX_CONNECTIONS", "0"), ("LATCH_METRICS_LISTEN", "localhost")] {
+            let raw = RawConfig::from_parts(BTreeMap::new(), env(&[(key, value)]), None).unwrap();
+            assert!(raw.build().unwrap_err().to_string().contains(key), "{key}");
+        }
     }
 
     #[test]

@@ -155,8 +155,15 @@ impl From<crate::auth::limits::LimitError> for ApiError {
     }
 }
 
+/// Errors that reach a handler wrapped in `anyhow` are internal, unless a database
+/// that cannot serve is behind them: that is an outage (503), whatever the path.
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
+        if StoreError::is_unavailable(e.as_ref()) {
+            let mut unavailable = Self::unavailable("the database is unreachable", 5);
+            unavailable.source = Some(e);
+            return unavailable;
+        }
         Self::internal(e)
     }
 }
@@ -268,7 +275,7 @@ impl From<StoreError> for OAuthError {
 
 impl From<anyhow::Error> for OAuthError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError::internal(e).into()
+        ApiError::from(e).into()
     }
 }
 

@@ -10,6 +10,8 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod mail;
+pub mod server;
 pub mod store;

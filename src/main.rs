@@ -29,7 +29,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(latch::commands::run(cli.command, config)) {
+    let result = runtime.block_on(latch::commands::run(cli.command, config));
+    // The server has already given its clients the shutdown timeout; work still queued
+    // on blocking threads must not hold the exit up any longer.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

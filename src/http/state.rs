@@ -27,6 +27,12 @@ pub struct Settings {
     pub password_reset_url: String,
     pub email_verify_url: String,
     pub trusted_proxies: Vec<IpNet>,
+    /// `LATCH_HEADER_TIMEOUT`, which also bounds draining a body left unread.
+    pub header_timeout: Duration,
+    /// `LATCH_REQUEST_TIMEOUT`.
+    pub request_timeout: Duration,
+    /// `/metrics` has a listener of its own (`LATCH_METRICS_LISTEN`).
+    pub metrics_apart: bool,
 }
 
 /// Name of the device cookie over plain HTTP: it proves the browser to an account it
@@ -55,9 +61,11 @@ impl Settings {
         (self.session_idle_timeout / 4).min(Duration::from_secs(60))
     }
 
-    /// Browser cookies are `Secure` (and `__Host-`) when the public URL is https.
+    /// Browser cookies are `Secure` (and `__Host-`) when the public URL is https. The
+    /// configuration lower-cases the scheme; the comparison ignores case all the same,
+    /// so that a URL set any other way cannot lose the cookie's protection.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url.starts_with("https://")
+        self.public_url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }
 
     pub fn cookie_name(&self) -> &'static str {

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use lettre::{AsyncFileTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use crate::config::MailerConfig;
 
@@ -46,7 +46,7 @@ pub fn build(config: &MailerConfig, from: &str) -> anyhow::Result<Arc<dyn Mailer
     match config {
         MailerConfig::Log => Ok(Arc::new(LogMailer)),
         MailerConfig::File(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create mail directory {}", dir.display()))?;
+            crate::files::create_private_dir(dir).context("mail directory")?;
             Ok(Arc::new(FileMailer { dir: dir.clone(), from }))
         }
         MailerConfig::Smtp(url) => Ok(Arc::new(smtp::SmtpMailer::start(url, from)?)),
@@ -94,7 +94,7 @@ impl Mailer for LogMailer {
     }
 }
 
-/// Writes one `.eml` file per message.
+/// Writes one `.eml` file per message, `0600` (it holds single-use links).
 struct FileMailer {
     dir: PathBuf,
     from: Mailbox,
@@ -103,8 +103,11 @@ struct FileMailer {
 #[async_trait::async_trait]
 impl Mailer for FileMailer {
     async fn send(&self, m: Outgoing) -> anyhow::Result<()> {
-        let message = to_message(&self.from, &m)?;
-        AsyncFileTransport::<Tokio1Executor>::new(&self.dir).send(message).await.context("write .eml file")?;
+        let message = to_message(&self.from, &m)?.formatted();
+        let (dir, name) = (self.dir.clone(), format!("{}.eml", uuid::Uuid::new_v4()));
+        tokio::task::spawn_blocking(move || crate::files::write_private(&dir, &name, &message))
+            .await
+            .context("write .eml file")??;
         Ok(())
     }
 }

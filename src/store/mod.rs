@@ -130,25 +130,68 @@ impl From<sqlx::Error> for StoreError {
                     Self::Other(e)
                 }
             }
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                Self::Unavailable(e)
-            }
-            sqlx::Error::Database(db) if is_unavailable(db.as_ref()) => Self::Unavailable(e),
+            _ if cannot_serve(&e) => Self::Unavailable(e),
             _ => Self::Other(e),
         }
     }
 }
 
-/// A database that is there but cannot serve now: SQLite busy or locked (after the
-/// busy timeout), PostgreSQL connection failures, shutdown or too many connections.
-fn is_unavailable(db: &dyn sqlx::error::DatabaseError) -> bool {
-    let code = db.code().unwrap_or_default();
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        return code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+impl StoreError {
+    /// Whether this error (or a `sqlx::Error` found in its cause chain) means that the
+    /// database cannot serve now rather than that the request was wrong.
+    pub fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_)))
+                || e.downcast_ref::<sqlx::Error>().is_some_and(cannot_serve)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
     }
-    code.starts_with("08") || code.starts_with("57P") || code == "53300"
 }
 
+/// A database that is there (or should be) but cannot serve now: unreachable, refused
+/// or dropped connections, no free connection within the pool's wait, SQLite busy.
+fn cannot_serve(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                sqlite_cannot_serve(&code)
+            } else {
+                postgres_cannot_serve(&code, db.message())
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLite result codes (extended; the primary code is the low byte): busy or locked
+/// past the busy timeout, an I/O error, a full disk, a file that cannot be opened.
+fn sqlite_cannot_serve(code: &str) -> bool {
+    code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
+/// PostgreSQL SQLSTATEs: class 08 (connection exceptions), class 53 (insufficient
+/// resources: too many clients, out of memory or disk), 57P (shutting down, starting
+/// up, database dropped), 55000 when the database accepts no connections (`ALTER
+/// DATABASE … ALLOW_CONNECTIONS false`; the code alone also covers unrelated
+/// prerequisite errors), and 25006 (a read-only standby, as after a failover).
+fn postgres_cannot_serve(code: &str, message: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code == "25006"
+        || (code == "55000" && message.contains("not currently accepting connections"))
+}
 /// The current time, truncated to whole seconds.
 pub fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
@@ -163,5 +206,40 @@ pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
             use secrecy::ExposeSecret as _;
             Ok(Arc::new(PgStore::open(url.expose_secret()).await?))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databases_that_cannot_serve() {
+        for code in ["08001", "08006", "53300", "53100", "57P01", "57P03", "25006"] {
+            assert!(postgres_cannot_serve(code, ""), "{code}");
+        }
+        assert!(postgres_cannot_serve("55000", "database \"latch\" is not currently accepting connections"));
+        assert!(!postgres_cannot_serve("55000", "object not in prerequisite state"));
+        for code in ["23505", "42P01", "22001", ""] {
+            assert!(!postgres_cannot_serve(code, ""), "{code}");
+        }
+        // SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED, SQLITE_IOERR_WRITE, SQLITE_FULL.
+        for code in ["5", "517", "6", "778", "13", "14"] {
+            assert!(sqlite_cannot_serve(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE, SQLITE_ERROR.
+        assert!(!sqlite_cannot_serve("2067") && !sqlite_cannot_serve("1"));
+        assert!(cannot_serve(&sqlx::Error::PoolTimedOut));
+        assert!(!cannot_serve(&sqlx::Error::RowNotFound));
+    }
+
+    #[test]
+    fn unavailable_is_found_in_a_cause_chain() {
+        let wrapped = anyhow::Error::from(StoreError::from(sqlx::Error::PoolTimedOut)).context("while registering");
+        assert!(StoreError::is_unavailable(wrapped.as_ref()));
+        let wrapped = anyhow::Error::from(sqlx::Error::PoolClosed).context("reading");
+        assert!(StoreError::is_unavailable(wrapped.as_ref()));
+        let other = anyhow::Error::from(sqlx::Error::RowNotFound).context("reading");
+        assert!(!StoreError::is_unavailable(other.as_ref()));
     }
 }

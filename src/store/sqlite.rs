@@ -1,5 +1,5 @@
 //! The SQLite backend: one file in WAL mode with full sync, so that an answered
-//! request survives `kill -9`. Writes go through a single connection (SQLite has one
+//! request survives `kill -9`. The file and its directory are private (0600, 0700). Writes go through a single connection (SQLite has one
 //! writer anyway, and this avoids busy errors between our own connections); reads use
 //! a pool.
 
@@ -27,8 +27,11 @@ impl SqliteStore {
     /// Opens or creates the file at `path` and migrates it.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            crate::files::create_private_dir(dir)?;
         }
+        // SQLite creates the file with 0644 less the umask, and its -wal and -shm files
+        // with the main file's mode: a 0600 file made here keeps all three private.
+        crate::files::make_private_file(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -99,11 +102,18 @@ impl Store for SqliteStore {
             anyhow::bail!("{} already exists; choose a new file", path.display());
         }
         let target = path.to_str().with_context(|| format!("{} is not valid UTF-8", path.display()))?;
-        sqlx::query("VACUUM INTO $1")
+        // VACUUM INTO writes into an empty file as it finds it: made here, it is 0600.
+        crate::files::create_private_file(path)?;
+        let written = sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(self.write())
             .await
-            .with_context(|| format!("cannot write the backup to {}", path.display()))?;
+            .with_context(|| format!("cannot write the backup to {}", path.display()));
+        if written.is_err() {
+            // Leave no empty file behind that the next attempt would refuse.
+            let _ = std::fs::remove_file(path);
+        }
+        written?;
         Ok(())
     }
 }

@@ -17,3 +17,4 @@ mod postgres;
 mod server;
 mod smtp;
 mod sqlite;
+mod transport;

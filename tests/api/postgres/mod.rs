@@ -1,5 +1,5 @@
 //! The suite against PostgreSQL, plus what only several instances on one database can
-//! show.
+//! show, and how a database that cannot serve is answered.
 
 #[cfg(latch_postgres_tests)]
 mod helpers {
@@ -31,6 +31,8 @@ mod multi_instance;
 #[cfg(latch_postgres_tests)]
 #[path = "../suite/ops.rs"]
 mod ops;
+#[cfg(latch_postgres_tests)]
+mod outage;
 #[cfg(latch_postgres_tests)]
 #[path = "../suite/sessions.rs"]
 mod sessions;
