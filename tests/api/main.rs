@@ -13,6 +13,7 @@
 mod helpers;
 
 mod cli;
+mod fuzz;
 mod postgres;
 mod server;
 mod smtp;
