@@ -67,9 +67,7 @@ impl App {
         let audience = config.token_audience.clone().unwrap_or_else(|| public_url.clone());
         let store = store::open(&config.database_url).await?;
         let tokens =
-            TokenService::load(&*store, config.signing_algorithm, &public_url, &audience, config.access_token_ttl)
-                .await
-                .context("cannot load signing keys")?;
+            TokenService::load(&*store, &config, &public_url, &audience).await.context("cannot load signing keys")?;
         let hasher = PasswordHasher::new(config.hash_concurrency, config.hash_queue)?;
         let mailer = crate::mail::build(&config.mailer, &config.mail_from)?;
         let settings = Settings {

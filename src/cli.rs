@@ -124,8 +124,15 @@ pub enum UserCommand {
 /// `latch keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a new signing key (LATCH_SIGNING_ALGORITHM) and retire the current one.
-    Rotate,
+    /// Add a new signing key (LATCH_SIGNING_ALGORITHM): servers publish it in JWKS at
+    /// once and sign with it after LATCH_KEY_ROTATION_DELAY; the current key then
+    /// retires and stays published until its tokens expire.
+    Rotate {
+        /// The current key is compromised: sign with the new key at once and delete
+        /// every other key, so that JWKS drops them and Latch refuses their tokens.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 impl Cli {

@@ -13,6 +13,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use secrecy::SecretString;
 
+use crate::auth::kek::KeyEncryptionKey;
+
 /// A key in the configuration: its name and whether it has a flag.
 struct Key {
     name: &'static str,
@@ -36,6 +38,8 @@ const KEYS: &[Key] = &[
     Key { name: "email_verify_url", help: "link template of verification emails" },
     Key { name: "password_min_length", help: "minimum password length (8–256)" },
     Key { name: "signing_algorithm", help: "EdDSA or RS256" },
+    Key { name: "key_rotation_delay", help: "a rotated key signs only this long after it is published (10m)" },
+    Key { name: "key_encryption_key_file", help: "file with the key that encrypts private signing keys" },
     Key { name: "hash_concurrency", help: "password hashes run at once" },
     Key { name: "hash_queue", help: "password hashes allowed to wait" },
     Key { name: "rate_limit", help: "on or off" },
@@ -190,6 +194,10 @@ impl RawConfig {
                 _ => Err(format!("`{v}` must be EdDSA or RS256")),
             })?
             .unwrap_or(SigningAlgorithm::EdDsa);
+        let key_rotation_delay =
+            self.parse("key_rotation_delay", parse_duration_or_zero)?.unwrap_or(Duration::from_secs(10 * 60));
+        let key_encryption_key =
+            self.parse("key_encryption_key_file", |v| KeyEncryptionKey::from_file(Path::new(non_empty(v)?)))?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let hash_concurrency = self.parse("hash_concurrency", |v| parse_count(v, 1, 1024))?.unwrap_or(cores);
         let hash_queue = self.parse("hash_queue", |v| parse_count(v, 0, 1_000_000))?.unwrap_or(128 * hash_concurrency);
@@ -241,6 +249,8 @@ impl RawConfig {
             email_verify_url,
             password_min_length,
             signing_algorithm,
+            key_rotation_delay,
+            key_encryption_key,
             hash_concurrency,
             hash_queue,
             limits,
@@ -332,6 +342,12 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 
 fn parse_address(v: &str) -> Result<SocketAddr, String> {
     v.parse::<SocketAddr>().map_err(|_| format!("`{v}` is not an address like 127.0.0.1:8080"))
+}
+
+/// Like [`parse_duration`], and zero allowed.
+fn parse_duration_or_zero(v: &str) -> Result<Duration, String> {
+    let zero = v.parse::<u64>().ok() == Some(0) || humantime::parse_duration(v).is_ok_and(|d| d.is_zero());
+    if zero { Ok(Duration::ZERO) } else { parse_duration(v) }
 }
 
 fn parse_database_url(v: &str) -> Result<DatabaseUrl, String> {
@@ -483,6 +499,11 @@ pub struct Config {
     pub email_verify_url: Option<String>,
     pub password_min_length: usize,
     pub signing_algorithm: SigningAlgorithm,
+    /// How long `latch keys rotate` (and a change of algorithm) publishes a new key
+    /// before it signs, so that verifiers' JWKS caches know it first.
+    pub key_rotation_delay: Duration,
+    /// From `key_encryption_key_file`: encrypts private signing keys at rest.
+    pub key_encryption_key: Option<KeyEncryptionKey>,
     pub hash_concurrency: usize,
     pub hash_queue: usize,
     pub limits: Limits,
@@ -611,6 +632,28 @@ mod tests {
         assert!(raw.build().unwrap_err().to_string().contains("LATCH_RATE_LIMIT_RESET_IP"));
         let raw = RawConfig::from_parts(BTreeMap::new(), env(&[("LATCH_RATE_LIMIT", "off")]), None).unwrap();
         assert!(!raw.build().unwrap().limits.enabled);
+    }
+
+    #[test]
+    fn key_settings() {
+        let config = Config::defaults().unwrap();
+        assert_eq!(config.key_rotation_delay, Duration::from_secs(600));
+        assert!(config.key_encryption_key.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kek");
+        std::fs::write(&file, format!("{}\n", "0f".repeat(32))).unwrap();
+        let raw = RawConfig::from_parts(
+            BTreeMap::new(),
+            env(&[("LATCH_KEY_ROTATION_DELAY", "0"), ("LATCH_KEY_ENCRYPTION_KEY_FILE", file.to_str().unwrap())]),
+            None,
+        )
+        .unwrap();
+        let config = raw.build().unwrap();
+        assert_eq!(config.key_rotation_delay, Duration::ZERO);
+        assert!(config.key_encryption_key.is_some());
+        std::fs::write(&file, "too short").unwrap();
+        let err = raw.build().unwrap_err().to_string();
+        assert!(err.contains("LATCH_KEY_ENCRYPTION_KEY_FILE") && !err.contains("too short"), "{err}");
     }
 
     #[test]

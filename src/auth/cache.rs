@@ -113,11 +113,12 @@ impl AuthCache {
         state
     }
 
-    /// The claims of an access token verified before and not yet expired.
+    /// The claims of an access token verified before, not yet expired, and signed by a
+    /// key that is still trusted.
     pub fn token(&self, token: &str) -> Option<Arc<AccessClaims>> {
         let claims = self.lock().tokens.get(token).cloned()?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        (claims.exp + LEEWAY_SECS as i64 > now).then_some(claims)
+        (claims.exp + LEEWAY_SECS as i64 > now && claims.key_still_trusted()).then_some(claims)
     }
 
     pub fn insert_token(&self, token: &str, claims: Arc<AccessClaims>) {

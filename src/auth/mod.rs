@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod emails;
+pub mod kek;
 pub mod limits;
 pub mod login;
 pub mod password;

@@ -1,8 +1,15 @@
 //! Access tokens: RFC 9068 JWTs (`typ: at+jwt`) signed with Ed25519 or RS256, and the
-//! key set behind them. Verification pins the algorithm to the key named by `kid` and
-//! checks `iss`, `aud`, `exp` and `nbf` with at most 5 s of leeway.
+//! key set behind them. Verification pins the algorithm to the key named by `kid`,
+//! checks `iss`, `aud` (a string, or an array that contains it), `exp`, `nbf` and
+//! `iat` with at most 5 s of leeway, and refuses any `crit` header, since Latch
+//! understands no JWS extension.
+//!
+//! Rotation is staged: every key in the store is published, but the one that signs is
+//! chosen at signing time from the keys' schedules (`signs_from` .. `retired_at`), so
+//! that a server switches to a rotated key when its time comes, without a reload.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,14 +22,15 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::config::SigningAlgorithm;
-use crate::store::{Store, StoredKey};
+use crate::auth::kek::KeyEncryptionKey;
+use crate::config::{Config, SigningAlgorithm};
+use crate::store::{KeyStore, Store, StoredKey};
 
-/// Clock leeway accepted on `exp` and `nbf`.
+/// Clock leeway accepted on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 5;
 
-/// The claims of a Latch access token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The claims of a Latch access token. Latch signs `aud` as a string.
+#[derive(Debug, Clone, Serialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: Uuid,
@@ -32,6 +40,30 @@ pub struct AccessClaims {
     pub jti: Uuid,
     pub sid: Uuid,
     pub client_id: String,
+    /// Set once the key that verified these claims has left the key set (`latch keys
+    /// rotate --now`), so that a cache of verified tokens stops trusting them.
+    #[serde(skip)]
+    key_withdrawn: Option<Arc<AtomicBool>>,
+}
+
+impl AccessClaims {
+    /// False once the key these claims were verified with has been withdrawn.
+    pub fn key_still_trusted(&self) -> bool {
+        self.key_withdrawn.as_ref().is_none_or(|w| !w.load(Ordering::Acquire))
+    }
+}
+
+/// The claims read from a presented token; `aud` is checked by the validation (as a
+/// string or an array) and so not read here.
+#[derive(Deserialize)]
+struct PresentedClaims {
+    iss: String,
+    sub: Uuid,
+    exp: i64,
+    iat: i64,
+    jti: Uuid,
+    sid: Uuid,
+    client_id: String,
 }
 
 /// Why an access token was refused. Clients only ever learn "invalid token".
@@ -41,6 +73,10 @@ pub enum TokenError {
     Malformed,
     #[error("unknown signing key")]
     UnknownKey,
+    #[error("critical header extension not understood")]
+    Critical,
+    #[error("issued in the future")]
+    IssuedInFuture,
     #[error("invalid token: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
 }
@@ -51,11 +87,38 @@ struct Key {
     decoding: DecodingKey,
     validation: Validation,
     jwk: serde_json::Value,
+    /// Set when the key leaves the set; shared with the claims it verified.
+    withdrawn: Arc<AtomicBool>,
+}
+
+/// A key and its schedule, in Unix seconds.
+struct Entry {
+    key: Arc<Key>,
+    signs_from: i64,
+    retired_at: Option<i64>,
+}
+
+impl Entry {
+    fn signs_at(&self, now: i64) -> bool {
+        self.signs_from <= now && self.retired_at.is_none_or(|r| now < r)
+    }
 }
 
 struct KeySet {
-    signing_kid: String,
-    keys: HashMap<String, Key>,
+    keys: HashMap<String, Entry>,
+}
+
+impl KeySet {
+    /// The key that signs at `now`. Schedules never overlap (adding a key retires the
+    /// others at its start), so at most one key is due; when none is (the clock of
+    /// whoever scheduled the newest key runs ahead of ours), the newest key signs.
+    fn signing(&self, now: i64) -> Option<(&str, &Entry)> {
+        self.keys
+            .iter()
+            .find(|(_, e)| e.signs_at(now))
+            .or_else(|| self.keys.iter().max_by_key(|(kid, e)| (e.retired_at.is_none(), e.signs_from, *kid)))
+            .map(|(kid, e)| (kid.as_str(), e))
+    }
 }
 
 /// Signs and verifies access tokens with the keys kept in the store.
@@ -65,31 +128,43 @@ pub struct TokenService {
     issuer: Arc<str>,
     audience: Arc<str>,
     ttl: Duration,
+    kek: Option<KeyEncryptionKey>,
 }
 
 impl TokenService {
-    /// Loads the keys from the store, creating a signing key for `algorithm` when
-    /// there is none yet.
-    pub async fn load(
-        store: &dyn Store,
-        algorithm: SigningAlgorithm,
-        issuer: &str,
-        audience: &str,
-        ttl: Duration,
-    ) -> anyhow::Result<Self> {
+    /// Loads the keys from the store, first encrypting plaintext private keys when a
+    /// key-encryption key is configured. Creates a key for the configured algorithm
+    /// when there is none: the very first key signs at once, a key for a changed
+    /// algorithm after `key_rotation_delay`, like a rotation.
+    pub async fn load(store: &dyn Store, config: &Config, issuer: &str, audience: &str) -> anyhow::Result<Self> {
         let service = Self {
-            keys: Arc::new(RwLock::new(Arc::new(KeySet { signing_kid: String::new(), keys: HashMap::new() }))),
+            keys: Arc::new(RwLock::new(Arc::new(KeySet { keys: HashMap::new() }))),
             issuer: issuer.into(),
             audience: audience.into(),
-            ttl,
+            ttl: config.access_token_ttl,
+            kek: config.key_encryption_key.clone(),
         };
-        let mut stored = store.signing_keys(service.published_since()).await?;
-        let wanted = algorithm_name(algorithm);
-        let current = stored.iter().find(|k| k.retired_at.is_none()).filter(|k| k.algorithm == wanted);
-        if current.is_none() {
-            let key = generate_key(algorithm)?;
-            store.add_signing_key(&key).await?;
-            stored = store.signing_keys(service.published_since()).await?;
+        if let Some(kek) = &service.kek {
+            encrypt_plaintext_keys(store, kek).await?;
+        }
+        let mut stored = store.signing_keys(published_since(service.ttl)).await?;
+        let wanted = algorithm_name(config.signing_algorithm);
+        // The newest key is the only one not retired.
+        let newest = stored.iter().find(|k| k.retired_at.is_none());
+        if newest.is_none_or(|k| k.algorithm != wanted) {
+            let now = crate::store::now();
+            let signs_from = if newest.is_none() { now } else { now + whole_seconds(config.key_rotation_delay) };
+            let key = generate_key(config.signing_algorithm, signs_from, service.kek.as_ref())?;
+            store.add_signing_key(&key, false).await?;
+            if newest.is_some() {
+                tracing::info!(
+                    kid = %key.kid,
+                    algorithm = wanted,
+                    signs_from = %signs_from,
+                    "new signing key for the configured algorithm"
+                );
+            }
+            stored = store.signing_keys(published_since(service.ttl)).await?;
         }
         service.install(&stored)?;
         Ok(service)
@@ -97,18 +172,25 @@ impl TokenService {
 
     /// Rereads the keys from the store (after a rotation by another process, or to
     /// drop retired keys whose tokens have all expired). Keeps the current set when
-    /// nothing changed or the store has no active key.
+    /// nothing changed or the store has no key.
     pub async fn reload(&self, store: &dyn Store) -> anyhow::Result<()> {
-        let stored = store.signing_keys(self.published_since()).await?;
+        let stored = store.signing_keys(published_since(self.ttl)).await?;
         let current = self.current();
         let unchanged = stored.len() == current.keys.len()
-            && stored.iter().all(|k| current.keys.contains_key(&k.kid))
-            && stored.iter().find(|k| k.retired_at.is_none()).is_some_and(|k| k.kid == current.signing_kid);
-        if unchanged || !stored.iter().any(|k| k.retired_at.is_none()) {
+            && stored.iter().all(|k| {
+                current.keys.get(&k.kid).is_some_and(|e| {
+                    e.signs_from == k.signs_from.unix_timestamp()
+                        && e.retired_at == k.retired_at.map(OffsetDateTime::unix_timestamp)
+                })
+            });
+        if unchanged || stored.is_empty() {
             return Ok(());
         }
         self.install(&stored)?;
-        tracing::info!(kid = %self.current().signing_kid, "signing keys reloaded");
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let set = self.current();
+        let kids: Vec<&str> = set.keys.keys().map(String::as_str).collect();
+        tracing::info!(signing = set.signing(now).map(|(kid, _)| kid), published = ?kids, "signing keys reloaded");
         Ok(())
     }
 
@@ -135,22 +217,33 @@ impl TokenService {
         }
     }
 
-    /// Old keys stay published while tokens they signed may still be valid.
-    fn published_since(&self) -> OffsetDateTime {
-        crate::store::now() - self.ttl - Duration::from_secs(LEEWAY_SECS)
-    }
-
+    /// Makes `stored` the key set. Keys already known are kept as they are (their
+    /// claims in caches stay trusted); keys that left are marked withdrawn.
     fn install(&self, stored: &[StoredKey]) -> anyhow::Result<()> {
+        let current = self.current();
         let mut keys = HashMap::new();
         for k in stored {
-            keys.insert(k.kid.clone(), self.key_from_store(k)?);
+            let key = match current.keys.get(&k.kid) {
+                Some(e) => e.key.clone(),
+                None => Arc::new(self.key_from_store(k)?),
+            };
+            let entry = Entry {
+                key,
+                signs_from: k.signs_from.unix_timestamp(),
+                retired_at: k.retired_at.map(OffsetDateTime::unix_timestamp),
+            };
+            keys.insert(k.kid.clone(), entry);
         }
-        let signing_kid =
-            stored.iter().find(|k| k.retired_at.is_none()).map(|k| k.kid.clone()).context("no active signing key")?;
-        let set = Arc::new(KeySet { signing_kid, keys });
+        anyhow::ensure!(!keys.is_empty(), "no signing key");
+        let set = Arc::new(KeySet { keys });
         match self.keys.write() {
-            Ok(mut guard) => *guard = set,
-            Err(poisoned) => *poisoned.into_inner() = set,
+            Ok(mut guard) => *guard = set.clone(),
+            Err(poisoned) => *poisoned.into_inner() = set.clone(),
+        }
+        for (kid, e) in &current.keys {
+            if !set.keys.contains_key(kid) {
+                e.key.withdrawn.store(true, Ordering::Release);
+            }
         }
         Ok(())
     }
@@ -158,15 +251,14 @@ impl TokenService {
     fn key_from_store(&self, k: &StoredKey) -> anyhow::Result<Key> {
         let jwk: serde_json::Value = serde_json::from_str(&k.public_jwk).context("stored JWK")?;
         let field = |name: &str| jwk.get(name).and_then(|v| v.as_str()).with_context(|| format!("JWK without {name}"));
+        let der = private_key(k, self.kek.as_ref())?;
         let (algorithm, encoding, decoding) = match k.algorithm.as_str() {
-            "EdDSA" => (
-                Algorithm::EdDSA,
-                EncodingKey::from_ed_der(&k.private_der),
-                DecodingKey::from_ed_components(field("x")?)?,
-            ),
+            "EdDSA" => {
+                (Algorithm::EdDSA, EncodingKey::from_ed_der(&der), DecodingKey::from_ed_components(field("x")?)?)
+            }
             "RS256" => (
                 Algorithm::RS256,
-                EncodingKey::from_rsa_der(&k.private_der),
+                EncodingKey::from_rsa_der(&der),
                 DecodingKey::from_rsa_components(field("n")?, field("e")?)?,
             ),
             other => anyhow::bail!("unknown key algorithm {other}"),
@@ -177,7 +269,7 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        Ok(Key { algorithm, encoding, decoding, validation, jwk })
+        Ok(Key { algorithm, encoding, decoding, validation, jwk, withdrawn: Arc::new(AtomicBool::new(false)) })
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -199,8 +291,9 @@ impl TokenService {
     /// Signs a new access token for `user` in session `sid`.
     pub fn sign(&self, user: Uuid, sid: Uuid, client_id: &str) -> anyhow::Result<String> {
         let set = self.current();
-        let key = set.keys.get(&set.signing_kid).context("signing key missing")?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (kid, entry) = set.signing(now).context("no signing key")?;
+        let key = &entry.key;
         let claims = AccessClaims {
             iss: self.issuer.to_string(),
             sub: user,
@@ -210,16 +303,22 @@ impl TokenService {
             jti: Uuid::new_v4(),
             sid,
             client_id: client_id.to_owned(),
+            key_withdrawn: None,
         };
         let mut header = Header::new(key.algorithm);
         header.typ = Some("at+jwt".to_owned());
-        header.kid = Some(set.signing_kid.clone());
+        header.kid = Some(kid.to_owned());
         Ok(jsonwebtoken::encode(&header, &claims, &key.encoding)?)
     }
 
     /// Verifies signature, header and claims of an access token.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.crit.is_some() {
+            // RFC 7515 §4.1.11: a recipient must refuse extensions it does not
+            // understand, and Latch understands none.
+            return Err(TokenError::Critical);
+        }
         let typ_ok = header
             .typ
             .as_deref()
@@ -228,29 +327,50 @@ impl TokenService {
             return Err(TokenError::Malformed);
         }
         let set = self.current();
-        let key = header.kid.as_deref().and_then(|kid| set.keys.get(kid)).ok_or(TokenError::UnknownKey)?;
+        let key = &header.kid.as_deref().and_then(|kid| set.keys.get(kid)).ok_or(TokenError::UnknownKey)?.key;
         if header.alg != key.algorithm {
             return Err(TokenError::Malformed);
         }
-        Ok(jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)?.claims)
+        let c = jsonwebtoken::decode::<PresentedClaims>(token, &key.decoding, &key.validation)?.claims;
+        if c.iat > OffsetDateTime::now_utc().unix_timestamp() + LEEWAY_SECS as i64 {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(AccessClaims {
+            iss: c.iss,
+            sub: c.sub,
+            // The validation found the audience in the token (alone or in an array).
+            aud: self.audience.to_string(),
+            exp: c.exp,
+            iat: c.iat,
+            jti: c.jti,
+            sid: c.sid,
+            client_id: c.client_id,
+            key_withdrawn: Some(key.withdrawn.clone()),
+        })
     }
 
-    /// The public keys as a JWK Set.
+    /// The public keys as a JWK Set: the signing key first, then the keys scheduled to
+    /// sign, then retired keys whose tokens may still be valid.
     pub fn jwks(&self) -> serde_json::Value {
         let set = self.current();
-        let mut keys: Vec<&Key> = Vec::with_capacity(set.keys.len());
-        if let Some(k) = set.keys.get(&set.signing_kid) {
-            keys.push(k);
-        }
-        keys.extend(set.keys.iter().filter(|(kid, _)| **kid != set.signing_kid).map(|(_, k)| k));
-        serde_json::json!({ "keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>() })
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let signing = set.signing(now).map(|(kid, _)| kid);
+        let cutoff = now - (self.ttl.as_secs() + LEEWAY_SECS) as i64;
+        let mut keys: Vec<(&str, &Entry)> = set
+            .keys
+            .iter()
+            .map(|(kid, e)| (kid.as_str(), e))
+            .filter(|(_, e)| e.retired_at.is_none_or(|r| r > cutoff))
+            .collect();
+        keys.sort_by_key(|(kid, e)| (Some(*kid) != signing, std::cmp::Reverse(e.signs_from), *kid));
+        serde_json::json!({ "keys": keys.iter().map(|(_, e)| &e.key.jwk).collect::<Vec<_>>() })
     }
 
     /// Algorithms the key set signs with, for discovery.
     pub fn algorithms(&self) -> Vec<&'static str> {
         let set = self.current();
         let mut algs: Vec<&'static str> =
-            set.keys.values().map(|k| if k.algorithm == Algorithm::RS256 { "RS256" } else { "EdDSA" }).collect();
+            set.keys.values().map(|e| if e.key.algorithm == Algorithm::RS256 { "RS256" } else { "EdDSA" }).collect();
         algs.sort_unstable();
         algs.dedup();
         algs
@@ -264,14 +384,19 @@ fn algorithm_name(algorithm: SigningAlgorithm) -> &'static str {
     }
 }
 
-/// A fresh key pair, its public half as a JWK whose `kid` is its RFC 7638 thumbprint.
-pub fn generate_key(algorithm: SigningAlgorithm) -> anyhow::Result<StoredKey> {
+/// A fresh key pair that signs from `signs_from`, its public half as a JWK whose `kid`
+/// is its RFC 7638 thumbprint, its private half sealed with `kek` when there is one.
+pub fn generate_key(
+    algorithm: SigningAlgorithm,
+    signs_from: OffsetDateTime,
+    kek: Option<&KeyEncryptionKey>,
+) -> anyhow::Result<StoredKey> {
     let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-    let (private_der, mut jwk, thumb_input) = match algorithm {
+    let (der, mut jwk, thumb_input) = match algorithm {
         SigningAlgorithm::EdDsa => {
             use ed25519_dalek::pkcs8::EncodePrivateKey as _;
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            let der = key.to_pkcs8_der().context("encode Ed25519 key")?.as_bytes().to_vec();
+            let der = zeroize::Zeroizing::new(key.to_pkcs8_der().context("encode Ed25519 key")?.as_bytes().to_vec());
             let x = b64(key.verifying_key().as_bytes());
             let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
             (der, serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x }), thumb)
@@ -280,7 +405,7 @@ pub fn generate_key(algorithm: SigningAlgorithm) -> anyhow::Result<StoredKey> {
             use rsa::pkcs1::EncodeRsaPrivateKey as _;
             use rsa::traits::PublicKeyParts as _;
             let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).context("generate RSA key")?;
-            let der = key.to_pkcs1_der().context("encode RSA key")?.as_bytes().to_vec();
+            let der = zeroize::Zeroizing::new(key.to_pkcs1_der().context("encode RSA key")?.as_bytes().to_vec());
             let (n, e) = (b64(&key.n().to_bytes_be()), b64(&key.e().to_bytes_be()));
             let thumb = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
             (der, serde_json::json!({ "kty": "RSA", "n": n, "e": e }), thumb)
@@ -293,6 +418,10 @@ pub fn generate_key(algorithm: SigningAlgorithm) -> anyhow::Result<StoredKey> {
         map.insert("alg".into(), alg.into());
         map.insert("use".into(), "sig".into());
     }
+    let (private_der, encrypted_with) = match kek {
+        Some(kek) => (kek.seal(&der, &private_key_aad(&kid))?, Some(kek.id().to_owned())),
+        None => (der.to_vec(), None),
+    };
     Ok(StoredKey {
         kid,
         algorithm: alg.to_owned(),
@@ -300,5 +429,131 @@ pub fn generate_key(algorithm: SigningAlgorithm) -> anyhow::Result<StoredKey> {
         public_jwk: jwk.to_string(),
         created_at: crate::store::now(),
         retired_at: None,
+        signs_from,
+        encrypted_with,
     })
+}
+
+/// Old keys stay published while tokens they signed may still be valid: keys retired
+/// after this time.
+pub fn published_since(ttl: Duration) -> OffsetDateTime {
+    crate::store::now() - ttl - Duration::from_secs(LEEWAY_SECS)
+}
+
+/// `d` rounded up to whole seconds, the resolution of stored times.
+pub fn whole_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+}
+
+/// Binds a sealed private key to its row.
+fn private_key_aad(kid: &str) -> Vec<u8> {
+    format!("latch signing key {kid}").into_bytes()
+}
+
+/// The private key of `k` as DER, decrypted with `kek` when it is sealed. The errors
+/// say which configuration would open it.
+pub fn private_key(k: &StoredKey, kek: Option<&KeyEncryptionKey>) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let kid = &k.kid;
+    match (&k.encrypted_with, kek) {
+        (None, _) => Ok(zeroize::Zeroizing::new(k.private_der.clone())),
+        (Some(id), None) => anyhow::bail!(
+            "signing key {kid} is encrypted (key-encryption key {id}): set LATCH_KEY_ENCRYPTION_KEY_FILE \
+             to the file holding that key"
+        ),
+        (Some(id), Some(kek)) if id != kek.id() => anyhow::bail!(
+            "signing key {kid} is encrypted with key-encryption key {id}, but LATCH_KEY_ENCRYPTION_KEY_FILE \
+             holds key {}",
+            kek.id()
+        ),
+        (Some(_), Some(kek)) => kek
+            .open(&k.private_der, &private_key_aad(kid))
+            .with_context(|| format!("signing key {kid} cannot be decrypted with LATCH_KEY_ENCRYPTION_KEY_FILE")),
+    }
+}
+
+/// Encrypts every private key still stored in plaintext, of any age (the first start
+/// with `LATCH_KEY_ENCRYPTION_KEY_FILE`).
+pub async fn encrypt_plaintext_keys(store: &(impl KeyStore + ?Sized), kek: &KeyEncryptionKey) -> anyhow::Result<()> {
+    let mut done = 0;
+    for k in store.plaintext_signing_keys().await? {
+        let sealed = kek.seal(&k.private_der, &private_key_aad(&k.kid))?;
+        if store.encrypt_signing_key(&k.kid, &sealed, kek.id()).await? {
+            done += 1;
+        }
+    }
+    if done > 0 {
+        tracing::info!(keys = done, kek = kek.id(), "private signing keys encrypted");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(kek: Option<KeyEncryptionKey>) -> TokenService {
+        TokenService {
+            keys: Arc::new(RwLock::new(Arc::new(KeySet { keys: HashMap::new() }))),
+            issuer: "https://issuer.example".into(),
+            audience: "https://issuer.example".into(),
+            ttl: Duration::from_secs(900),
+            kek,
+        }
+    }
+
+    #[test]
+    fn the_signing_key_follows_the_schedule_and_withdrawn_keys_lose_trust() {
+        let t0 = crate::store::now();
+        let mut old = generate_key(SigningAlgorithm::EdDsa, t0 - Duration::from_secs(100), None).unwrap();
+        old.retired_at = Some(t0 + Duration::from_secs(10));
+        let new = generate_key(SigningAlgorithm::EdDsa, t0 + Duration::from_secs(10), None).unwrap();
+        let tokens = service(None);
+        tokens.install(&[new.clone(), old.clone()]).unwrap();
+        let set = tokens.current();
+        let at = |secs: i64| set.signing(t0.unix_timestamp() + secs).unwrap().0.to_owned();
+        assert_eq!(at(0), old.kid);
+        assert_eq!(at(9), old.kid);
+        assert_eq!(at(10), new.kid);
+        assert_eq!(at(-1000), new.kid, "before every schedule, the newest key");
+        let jwks = tokens.jwks();
+        let published: Vec<&str> =
+            jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert_eq!(published, [old.kid.as_str(), new.kid.as_str()], "the signing key first");
+
+        let claims = tokens.verify(&tokens.sign(Uuid::new_v4(), Uuid::new_v4(), "latch").unwrap()).unwrap();
+        assert!(claims.key_still_trusted());
+        let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, None).unwrap();
+        replacement.retired_at = None;
+        tokens.install(&[replacement]).unwrap();
+        assert!(!claims.key_still_trusted(), "the key that verified them is gone");
+    }
+
+    #[test]
+    fn encrypted_private_keys_open_only_with_their_key() {
+        let kek = KeyEncryptionKey::parse(&"11".repeat(32)).unwrap();
+        let other = KeyEncryptionKey::parse(&"22".repeat(32)).unwrap();
+        let key = generate_key(SigningAlgorithm::EdDsa, crate::store::now(), Some(&kek)).unwrap();
+        assert_eq!(key.encrypted_with.as_deref(), Some(kek.id()));
+        let der = private_key(&key, Some(&kek)).unwrap();
+        assert!(
+            ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_der(&der).map(|_: ed25519_dalek::SigningKey| ()).is_ok()
+        );
+        let missing = private_key(&key, None).unwrap_err().to_string();
+        assert!(missing.contains("LATCH_KEY_ENCRYPTION_KEY_FILE"), "{missing}");
+        let wrong = private_key(&key, Some(&other)).unwrap_err().to_string();
+        assert!(wrong.contains(other.id()) && wrong.contains(kek.id()), "{wrong}");
+        // A sealed key moved to another row does not open.
+        let mut moved = key.clone();
+        moved.kid = "another".to_owned();
+        assert!(private_key(&moved, Some(&kek)).is_err());
+
+        let tokens = service(Some(kek));
+        tokens.install(&[key]).unwrap();
+        assert!(tokens.sign(Uuid::new_v4(), Uuid::new_v4(), "latch").is_ok());
+        assert!(
+            service(None)
+                .install(&[generate_key(SigningAlgorithm::EdDsa, crate::store::now(), Some(&other)).unwrap()])
+                .is_err()
+        );
+    }
 }

@@ -1,7 +1,13 @@
-//! `latch keys rotate`: a new signing key with the configured algorithm. The previous
-//! keys are retired (they stop signing) but stay published in JWKS until the tokens
-//! they signed have expired. Running servers sign with the new key within a second
-//! (told through `NOTIFY` on PostgreSQL; on SQLite they reread the keys twice a second).
+//! `latch keys rotate`: a new signing key with the configured algorithm, staged so
+//! that no verifier meets a `kid` it could not have fetched yet. The key is published
+//! at once and signs from `LATCH_KEY_ROTATION_DELAY` later; this command computes that
+//! time and stores it with the key, so every server switches at the same moment
+//! whatever delay it was configured with. Running servers see the key within a second
+//! (`NOTIFY` on PostgreSQL; on SQLite they reread the keys twice a second) and switch
+//! at its time on their own. `--now` is for a compromised key: the new key signs at
+//! once and every other key is deleted.
+
+use time::format_description::well_known::Rfc3339;
 
 use crate::auth::tokens;
 use crate::cli::KeysCommand;
@@ -10,18 +16,48 @@ use crate::config::Config;
 /// Runs `latch keys …`.
 pub(super) async fn run(command: KeysCommand, config: Config) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Rotate => rotate(config).await,
+        KeysCommand::Rotate { now } => rotate(config, now).await,
     }
 }
 
-async fn rotate(config: Config) -> anyhow::Result<()> {
+async fn rotate(config: Config, at_once: bool) -> anyhow::Result<()> {
     let store = super::open_store(&config).await?;
-    let key = tokens::generate_key(config.signing_algorithm)?;
-    store.add_signing_key(&key).await?;
-    println!(
-        "new signing key {} ({}); older keys are retired and stay in JWKS until their tokens expire",
-        key.kid, key.algorithm
-    );
-    println!("running `latch serve` processes sign with it within a second");
+    let kek = config.key_encryption_key.as_ref();
+    let published = store.signing_keys(tokens::published_since(config.access_token_ttl)).await?;
+    if !at_once {
+        // The new key joins the others: refuse to mix plaintext and encrypted keys, or
+        // keys under different key-encryption keys. `--now` deletes the others, which
+        // makes it the way to change or drop the key-encryption key.
+        if let Some(kek) = kek {
+            tokens::encrypt_plaintext_keys(&*store, kek).await?;
+        }
+        for k in &published {
+            tokens::private_key(k, kek)?;
+        }
+    }
+    let now = crate::store::now();
+    let first = published.is_empty();
+    let signs_from = if at_once || first { now } else { now + tokens::whole_seconds(config.key_rotation_delay) };
+    let key = tokens::generate_key(config.signing_algorithm, signs_from, kek)?;
+    store.add_signing_key(&key, at_once).await?;
+    let encrypted = if kek.is_some() { ", encrypted" } else { "" };
+    println!("new signing key {} ({}{encrypted})", key.kid, key.algorithm);
+    if at_once {
+        println!(
+            "running `latch serve` processes sign with it within a second; every other key is deleted: \
+             it leaves JWKS and Latch refuses the access tokens it signed (clients get new ones with \
+             their refresh tokens)"
+        );
+    } else if first {
+        println!("there was no key before: it signs at once");
+    } else {
+        let when = signs_from.format(&Rfc3339)?;
+        println!(
+            "running `latch serve` processes publish it in JWKS within a second and sign with it from {when} \
+             (LATCH_KEY_ROTATION_DELAY {}); the current key then retires and stays in JWKS until the \
+             tokens it signed have expired",
+            humantime::format_duration(tokens::whole_seconds(config.key_rotation_delay))
+        );
+    }
     Ok(())
 }

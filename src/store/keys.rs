@@ -1,5 +1,10 @@
-//! Access-token signing keys. Private keys are PKCS#8 (Ed25519) or PKCS#1 (RSA) DER;
-//! a retired key no longer signs but stays published until its tokens have expired.
+//! Access-token signing keys. Private keys are PKCS#8 (Ed25519) or PKCS#1 (RSA) DER,
+//! encrypted when `encrypted_with` names the key-encryption key that sealed them.
+//!
+//! A key signs from `signs_from` until `retired_at` (the `signs_from` of the next key
+//! added): a rotation publishes the new key at once but lets it sign only later, so
+//! that verifiers have fetched it before they meet it. A retired key stays published
+//! until its tokens have expired.
 
 use time::OffsetDateTime;
 
@@ -10,10 +15,16 @@ use super::StoreError;
 pub struct StoredKey {
     pub kid: String,
     pub algorithm: String,
+    /// The private key, plaintext DER or sealed (see `encrypted_with`).
     pub private_der: Vec<u8>,
     pub public_jwk: String,
     pub created_at: OffsetDateTime,
+    /// When it stops signing; `None` while no newer key is scheduled.
     pub retired_at: Option<OffsetDateTime>,
+    /// When it starts signing.
+    pub signs_from: OffsetDateTime,
+    /// The id of the key-encryption key that sealed `private_der`; `None`: plaintext.
+    pub encrypted_with: Option<String>,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -21,17 +32,25 @@ impl std::fmt::Debug for StoredKey {
         f.debug_struct("StoredKey")
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
+            .field("signs_from", &self.signs_from)
             .field("retired_at", &self.retired_at)
+            .field("encrypted_with", &self.encrypted_with)
             .finish_non_exhaustive()
     }
 }
 
 #[async_trait::async_trait]
 pub trait KeyStore {
-    /// Keys not retired before `retired_after`, newest first.
+    /// Keys not retired before `retired_after` (scheduled ones included), newest first.
     async fn signing_keys(&self, retired_after: OffsetDateTime) -> Result<Vec<StoredKey>, StoreError>;
-    /// Adds `key` as the signing key, retiring the others at `key.created_at`.
-    async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Adds `key`. Every key that would still sign at `key.signs_from` retires then;
+    /// with `replace_all` every other key is deleted instead (a compromised key).
+    async fn add_signing_key(&self, key: &StoredKey, replace_all: bool) -> Result<(), StoreError>;
+    /// Keys of any age whose private key is stored in plaintext.
+    async fn plaintext_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Replaces a plaintext private key by its sealed form; `false` when the row is
+    /// gone or was sealed meanwhile (another instance got there first).
+    async fn encrypt_signing_key(&self, kid: &str, sealed: &[u8], encrypted_with: &str) -> Result<bool, StoreError>;
 }
 
 macro_rules! impl_key_store {
@@ -50,26 +69,61 @@ macro_rules! impl_key_store {
                 .await?)
             }
 
-            async fn add_signing_key(&self, key: &$crate::store::StoredKey) -> Result<(), $crate::store::StoreError> {
+            async fn add_signing_key(
+                &self,
+                key: &$crate::store::StoredKey,
+                replace_all: bool,
+            ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
-                sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-                    .bind(key.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+                if replace_all {
+                    sqlx::query("DELETE FROM signing_keys").execute(&mut *tx).await?;
+                } else {
+                    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1")
+                        .bind(key.signs_from)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(
-                    "INSERT INTO signing_keys (kid, algorithm, private_der, public_jwk, created_at, retired_at)
-                     VALUES ($1, $2, $3, $4, $5, NULL)",
+                    "INSERT INTO signing_keys
+                         (kid, algorithm, private_der, public_jwk, created_at, retired_at, signs_from, encrypted_with)
+                     VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
                 )
                 .bind(&key.kid)
                 .bind(&key.algorithm)
                 .bind(&key.private_der)
                 .bind(&key.public_jwk)
                 .bind(key.created_at)
+                .bind(key.signs_from)
+                .bind(&key.encrypted_with)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
                 self.changed($crate::store::Change::Keys).await;
                 Ok(())
+            }
+
+            async fn plaintext_signing_keys(&self) -> Result<Vec<$crate::store::StoredKey>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM signing_keys WHERE encrypted_with IS NULL ORDER BY created_at, kid")
+                    .fetch_all(self.write())
+                    .await?)
+            }
+
+            async fn encrypt_signing_key(
+                &self,
+                kid: &str,
+                sealed: &[u8],
+                encrypted_with: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET private_der = $2, encrypted_with = $3
+                     WHERE kid = $1 AND encrypted_with IS NULL",
+                )
+                .bind(kid)
+                .bind(sealed)
+                .bind(encrypted_with)
+                .execute(self.write())
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
         }
     };

@@ -37,6 +37,9 @@ mod outage;
 #[path = "../suite/sessions.rs"]
 mod sessions;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/signing_keys.rs"]
+mod signing_keys;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/tokens.rs"]
 mod tokens;
 #[cfg(latch_postgres_tests)]

@@ -213,26 +213,63 @@ async fn a_key_rotation_reaches_every_instance_within_a_second() {
     client.register(&nodes[0].base, "erin").await;
     let before = client.login(&nodes[0].base, "erin").await;
     let old_kid = jwt_parts(&before.access_token).0["kid"].as_str().unwrap().to_owned();
+    let kid = async |base: &str| -> String {
+        jwt_parts(&client.login(base, "erin").await.access_token).0["kid"].as_str().unwrap().to_owned()
+    };
+    let jwks_kids = async |base: &str| -> Vec<String> {
+        let jwks: Value =
+            client.http.get(format!("{base}/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    };
 
-    let out = latch(&db.url).args(["keys", "rotate"]).output().unwrap();
+    // Staged: every instance publishes the new key within a second, keeps signing with
+    // the old one, and switches when the delay is over.
+    let started = Instant::now();
+    let out = latch(&db.url).env("LATCH_KEY_ROTATION_DELAY", "5s").args(["keys", "rotate"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rotated = Instant::now();
+    let mut new_kid = String::new();
+    for node in &nodes {
+        loop {
+            let kids = jwks_kids(&node.base).await;
+            if kids.len() == 2 {
+                new_kid = kids.into_iter().find(|k| *k != old_kid).unwrap();
+                break;
+            }
+            assert!(rotated.elapsed() < Duration::from_secs(1), "{} does not publish the new key", node.base);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "too slow to observe the delay");
+    for node in &nodes {
+        assert_eq!(kid(&node.base).await, old_kid, "{} signs with the new key before its time", node.base);
+    }
+    for node in &nodes {
+        while kid(&node.base).await != new_kid {
+            assert!(started.elapsed() < Duration::from_secs(8), "{} never signs with the new key", node.base);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_secs(4));
+        assert_eq!(jwks_kids(&node.base).await, [new_kid.clone(), old_kid.clone()]);
+        assert_eq!(client.me(&node.base, &before.access_token).await, StatusCode::OK, "old tokens stay valid");
+    }
+
+    // At once: every instance signs with the newest key within a second, publishes only
+    // it, and refuses tokens of the others.
+    let out = latch(&db.url).args(["keys", "rotate", "--now"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rotated = Instant::now();
     for node in &nodes {
         loop {
-            let kid =
-                jwt_parts(&client.login(&node.base, "erin").await.access_token).0["kid"].as_str().unwrap().to_owned();
-            if kid != old_kid {
+            let k = kid(&node.base).await;
+            if k != old_kid && k != new_kid {
+                assert_eq!(jwks_kids(&node.base).await, [k]);
                 break;
             }
             assert!(rotated.elapsed() < Duration::from_secs(1), "{} still signs with the old key", node.base);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let jwks: Value =
-            client.http.get(format!("{}/.well-known/jwks.json", node.base)).send().await.unwrap().json().await.unwrap();
-        let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-        assert_eq!(kids.len(), 2, "{kids:?}");
-        assert!(kids.contains(&old_kid.as_str()));
-        assert_eq!(client.me(&node.base, &before.access_token).await, StatusCode::OK, "old tokens stay valid");
+        assert_eq!(client.me(&node.base, &before.access_token).await, StatusCode::UNAUTHORIZED);
     }
 }
 

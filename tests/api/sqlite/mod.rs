@@ -24,6 +24,8 @@ mod limits;
 mod ops;
 #[path = "../suite/sessions.rs"]
 mod sessions;
+#[path = "../suite/signing_keys.rs"]
+mod signing_keys;
 #[path = "../suite/tokens.rs"]
 mod tokens;
 #[path = "../suite/users.rs"]
