@@ -11,11 +11,88 @@ use serde::Serialize;
 use crate::domain::FieldError;
 use crate::store::StoreError;
 
+/// The stable identifier of every problem Latch answers. One match gives its status,
+/// its `code`, its title and its RFC 6749 error on the token endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    ValidationFailed,
+    Unauthorized,
+    /// A login whose username or password is wrong (401).
+    InvalidCredentials,
+    /// A password that confirms a change is wrong or missing (403, same `code`).
+    WrongPassword,
+    Forbidden,
+    EmailNotVerified,
+    AccountDisabled,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// `(status, code, OAuth error)`.
+    fn parts(self) -> (StatusCode, &'static str, &'static str) {
+        use ErrorCode::*;
+        match self {
+            BadRequest => (StatusCode::BAD_REQUEST, "bad_request", "invalid_request"),
+            ValidationFailed => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "invalid_request"),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "invalid_grant"),
+            InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", "invalid_grant"),
+            WrongPassword => (StatusCode::FORBIDDEN, "invalid_credentials", "invalid_grant"),
+            Forbidden => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
+            EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified", "email_not_verified"),
+            AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled", "account_disabled"),
+            NotFound => (StatusCode::NOT_FOUND, "not_found", "not_found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method_not_allowed"),
+            Conflict => (StatusCode::CONFLICT, "conflict", "conflict"),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "invalid_request"),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "invalid_request"),
+            RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limited"),
+            ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "temporarily_unavailable"),
+            InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "server_error"),
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The snake_case `code` of the problem document.
+    pub fn as_str(self) -> &'static str {
+        self.parts().1
+    }
+
+    /// The RFC 6749 `error` this problem is on the token endpoints.
+    pub fn oauth_error(self) -> &'static str {
+        self.parts().2
+    }
+
+    /// The status on the token endpoints: RFC 6749 answers a bad request or bad
+    /// credentials 400, whatever the problem's own status.
+    pub fn oauth_status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            BadRequest | ValidationFailed | Unauthorized | InvalidCredentials | WrongPassword => StatusCode::BAD_REQUEST,
+            _ => self.status(),
+        }
+    }
+
+    /// The problem's `title`: the status's reason phrase.
+    pub fn title(self) -> &'static str {
+        self.status().canonical_reason().unwrap_or("Error")
+    }
+}
+
 /// An error answered with `application/problem+json`.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     detail: String,
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
@@ -25,9 +102,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             detail: detail.into(),
             errors: Vec::new(),
@@ -47,11 +123,7 @@ impl ApiError {
     /// 422 with one entry per offending field.
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        let mut e = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            format!("invalid fields: {}", fields.join(", ")),
-        );
+        let mut e = Self::new(ErrorCode::ValidationFailed, format!("invalid fields: {}", fields.join(", ")));
         e.errors = errors;
         e
     }
@@ -61,73 +133,73 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+        Self::new(ErrorCode::BadRequest, detail)
     }
 
     /// 401: no usable credentials.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        Self::new(ErrorCode::Unauthorized, detail)
     }
 
     /// 401: a username/password pair that does not match; one message for every cause.
     pub fn invalid_credentials() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "invalid username or password")
+        Self::new(ErrorCode::InvalidCredentials, "invalid username or password")
     }
 
     /// 403: a password given to confirm a change was wrong or missing.
     pub fn wrong_password(field: &'static str) -> Self {
-        let mut e = Self::new(StatusCode::FORBIDDEN, "invalid_credentials", "the current password is wrong or missing");
+        let mut e = Self::new(ErrorCode::WrongPassword, "the current password is wrong or missing");
         e.errors = vec![FieldError::new(field, "is wrong or missing")];
         e
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        Self::new(ErrorCode::Forbidden, detail)
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        Self::new(ErrorCode::NotFound, "no such resource")
     }
 
     pub fn conflict(field: &'static str) -> Self {
-        let mut e = Self::new(StatusCode::CONFLICT, "conflict", format!("this {field} is already taken"));
+        let mut e = Self::new(ErrorCode::Conflict, format!("this {field} is already taken"));
         e.errors = vec![FieldError::new(field, "is already taken")];
         e
     }
 
     pub fn email_not_verified() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "email_not_verified", "confirm your email address first")
+        Self::new(ErrorCode::EmailNotVerified, "confirm your email address first")
     }
 
     pub fn account_disabled() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "account_disabled", "this account is disabled")
+        Self::new(ErrorCode::AccountDisabled, "this account is disabled")
     }
 
     pub fn rate_limited(retry_after: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many attempts; try again later");
+        let mut e = Self::new(ErrorCode::RateLimited, "too many attempts; try again later");
         e.retry_after = Some(retry_after.max(1));
         e
     }
 
     /// 503 with `Retry-After`: a temporary overload or outage.
     pub fn unavailable(detail: impl Into<String>, retry_after: u64) -> Self {
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", detail);
+        let mut e = Self::new(ErrorCode::ServiceUnavailable, detail);
         e.retry_after = Some(retry_after.max(1));
         e
     }
 
     /// 500; the cause is logged, never shown.
     pub fn internal(source: anyhow::Error) -> Self {
-        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred");
+        let mut e = Self::new(ErrorCode::InternalError, "an unexpected error occurred");
         e.source = Some(source);
         e
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 }
@@ -188,26 +260,27 @@ struct FieldErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, code) = (self.code.status(), self.code.as_str());
         if let Some(source) = &self.source
-            && self.status.is_server_error()
+            && status.is_server_error()
         {
-            tracing::error!(code = self.code, error = format!("{source:#}"), "request failed");
+            tracing::error!(code, error = format!("{source:#}"), "request failed");
         }
         let errors: Vec<FieldErrorBody<'_>> =
             self.errors.iter().map(|e| FieldErrorBody { field: &e.field, message: &e.message }).collect();
         let problem = Problem {
-            kind: format!("urn:latch:problem:{}", self.code.replace('_', "-")),
-            title: self.status.canonical_reason().unwrap_or("Error"),
-            status: self.status.as_u16(),
+            kind: format!("urn:latch:problem:{}", code.replace('_', "-")),
+            title: self.code.title(),
+            status: status.as_u16(),
             detail: &self.detail,
-            code: self.code,
+            code,
             errors: &errors,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             let bearer = if self.invalid_token {
                 "Bearer error=\"invalid_token\", error_description=\"the access token is invalid or expired\""
             } else {
@@ -251,14 +324,7 @@ impl OAuthError {
 /// The token endpoints speak OAuth; every problem maps onto its vocabulary.
 impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {
-        let (status, error) = match e.code {
-            "validation_failed" | "bad_request" => (StatusCode::BAD_REQUEST, "invalid_request"),
-            "payload_too_large" | "unsupported_media_type" => (e.status, "invalid_request"),
-            "invalid_credentials" | "unauthorized" => (StatusCode::BAD_REQUEST, "invalid_grant"),
-            "service_unavailable" => (e.status, "temporarily_unavailable"),
-            "internal_error" => (e.status, "server_error"),
-            other => (e.status, other),
-        };
+        let (status, error) = (e.code.oauth_status(), e.code.oauth_error());
         let description = match e.errors.first() {
             Some(f) => format!("{}: {}", f.field, f.message),
             None => e.detail,

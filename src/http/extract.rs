@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 
 use crate::auth::login;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -49,7 +49,7 @@ impl<S: Send + Sync, T: DeserializeOwned, const FORM: bool> FromRequest<S> for I
         };
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 64 KiB")
+                ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than 64 KiB")
             } else {
                 ApiError::bad_request("the body could not be read")
             }
@@ -62,11 +62,7 @@ impl<S: Send + Sync, T: DeserializeOwned, const FORM: bool> FromRequest<S> for I
             (None, false) => {
                 let accepted =
                     if FORM { "application/json or application/x-www-form-urlencoded" } else { "application/json" };
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    format!("send {accepted}"),
-                ));
+                return Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("send {accepted}")));
             }
         };
         match format {

@@ -19,14 +19,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use state::{AppState, Settings};
 
 /// Largest request body accepted.
@@ -126,6 +126,6 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> Response {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
+    ApiError::new(ErrorCode::MethodNotAllowed, "this method is not allowed here")
         .into_response()
 }

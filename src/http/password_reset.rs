@@ -79,7 +79,7 @@ async fn request(
             Err(e) => Err(e.into()),
         };
         if let Err(e) = result {
-            tracing::error!(code = e.code(), "password reset email not sent");
+            tracing::error!(code = e.code().as_str(), "password reset email not sent");
         }
     });
     let _ = tokio::time::timeout_at(deadline, job).await;
