@@ -298,9 +298,6 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     Ok(out)
 }
 
-/// Flag names (without dashes) that `latch` accepts on the command line.
-pub const FLAG_KEYS: &[&str] = &["listen", "data_dir", "database_url", "public_url", "mailer"];
-
 /// One line per key, for `--help` and the docs.
 pub fn keys_help() -> String {
     KEYS.iter().map(|k| format!("  {:<28} {}\n", env_name(k.name), k.help)).collect()

@@ -89,7 +89,7 @@ pub enum RotateOutcome {
 #[async_trait::async_trait]
 pub trait SessionStore {
     async fn create_session(&self, session: &NewSession<'_>) -> Result<(), StoreError>;
-    async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
+
     /// The session and its user, in one query.
     async fn session_with_user(&self, id: Uuid) -> Result<Option<(SessionRecord, super::UserRecord)>, StoreError>;
     async fn session_by_cookie(&self, cookie_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
@@ -155,13 +155,6 @@ macro_rules! impl_session_store {
                 }
                 tx.commit().await?;
                 Ok(())
-            }
-
-            async fn session(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::store::SessionRecord>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM sessions WHERE id = $1").bind(id).fetch_optional(self.read()).await?)
             }
 
             async fn session_with_user(
