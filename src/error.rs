@@ -78,7 +78,9 @@ impl ErrorCode {
     pub fn oauth_status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            BadRequest | ValidationFailed | Unauthorized | InvalidCredentials | WrongPassword => StatusCode::BAD_REQUEST,
+            BadRequest | ValidationFailed | Unauthorized | InvalidCredentials | WrongPassword => {
+                StatusCode::BAD_REQUEST
+            }
             _ => self.status(),
         }
     }
@@ -103,14 +105,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self {
-            code,
-            detail: detail.into(),
-            errors: Vec::new(),
-            retry_after: None,
-            invalid_token: false,
-            source: None,
-        }
+        Self { code, detail: detail.into(), errors: Vec::new(), retry_after: None, invalid_token: false, source: None }
     }
 
     /// 401 for a bearer token that is invalid, expired or revoked (RFC 6750, section 3.1).

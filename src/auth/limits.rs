@@ -24,7 +24,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::config::{Limit, Limits};
-use crate::store::{self, Settlement, Store, StoreError};
+use crate::store::{self, Counter, Settle, Store, StoreError};
 
 /// How long a successful login makes its address (or device cookie) known to the account.
 pub const KNOWN_CLIENT_TTL: Duration = Duration::days(30);
@@ -49,7 +49,7 @@ pub struct RateLimiter {
 /// is known.
 #[derive(Debug, Default)]
 pub struct PasswordAttempt {
-    /// Cleared by a success (with those of the account's other identifiers).
+    /// Forgiven by a success (with those of the account's other identifiers).
     clear: Vec<String>,
     /// Taken back by a success.
     undo: Vec<String>,
@@ -142,8 +142,24 @@ impl RateLimiter {
             attempt.undo.push(format!("login:ip:{client}"));
             keys.push((format!("login:ip:{client}"), l.login_ip));
         }
-        self.count(&keys, now).await?;
+        let counters = self.store.hit_all(&windows(&keys), true, now).await?;
+        if let Some((_, retry_after)) = refusal(&keys, &counters, now) {
+            // A refused check never runs: it must not count, or refusals of checks in
+            // flight would pile up into a limit of their own.
+            self.password_check_abandoned(&attempt).await?;
+            return Err(LimitError::RateLimited { retry_after });
+        }
         Ok(attempt)
+    }
+
+    /// Settles a check whose password was wrong: its advance count stands as a failure.
+    pub async fn password_check_failed(&self, attempt: &PasswordAttempt) -> Result<(), StoreError> {
+        if !self.limits.enabled {
+            return Ok(());
+        }
+        let ops: Vec<(String, Settle)> =
+            attempt.undo.iter().chain(&attempt.clear).map(|k| (k.clone(), Settle::Fail)).collect();
+        self.store.settle(&ops, store::now()).await
     }
 
     /// Settles a successful check by `user`, whose identifiers are `identifiers`: the
@@ -162,34 +178,35 @@ impl RateLimiter {
             return Ok(());
         }
         let now = store::now();
-        let mut clear = attempt.clear.clone();
+        // This check's own counters take back their advance count; the
+        // identifier-and-address counters of all the account's identifiers then forget
+        // their settled failures (checks still in flight stay counted).
+        let mut ops: Vec<(String, Settle)> =
+            attempt.undo.iter().chain(&attempt.clear).map(|k| (k.clone(), Settle::Undo)).collect();
+        ops.extend(attempt.clear.iter().map(|k| (k.clone(), Settle::Forgive)));
         if let Some(client) = &attempt.client {
             for id in identifiers.iter().map(|i| identifier_key(i)) {
                 let key = format!("login:id-ip:{id}|{client}");
-                if !clear.contains(&key) {
-                    clear.push(key);
+                if !attempt.clear.contains(&key) {
+                    ops.push((key, Settle::Forgive));
                 }
             }
         }
         let until = now + KNOWN_CLIENT_TTL;
-        let remember: Vec<(String, OffsetDateTime)> = attempt
-            .client
-            .iter()
-            .map(|c| known_key(user, c))
-            .chain(new_device.map(|d| device_key(user, d)))
-            .map(|k| (k, until))
-            .collect();
-        let settlement = Settlement { clear: &clear, undo: &attempt.undo, remember: &remember };
-        self.store.settle(&settlement, now).await
+        let remembered = attempt.client.iter().map(|c| known_key(user, c)).chain(new_device.map(|d| device_key(user, d)));
+        ops.extend(remembered.map(|k| (k, Settle::Remember(until))));
+        self.store.settle(&ops, now).await
     }
 
-    /// Takes back the advance count of a check that never ran (the hasher was busy).
+    /// Takes back the advance count of a check that never ran (refused, or the hasher
+    /// was busy).
     pub async fn password_check_abandoned(&self, attempt: &PasswordAttempt) -> Result<(), StoreError> {
         if !self.limits.enabled {
             return Ok(());
         }
-        let undo: Vec<String> = attempt.undo.iter().chain(&attempt.clear).cloned().collect();
-        self.store.settle(&Settlement { undo: &undo, ..Settlement::default() }, store::now()).await
+        let ops: Vec<(String, Settle)> =
+            attempt.undo.iter().chain(&attempt.clear).map(|k| (k.clone(), Settle::Undo)).collect();
+        self.store.settle(&ops, store::now()).await
     }
 
     /// Counts a registration from `ip`.
@@ -236,21 +253,41 @@ impl RateLimiter {
         if !self.limits.enabled || keys.is_empty() {
             return Ok(());
         }
-        let windows: Vec<(String, i64)> =
-            keys.iter().map(|(k, limit)| (k.clone(), limit.window.as_secs() as i64)).collect();
-        let counters = self.store.hit_all(&windows, now).await?;
-        let wait = counters
-            .iter()
-            .filter_map(|c| {
-                let (_, limit) = keys.iter().find(|(k, _)| *k == c.key)?;
-                (c.count > i64::from(limit.max)).then(|| (c.expires_at - now).whole_seconds().max(1) as u64)
-            })
-            .max();
-        match wait {
-            Some(retry_after) => Err(LimitError::RateLimited { retry_after }),
+        let counters = self.store.hit_all(&windows(keys), false, now).await?;
+        match refusal(keys, &counters, now) {
+            Some((limit, retry_after)) => {
+                tracing::warn!(event = "rate_limited", limit, retry_after, "request refused: over a limit");
+                Err(LimitError::RateLimited { retry_after })
+            }
             None => Ok(()),
         }
     }
+}
+
+fn windows(keys: &[(String, Limit)]) -> Vec<(String, i64)> {
+    keys.iter().map(|(k, limit)| (k.clone(), limit.window.as_secs() as i64)).collect()
+}
+
+/// The kind of limit a counter went past (never its subject: an address, a digest of
+/// what was typed) and the wait before a retry. A limit reached by settled events lasts
+/// until its window ends; one reached only because other checks are still running
+/// clears as soon as they finish.
+fn refusal<'k>(keys: &'k [(String, Limit)], counters: &[Counter], now: OffsetDateTime) -> Option<(&'k str, u64)> {
+    let (key, wait) = counters
+        .iter()
+        .filter_map(|c| {
+            let (key, limit) = keys.iter().find(|(k, _)| *k == c.key)?;
+            let max = i64::from(limit.max);
+            if c.count <= max {
+                return None;
+            }
+            let settled = c.count - c.pending;
+            let wait = if settled >= max { (c.expires_at - now).whole_seconds().max(1) as u64 } else { 1 };
+            Some((key, wait))
+        })
+        .max_by_key(|(_, wait)| *wait)?;
+    let kind = key.rsplit_once(':').map_or(key.as_str(), |(kind, _)| kind);
+    Some((kind, wait))
 }
 
 #[cfg(test)]

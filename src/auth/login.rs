@@ -119,6 +119,7 @@ pub async fn check_password(
         (Some(user), Verified::Match { rehash }) => (user, rehash),
         (user, _) => {
             log_failure(user.as_ref(), client.ip);
+            state.limiter.password_check_failed(&attempt).await?;
             return Err(LoginError::InvalidCredentials);
         }
     };
@@ -168,6 +169,7 @@ pub async fn confirm_password(
     };
     if password.is_empty() || verified == Verified::Mismatch {
         log_failure(Some(user), client.ip);
+        state.limiter.password_check_failed(&attempt).await?;
         return Err(LoginError::InvalidCredentials);
     }
     state.limiter.password_check_succeeded(&attempt, user.id, &[&user.username, &user.email], None).await?;

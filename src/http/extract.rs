@@ -279,8 +279,11 @@ pub fn refuse_cross_site(method: &Method, headers: &HeaderMap, public_url: &str)
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let refused = || ApiError::forbidden("cross-site requests cannot use or start a browser session");
-    if let Some(site) = header("sec-fetch-site") {
-        return if site.eq_ignore_ascii_case("cross-site") { Err(refused()) } else { Ok(()) };
+    match header("sec-fetch-site").map(str::to_ascii_lowercase).as_deref() {
+        Some("cross-site") => return Err(refused()),
+        Some("same-origin" | "same-site" | "none") => return Ok(()),
+        // Absent, or a value no browser sends: the Origin decides.
+        _ => {}
     }
     match header("origin") {
         None => Ok(()),

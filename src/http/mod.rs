@@ -126,6 +126,5 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> Response {
-    ApiError::new(ErrorCode::MethodNotAllowed, "this method is not allowed here")
-        .into_response()
+    ApiError::new(ErrorCode::MethodNotAllowed, "this method is not allowed here").into_response()
 }

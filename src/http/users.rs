@@ -234,9 +234,18 @@ async fn update_me(
         return Ok(JsonBody(PrivateUser::from(&user)));
     }
     let renamed_to_other = new_username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
-    if renamed_to_other.is_some() {
-        // Limited like registration: renaming must be no free "is this name taken" oracle.
+    if new_username.is_some() && state.settings.require_verified_email && !user.email_verified {
+        // An unverified account may correct its address, nothing else.
+        return Err(ApiError::email_not_verified());
+    }
+    if renamed_to_other.is_some() || new_email.is_some() {
+        // Limited like registration: a change must be no free "is this name taken" oracle.
         state.limiter.rename(user.id, client.ip).await?;
+    }
+    if new_email.is_some() {
+        // A new address gets a verification email (and the old one a notice), counted
+        // like any other so that changing back and forth sends no flood of mail.
+        state.limiter.verification_email(user.id).await?;
     }
     if let Some(field) =
         state.store.taken(renamed_to_other.map(Username::as_str), new_email.as_ref().map(Email::as_str)).await?

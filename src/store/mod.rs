@@ -27,7 +27,7 @@ pub use admin::{AdminStore, IMPORT_BATCH_ROWS, ImportedUser, TakenNames};
 pub use keys::{KeyStore, StoredKey};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
-pub use rate_limits::{Counter, RateLimitStore, Settlement};
+pub use rate_limits::{Counter, RateLimitStore, Settle};
 pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
 pub use users::{NewUser, ProfileChange, UserRecord, UserStore};

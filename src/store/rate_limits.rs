@@ -12,51 +12,67 @@ use super::StoreError;
 pub struct Counter {
     pub key: String,
     pub count: i64,
+    /// How many of `count` are password checks still running.
+    pub pending: i64,
     pub window_start: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
 
-/// What a successful attempt does to the counters it was counted against.
-#[derive(Debug, Default)]
-pub struct Settlement<'a> {
-    /// Counters reset to zero (the account-and-address counter after a login).
-    pub clear: &'a [String],
-    /// Counters that take back the event counted in advance (a success is no failure).
-    pub undo: &'a [String],
-    /// Facts remembered until the given time (a client proved for an account).
-    pub remember: &'a [(String, OffsetDateTime)],
+/// What settling a password check does to one counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Take back the event counted in advance (a success is no failure; a refused or
+    /// abandoned check never ran).
+    Undo,
+    /// The event counted in advance stands: the check ran and failed.
+    Fail,
+    /// Forget the settled failures, keeping the checks still in flight (a success
+    /// clears the identifier-and-address counters).
+    Forgive,
+    /// Remember the key until the given time (a client proved for an account).
+    Remember(OffsetDateTime),
 }
 
 #[async_trait::async_trait]
 pub trait RateLimitStore {
     /// Counts one event for each `(key, window_secs)` in one statement, opening a new
     /// window where the current one has passed; returns the counters after the event.
-    async fn hit_all(&self, keys: &[(String, i64)], now: OffsetDateTime) -> Result<Vec<Counter>, StoreError>;
+    /// With `pending`, the events are checks still to be settled.
+    async fn hit_all(
+        &self,
+        keys: &[(String, i64)],
+        pending: bool,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Counter>, StoreError>;
     /// Which of `keys` are remembered (a row whose window has not ended).
     async fn remembered(&self, keys: &[String], now: OffsetDateTime) -> Result<Vec<String>, StoreError>;
-    /// Applies a [`Settlement`] in one transaction.
-    async fn settle(&self, settlement: &Settlement<'_>, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// Applies the operations in one transaction, in the order of their keys (as
+    /// [`RateLimitStore::hit_all`] locks them), so that concurrent checks cannot deadlock.
+    async fn settle(&self, ops: &[(String, Settle)], now: OffsetDateTime) -> Result<(), StoreError>;
     /// Deletes every row whose window has ended; returns how many.
     async fn delete_expired_limits(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
-/// `INSERT … VALUES ($1, $2, 1, $3), ($4, $2, 1, $5), …`: one row per key, sharing `now`.
+/// `INSERT … VALUES ($3, $1, 1, $2, $4), ($5, $1, 1, $2, $6), …`: one row per key,
+/// sharing `now` ($1) and the pending increment ($2).
 pub(crate) fn hit_statement(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO rate_limits (key, window_start, count, expires_at) VALUES ");
+    let mut sql = String::from("INSERT INTO rate_limits (key, window_start, count, pending, expires_at) VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("(${}, $1, 1, ${})", 2 * i + 2, 2 * i + 3));
+        sql.push_str(&format!("(${}, $1, 1, $2, ${})", 2 * i + 3, 2 * i + 4));
     }
     sql.push_str(
         " ON CONFLICT (key) DO UPDATE SET
             count = CASE WHEN rate_limits.expires_at <= excluded.window_start THEN 1 ELSE rate_limits.count + 1 END,
+            pending = CASE WHEN rate_limits.expires_at <= excluded.window_start
+                THEN excluded.pending ELSE rate_limits.pending + excluded.pending END,
             window_start = CASE WHEN rate_limits.expires_at <= excluded.window_start
                 THEN excluded.window_start ELSE rate_limits.window_start END,
             expires_at = CASE WHEN rate_limits.expires_at <= excluded.window_start
                 THEN excluded.expires_at ELSE rate_limits.expires_at END
-         RETURNING key, count, window_start, expires_at",
+         RETURNING key, count, pending, window_start, expires_at",
     );
     sql
 }
@@ -73,13 +89,17 @@ macro_rules! impl_rate_limit_store {
             async fn hit_all(
                 &self,
                 keys: &[(String, i64)],
+                pending: bool,
                 now: time::OffsetDateTime,
             ) -> Result<Vec<$crate::store::Counter>, $crate::store::StoreError> {
                 if keys.is_empty() {
                     return Ok(Vec::new());
                 }
+                // Rows are locked in key order, as `settle` locks them.
+                let mut keys: Vec<&(String, i64)> = keys.iter().collect();
+                keys.sort_by(|a, b| a.0.cmp(&b.0));
                 let sql = $crate::store::rate_limits::hit_statement(keys.len());
-                let mut query = sqlx::query_as(&sql).bind(now);
+                let mut query = sqlx::query_as(&sql).bind(now).bind(i64::from(pending));
                 for (key, window_secs) in keys {
                     query = query.bind(key.as_str()).bind(now + time::Duration::seconds(*window_secs));
                 }
@@ -107,35 +127,42 @@ macro_rules! impl_rate_limit_store {
 
             async fn settle(
                 &self,
-                s: &$crate::store::Settlement<'_>,
+                ops: &[(String, $crate::store::Settle)],
                 now: time::OffsetDateTime,
             ) -> Result<(), $crate::store::StoreError> {
-                if s.clear.is_empty() && s.undo.is_empty() && s.remember.is_empty() {
+                use $crate::store::Settle;
+                if ops.is_empty() {
                     return Ok(());
                 }
+                let mut ops: Vec<&(String, Settle)> = ops.iter().collect();
+                ops.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut tx = self.write().begin().await?;
-                for key in s.clear {
-                    sqlx::query("DELETE FROM rate_limits WHERE key = $1").bind(key).execute(&mut *tx).await?;
-                }
-                for key in s.undo {
-                    sqlx::query(
-                        "UPDATE rate_limits SET count = count - 1 WHERE key = $1 AND count > 0 AND expires_at > $2",
-                    )
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for (key, until) in s.remember {
-                    sqlx::query(
-                        "INSERT INTO rate_limits (key, window_start, count, expires_at) VALUES ($1, $2, 1, $3)
-                         ON CONFLICT (key) DO UPDATE SET window_start = $2, count = 1, expires_at = $3",
-                    )
-                    .bind(key)
-                    .bind(now)
-                    .bind(*until)
-                    .execute(&mut *tx)
-                    .await?;
+                for (key, op) in ops {
+                    let sql = match op {
+                        Settle::Undo => {
+                            "UPDATE rate_limits SET count = CASE WHEN count > 0 THEN count - 1 ELSE 0 END,
+                                pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END
+                             WHERE key = $1 AND expires_at > $2"
+                        }
+                        Settle::Fail => {
+                            "UPDATE rate_limits SET pending = pending - 1 WHERE key = $1 AND pending > 0 AND expires_at > $2"
+                        }
+                        Settle::Forgive => "UPDATE rate_limits SET count = pending WHERE key = $1 AND expires_at > $2",
+                        Settle::Remember(until) => {
+                            sqlx::query(
+                                "INSERT INTO rate_limits (key, window_start, count, pending, expires_at)
+                                 VALUES ($1, $2, 1, 0, $3)
+                                 ON CONFLICT (key) DO UPDATE SET window_start = $2, count = 1, pending = 0, expires_at = $3",
+                            )
+                            .bind(key)
+                            .bind(now)
+                            .bind(*until)
+                            .execute(&mut *tx)
+                            .await?;
+                            continue;
+                        }
+                    };
+                    sqlx::query(sql).bind(key).bind(now).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -481,3 +481,96 @@ async fn limit_keys_never_hold_what_the_caller_typed_and_expired_rows_are_delete
     assert!(store.delete_expired_one_time_tokens(later).await.unwrap() >= 1);
     assert_eq!(store.delete_expired_one_time_tokens(now).await.unwrap(), 0, "a fresh verification link stays");
 }
+
+#[tokio::test]
+async fn logins_refused_while_others_are_in_flight_neither_count_nor_wait_long() {
+    let app = spawn_app().await;
+    app.create_user("pia").await;
+    // Three waves of logins with the right password, more at once than the limit.
+    for _ in 0..3 {
+        let logins = (0..14).map(|_| async {
+            let r = app.token("pia", PASSWORD).await;
+            let retry: Option<u64> = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
+            (r.status(), retry)
+        });
+        for (status, retry) in futures::future::join_all(logins).await {
+            match status {
+                StatusCode::OK => {}
+                StatusCode::TOO_MANY_REQUESTS => assert_eq!(retry, Some(1), "no failure was settled"),
+                other => panic!("{other}"),
+            }
+        }
+    }
+    // Nothing failed, so nothing stays counted: the account and the address are free.
+    for _ in 0..10 {
+        assert_eq!(app.token("pia", "a wrong guess!").await.status(), StatusCode::BAD_REQUEST);
+    }
+    let r = app.token("pia", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the eleventh is refused after ten failures");
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 800, "a limit reached by failures lasts its window: {retry}");
+}
+
+#[tokio::test]
+async fn email_changes_are_limited_like_verification_emails() {
+    let app = spawn_app().await;
+    app.create_user("quin").await;
+    app.create_user("taken").await;
+    let t = app.login("quin").await;
+    let change = |email: &'static str| {
+        app.client
+            .patch(app.url("/users/me"))
+            .bearer_auth(&t.access_token)
+            .json(&json!({"email": email, "current_password": PASSWORD}))
+            .send()
+    };
+    assert_eq!(change("victim@example.org").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(change("quin@example.com").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(change("victim@example.org").await.unwrap().status(), StatusCode::OK);
+    let r = change("quin@example.com").await.unwrap();
+    assert_problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(app.emails_to("victim@example.org").len(), 3, "two verifications and a notice");
+}
+
+#[tokio::test]
+async fn an_unverified_account_cannot_rename_itself_when_verification_is_required() {
+    let app = spawn_app_with(|c| c.require_verified_email = true).await;
+    app.create_user("rhea").await;
+    let r = app
+        .client
+        .patch(app.url("/users/me"))
+        .basic_auth("rhea", Some(PASSWORD))
+        .json(&json!({"username": "rhea2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "email_not_verified").await;
+    let r = app
+        .client
+        .patch(app.url("/users/me"))
+        .basic_auth("rhea", Some(PASSWORD))
+        .json(&json!({"email": "rhea.fixed@example.com", "current_password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "correcting the address is allowed");
+    let r =
+        app.client.delete(app.url("/users/me")).basic_auth("rhea", Some(PASSWORD)).json(&json!({"password": PASSWORD}));
+    assert_problem(r.send().await.unwrap(), StatusCode::FORBIDDEN, "email_not_verified").await;
+}
+
+#[tokio::test]
+async fn an_unknown_sec_fetch_site_leaves_the_decision_to_the_origin() {
+    let app = spawn_app().await;
+    app.create_user("sven").await;
+    let r = app
+        .client
+        .post(app.url("/sessions"))
+        .header("sec-fetch-site", "bogus")
+        .header(ORIGIN, "https://evil.example")
+        .form(&[("username", "sven"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+}
