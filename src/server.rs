@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use crate::http::Api;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,7 +26,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
-use tower::ServiceExt as _;
 
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +81,7 @@ fn raise_fd_limit() -> u64 {
 /// the module documentation. Handlers see the peer as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    api: Api,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -114,10 +113,11 @@ pub async fn serve(
         };
         // Responses are small and written whole: no reason to wait for more.
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let api = api.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
+            let answer = api.clone().handle(request.map(axum::body::Body::new));
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
         });
         let io = TokioIo::new(WriteDeadline::new(stream, limits.header_timeout));
         let connection = graceful.watch(http.serve_connection(io, service));

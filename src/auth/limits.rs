@@ -55,6 +55,8 @@ pub struct PasswordAttempt {
     undo: Vec<String>,
     /// The client's address group, remembered for the account by a success.
     client: Option<String>,
+    /// The address was remembered for the account within the last day.
+    remembered_lately: bool,
 }
 
 /// The key of a client address: IPv4 (and IPv4-mapped IPv6) as the address, IPv6 as
@@ -116,11 +118,15 @@ impl RateLimiter {
         let device = device.map(|d| device_key(owner, d));
         let candidates: Vec<String> = known.iter().chain(device.iter()).cloned().collect();
         let proven = self.store.remembered(&candidates, now).await?;
-        let by_address = known.as_ref().is_some_and(|k| proven.contains(k));
-        let by_device = device.as_ref().filter(|d| proven.contains(d));
+        let until = |key: &String| proven.iter().find(|(k, _)| k == key).map(|(_, until)| *until);
+        let known_until = known.as_ref().and_then(until);
+        let by_address = known_until.is_some();
+        let by_device = device.as_ref().filter(|d| until(d).is_some());
 
         let mut keys: Vec<(String, Limit)> = Vec::new();
-        let mut attempt = PasswordAttempt { client, ..PasswordAttempt::default() };
+        // Remembering the address again is due once a day at most.
+        let remembered_lately = known_until.is_some_and(|u| u > now + KNOWN_CLIENT_TTL - Duration::days(1));
+        let mut attempt = PasswordAttempt { client, remembered_lately, ..PasswordAttempt::default() };
         for id in identifiers.iter().map(|i| identifier_key(i)) {
             if !by_address && by_device.is_none() {
                 attempt.undo.push(format!("login:id:{id}"));
@@ -193,7 +199,8 @@ impl RateLimiter {
             }
         }
         let until = now + KNOWN_CLIENT_TTL;
-        let remembered = attempt.client.iter().map(|c| known_key(user, c)).chain(new_device.map(|d| device_key(user, d)));
+        let address = attempt.client.iter().filter(|_| !attempt.remembered_lately).map(|c| known_key(user, c));
+        let remembered = address.chain(new_device.map(|d| device_key(user, d)));
         ops.extend(remembered.map(|k| (k, Settle::Remember(until))));
         self.store.settle(&ops, now).await
     }

@@ -11,9 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 
@@ -22,17 +21,25 @@ use super::MAX_BODY_BYTES;
 /// The part of a request body its handler dropped before the end.
 type Leftover = Arc<Mutex<Option<Body>>>;
 
-/// The layer: see the module documentation. `drain_within` bounds how long a client may
-/// take to send the rest of a body nobody reads.
-pub async fn guard(State(drain_within): State<Duration>, request: Request, next: Next) -> Response {
+/// Runs `inner` on `request` under the guard (see the module documentation).
+/// `drain_within` bounds how long a client may take to send the rest of a body nobody
+/// reads.
+pub async fn guard<F>(drain_within: Duration, request: Request, inner: impl FnOnce(Request) -> F) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     let declared = declared_length(request.headers());
+    if declared.is_none_or(|n| n == 0) && !request.headers().contains_key(header::TRANSFER_ENCODING) {
+        // No body (a GET, most of all): nothing can be left unread.
+        return inner(request).await;
+    }
     // A client waiting for `100 Continue` gets a final answer instead and may never
     // send the body: draining would only wait for it.
     let awaits_continue = request.headers().contains_key(header::EXPECT);
     let leftover = Leftover::default();
     let request =
         request.map(|body| Body::new(Tracked { body: Some(body), finished: false, leftover: leftover.clone() }));
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     let rest = leftover.lock().ok().and_then(|mut slot| slot.take());
     if let Some(rest) = rest {
         match declared {
