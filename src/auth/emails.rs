@@ -100,6 +100,11 @@ pub async fn send_email_changed(state: &AppState, old_email: &str, user: &UserRe
 
 /// Tells the account's address that its password was changed or reset.
 pub async fn send_password_changed(state: &AppState, user: &UserRecord) {
+    deliver(state, password_changed(user)).await;
+}
+
+/// The notice of a changed password, also sent by `latch user set-password`.
+pub fn password_changed(user: &UserRecord) -> Outgoing {
     let text = format!(
         "Hello {name},\n\nthe password of your account was changed.\n\n\
          If you did not do this, reset your password at once and contact the site's administrator.\n",
@@ -110,7 +115,7 @@ pub async fn send_password_changed(state: &AppState, user: &UserRecord) {
          <p>If you did not do this, reset your password at once and contact the site's administrator.</p>",
         name = html_escape(&user.username)
     );
-    deliver(state, Outgoing { to: user.email.clone(), subject: "Your password was changed".into(), text, html }).await;
+    Outgoing { to: user.email.clone(), subject: "Your password was changed".into(), text, html }
 }
 
 async fn deliver(state: &AppState, message: Outgoing) {

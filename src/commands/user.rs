@@ -193,6 +193,16 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
     let ended =
         store.set_password_hash_and_end_sessions(user.id, &hash, store::now()).await?.with_context(|| gone(&user))?;
     println!("password of {} ({}) set; {ended} session(s) ended", user.username, user.id);
+    // The owner learns of it as of any other change of password; the password is set
+    // whether or not the notice goes out.
+    let notice = crate::auth::emails::password_changed(&user);
+    match crate::mail::build(&config.mailer, &config.mail_from) {
+        Ok(mailer) => match mailer.send_now(notice).await {
+            Ok(()) => eprintln!("notice sent to {}", user.email),
+            Err(e) => eprintln!("warning: the notice to {} was not sent: {e:#}", user.email),
+        },
+        Err(e) => eprintln!("warning: no mailer, the notice to {} was not sent: {e:#}", user.email),
+    }
     Ok(())
 }
 

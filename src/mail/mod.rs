@@ -38,6 +38,12 @@ pub trait Mailer: Send + Sync {
     /// returns (tests read the `.eml` file right after the response); SMTP has only
     /// queued it, since a relay must never hold up or fail a request.
     async fn send(&self, message: Outgoing) -> anyhow::Result<()>;
+
+    /// Delivers one message before returning (one attempt, the error returned), for a
+    /// command that exits right after: a queue would die with the process.
+    async fn send_now(&self, message: Outgoing) -> anyhow::Result<()> {
+        self.send(message).await
+    }
 }
 
 /// Builds the mailer named by the configuration.

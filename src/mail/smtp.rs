@@ -133,6 +133,7 @@ struct Queued {
 pub(crate) struct SmtpMailer {
     from: Mailbox,
     queue: mpsc::Sender<Queued>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 
 impl SmtpMailer {
@@ -144,8 +145,8 @@ impl SmtpMailer {
         let runtime = tokio::runtime::Handle::try_current().context("the SMTP mailer needs a Tokio runtime")?;
         let (queue, pending) = mpsc::channel(QUEUE_CAPACITY);
         // The task ends when the last sender (this mailer, inside the app state) is dropped.
-        runtime.spawn(run_queue(transport, pending));
-        Ok(Self { from, queue })
+        runtime.spawn(run_queue(transport.clone(), pending));
+        Ok(Self { from, queue, transport })
     }
 }
 
@@ -165,6 +166,12 @@ impl Mailer for SmtpMailer {
                 tracing::error!(to = %q.to, subject = %q.subject, "mail delivery task has stopped; email dropped");
             }
         }
+        Ok(())
+    }
+
+    async fn send_now(&self, m: Outgoing) -> anyhow::Result<()> {
+        let message = to_message(&self.from, &m)?;
+        self.transport.send_raw(message.envelope(), &message.formatted()).await.context("SMTP delivery")?;
         Ok(())
     }
 }

@@ -120,8 +120,18 @@ async fn a_created_user_logs_in_and_disable_enable_set_password_delete_take_effe
 
     // A new password ends every session; only the new password works.
     let new_password = "a brand new passphrase 42";
-    let out = ok(dir, &["user", "set-password", "alice", "--password-stdin"], Some(&format!("{new_password}\n")));
+    let mail = tempfile::tempdir().unwrap();
+    let mailer = format!("file:{}", mail.path().display());
+    let args = ["--mailer", mailer.as_str(), "user", "set-password", "alice", "--password-stdin"];
+    let out = ok(dir, &args, Some(&format!("{new_password}\n")));
     assert!(out.contains("1 session(s) ended"), "{out}");
+    // The owner is told, as of any other change of password.
+    let notices: Vec<String> = std::fs::read_dir(mail.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|m| m.contains("Your password was changed"))
+        .collect();
+    assert_eq!(notices.len(), 1);
     assert_eq!(app.me_status(&tokens.access_token).await, StatusCode::UNAUTHORIZED);
     assert_oauth_error(app.token("alice", PASSWORD).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
     assert_eq!(app.token("alice", new_password).await.status(), StatusCode::OK);
