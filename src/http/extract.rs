@@ -141,7 +141,7 @@ impl FromRequestParts<AppState> for ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect::<String>());
-        let device = session_cookie(&parts.headers, state.settings.device_cookie_name()).map(str::to_owned);
+        let device = request_cookie(&parts.headers, state.settings.device_cookie_name());
         Ok(Self { ip, user_agent, device })
     }
 }
@@ -210,10 +210,10 @@ impl<const ALLOW_UNVERIFIED: bool> AuthUser<ALLOW_UNVERIFIED> {
     async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             let name = state.settings.cookie_name();
-            return match session_cookie(&parts.headers, name) {
+            return match request_cookie(&parts.headers, name) {
                 Some(secret) => {
                     refuse_cross_site(&parts.method, &parts.headers, &state.settings.public_url)?;
-                    cookie(state, secret).await
+                    cookie(state, &secret).await
                 }
                 None => Err(ApiError::unauthorized("authentication required")),
             };
@@ -258,16 +258,16 @@ pub fn basic_client_id(headers: &HeaderMap) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-/// The value of the session cookie `name`, if the request carries one.
-pub fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of the cookie `name`, if the request carries one that is not empty.
+pub fn request_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v.trim_matches('"'))
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name && !c.value_trimmed().is_empty())
+        .map(|c| c.value_trimmed().to_owned())
 }
 
 /// Cookies ride along on requests from any site, so a state-changing request that

@@ -47,9 +47,14 @@ fn set_cookie(settings: &Settings, secret: Option<&str>) -> Result<HeaderValue, 
 }
 
 fn cookie_header(settings: &Settings, name: &str, value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
-    let secure = if settings.secure_cookies() { "; Secure" } else { "" };
-    let cookie = format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}");
-    HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(e.into()))
+    let max_age = time::Duration::seconds(i64::try_from(max_age).unwrap_or(i64::MAX));
+    let cookie = cookie::Cookie::build((name, value))
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .path("/")
+        .max_age(max_age)
+        .secure(settings.secure_cookies());
+    HeaderValue::from_str(&cookie.to_string()).map_err(|e| ApiError::internal(e.into()))
 }
 
 /// Logs in and sets the session cookie.
