@@ -81,48 +81,6 @@ pub(crate) fn hit_statement(rows: usize) -> String {
     sql
 }
 
-/// `($first, …)` for `n` placeholders from `$first` on, or `(NULL)` (matches nothing).
-fn in_list(first: usize, n: usize) -> String {
-    if n == 0 {
-        return "(NULL)".to_owned();
-    }
-    format!("({})", (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "))
-}
-
-/// The one `UPDATE` that settles counters: `$1` is now, then the keys to undo (`u`),
-/// to forgive (`f`), to undo again twice (for the combined and the `pending` clauses),
-/// to fail (`x`), and all of them once (`a`), in that order.
-pub(crate) fn settle_statement(u: usize, f: usize, x: usize, a: usize) -> String {
-    let undo = in_list(2, u);
-    let forgive = in_list(2 + u, f);
-    let undo_again = in_list(2 + u + f, u);
-    let undo_pending = in_list(2 + 2 * u + f, u);
-    let fail = in_list(2 + 3 * u + f, x);
-    let all = in_list(2 + 3 * u + f + x, a);
-    format!(
-        "UPDATE rate_limits SET
-            count = CASE
-                WHEN key IN {forgive} AND key IN {undo_again} THEN (CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END)
-                WHEN key IN {forgive} THEN pending
-                WHEN key IN {undo} THEN (CASE WHEN count > 0 THEN count - 1 ELSE 0 END)
-                ELSE count END,
-            pending = CASE WHEN key IN {undo_pending} OR key IN {fail}
-                THEN (CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END) ELSE pending END
-         WHERE expires_at > $1 AND key IN {all}"
-    )
-}
-
-/// A multi-row upsert of remembered keys: `$1` is now, then `(key, until)` pairs.
-pub(crate) fn remember_statement(rows: usize) -> String {
-    let values: Vec<String> = (0..rows).map(|i| format!("(${}, $1, 1, 0, ${})", 2 * i + 2, 2 * i + 3)).collect();
-    format!(
-        "INSERT INTO rate_limits (key, window_start, count, pending, expires_at) VALUES {}
-         ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, count = 1, pending = 0,
-            expires_at = excluded.expires_at",
-        values.join(", ")
-    )
-}
-
 /// `$2, $3, …` for `n` bound values after `$1`.
 pub(crate) fn placeholders(n: usize) -> String {
     (0..n).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ")
@@ -177,52 +135,45 @@ macro_rules! impl_rate_limit_store {
                 now: time::OffsetDateTime,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::Settle;
-                let keys = |wanted: fn(&Settle) -> bool| -> Vec<&str> {
-                    ops.iter().filter(|(_, op)| wanted(op)).map(|(k, _)| k.as_str()).collect()
-                };
-                let (undo, forgive, fail) =
-                    (keys(|op| *op == Settle::Undo), keys(|op| *op == Settle::Forgive), keys(|op| *op == Settle::Fail));
-                let remember: Vec<(&str, time::OffsetDateTime)> = ops
-                    .iter()
-                    .filter_map(|(k, op)| match op {
-                        Settle::Remember(until) => Some((k.as_str(), *until)),
-                        _ => None,
-                    })
-                    .collect();
-                let counting = !(undo.is_empty() && forgive.is_empty() && fail.is_empty());
-                if !counting && remember.is_empty() {
+                if ops.is_empty() {
                     return Ok(());
                 }
-                // One statement for every counter (rows locked in key order, as
-                // `hit_all` locks them), one for the remembered keys.
-                let mut all: Vec<&str> = undo.iter().chain(&forgive).chain(&fail).copied().collect();
-                all.sort_unstable();
-                all.dedup();
-                let settle_sql =
-                    $crate::store::rate_limits::settle_statement(undo.len(), forgive.len(), fail.len(), all.len());
-                let mut settle = sqlx::query(&settle_sql).bind(now);
-                for key in undo.iter().chain(&forgive).chain(&undo).chain(&undo).chain(&fail).chain(&all) {
-                    settle = settle.bind(*key);
+                // One row per statement, in key order: rows are locked in the order
+                // `hit_all` locks them, so that concurrent checks cannot deadlock (a
+                // statement over several rows would lock them in the table's order).
+                let mut ops: Vec<&(String, Settle)> = ops.iter().collect();
+                ops.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut tx = self.write().begin().await?;
+                for (key, op) in ops {
+                    let sql = match op {
+                        Settle::Undo => {
+                            "UPDATE rate_limits SET count = CASE WHEN count > 0 THEN count - 1 ELSE 0 END,
+                                pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END
+                             WHERE key = $1 AND expires_at > $2"
+                        }
+                        Settle::Fail => {
+                            "UPDATE rate_limits SET pending = pending - 1 WHERE key = $1 AND pending > 0 AND expires_at > $2"
+                        }
+                        Settle::Forgive => {
+                            "UPDATE rate_limits SET count = pending WHERE key = $1 AND count <> pending AND expires_at > $2"
+                        }
+                        Settle::Remember(until) => {
+                            sqlx::query(
+                                "INSERT INTO rate_limits (key, window_start, count, pending, expires_at)
+                                 VALUES ($1, $2, 1, 0, $3)
+                                 ON CONFLICT (key) DO UPDATE SET window_start = $2, count = 1, pending = 0, expires_at = $3",
+                            )
+                            .bind(key)
+                            .bind(now)
+                            .bind(*until)
+                            .execute(&mut *tx)
+                            .await?;
+                            continue;
+                        }
+                    };
+                    sqlx::query(sql).bind(key).bind(now).execute(&mut *tx).await?;
                 }
-                let remember_sql = $crate::store::rate_limits::remember_statement(remember.len());
-                let mut remembering = sqlx::query(&remember_sql).bind(now);
-                for (key, until) in &remember {
-                    remembering = remembering.bind(*key).bind(*until);
-                }
-                match (counting, !remember.is_empty()) {
-                    (true, false) => {
-                        settle.execute(self.write()).await?;
-                    }
-                    (false, true) => {
-                        remembering.execute(self.write()).await?;
-                    }
-                    _ => {
-                        let mut tx = self.write().begin().await?;
-                        settle.execute(&mut *tx).await?;
-                        remembering.execute(&mut *tx).await?;
-                        tx.commit().await?;
-                    }
-                }
+                tx.commit().await?;
                 Ok(())
             }
 
