@@ -59,6 +59,13 @@ pub struct PasswordAttempt {
     remembered_lately: bool,
 }
 
+impl PasswordAttempt {
+    /// `op` for every counter the check was counted against.
+    fn every_counter(&self, op: Settle) -> Vec<(String, Settle)> {
+        self.undo.iter().chain(&self.clear).map(|k| (k.clone(), op)).collect()
+    }
+}
+
 /// The key of a client address: IPv4 (and IPv4-mapped IPv6) as the address, IPv6 as
 /// its /64, since one subscriber usually holds a whole /64.
 pub fn address_key(ip: IpAddr) -> String {
@@ -163,9 +170,7 @@ impl RateLimiter {
         if !self.limits.enabled {
             return Ok(());
         }
-        let ops: Vec<(String, Settle)> =
-            attempt.undo.iter().chain(&attempt.clear).map(|k| (k.clone(), Settle::Fail)).collect();
-        self.store.settle(&ops, store::now()).await
+        self.store.settle(&attempt.every_counter(Settle::Fail), store::now()).await
     }
 
     /// Settles a successful check by `user`, whose identifiers are `identifiers`: the
@@ -187,8 +192,7 @@ impl RateLimiter {
         // This check's own counters take back their advance count; the
         // identifier-and-address counters of all the account's identifiers then forget
         // their settled failures (checks still in flight stay counted).
-        let mut ops: Vec<(String, Settle)> =
-            attempt.undo.iter().chain(&attempt.clear).map(|k| (k.clone(), Settle::Undo)).collect();
+        let mut ops = attempt.every_counter(Settle::Undo);
         ops.extend(attempt.clear.iter().map(|k| (k.clone(), Settle::Forgive)));
         if let Some(client) = &attempt.client {
             for id in identifiers.iter().map(|i| identifier_key(i)) {
@@ -211,9 +215,7 @@ impl RateLimiter {
         if !self.limits.enabled {
             return Ok(());
         }
-        let ops: Vec<(String, Settle)> =
-            attempt.undo.iter().chain(&attempt.clear).map(|k| (k.clone(), Settle::Undo)).collect();
-        self.store.settle(&ops, store::now()).await
+        self.store.settle(&attempt.every_counter(Settle::Undo), store::now()).await
     }
 
     /// Counts a registration from `ip`.
