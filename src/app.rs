@@ -12,13 +12,18 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::auth::cache::AuthCache;
+use crate::auth::emails::Emails;
 use crate::auth::limits::RateLimiter;
 use crate::auth::password::PasswordHasher;
+use crate::auth::sessions::Sessions;
 use crate::auth::tokens::TokenService;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::PasswordPolicy;
-use crate::http::state::{AppState, Services, Settings};
-use crate::{server, store};
+use crate::http::state::{AppState, Services};
+use crate::server;
+use crate::settings::{Links, Settings};
+use crate::store;
 
 /// Connections open at once on the metrics listener: scrapers, not the public.
 const METRICS_CONNECTIONS: usize = 16;
@@ -37,6 +42,11 @@ impl App {
     /// Binds the address, opens the database (applying migrations) and loads or
     /// creates the signing key.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`App::build`] with a clock of the caller's: tests move time forward with it.
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
@@ -66,19 +76,23 @@ impl App {
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let audience = config.token_audience.clone().unwrap_or_else(|| public_url.clone());
         let store = store::open(&config.database_url).await?;
-        let tokens =
-            TokenService::load(&*store, &config, &public_url, &audience).await.context("cannot load signing keys")?;
+        let tokens = TokenService::load(&*store, &config, &public_url, &audience, clock.clone())
+            .await
+            .context("cannot load signing keys")?;
         let hasher = PasswordHasher::new(config.hash_concurrency, config.hash_queue)?;
         let mailer = crate::mail::build(&config.mailer, &config.mail_from)?;
-        let settings = Settings {
-            password_reset_url: config
+        let links = Links {
+            password_reset: config
                 .password_reset_url
                 .clone()
                 .unwrap_or_else(|| format!("{public_url}/reset-password?token={{token}}")),
-            email_verify_url: config
+            email_verify: config
                 .email_verify_url
                 .clone()
                 .unwrap_or_else(|| format!("{public_url}/verify-email?token={{token}}")),
+        };
+        let settings = Arc::new(Settings {
+            links: links.clone(),
             public_url,
             access_token_ttl: config.access_token_ttl,
             refresh_token_ttl: config.refresh_token_ttl,
@@ -88,17 +102,29 @@ impl App {
             header_timeout: config.header_timeout,
             request_timeout: config.request_timeout,
             metrics_apart: metrics_addr.is_some(),
-        };
+        });
         let metrics = crate::http::metrics::Metrics::new(hasher.abandoned());
+        let limiter = RateLimiter::new(store.clone(), config.limits.clone(), clock.clone());
+        let cache = Arc::new(AuthCache::new(store.subscribe(), store.fingerprint(), clock.clone()));
+        let sessions = Sessions::new(
+            store.clone(),
+            hasher.clone(),
+            tokens.clone(),
+            limiter.clone(),
+            cache,
+            clock.clone(),
+            settings.clone(),
+        );
         let state = AppState::new(Services {
-            limiter: RateLimiter::new(store.clone(), config.limits.clone()),
-            cache: Arc::new(AuthCache::new(store.subscribe(), store.fingerprint())),
+            sessions,
+            emails: Emails::new(store.clone(), mailer, clock.clone(), links),
+            limiter,
             store,
             hasher,
             tokens,
-            mailer,
             policy: PasswordPolicy::new(config.password_min_length),
-            settings: Arc::new(settings),
+            clock,
+            settings,
             metrics,
         });
         Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state })
@@ -162,7 +188,7 @@ async fn sweep_expired(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let now = store::now();
+        let now = state.clock.now();
         let swept = [
             ("sessions", state.store.delete_expired_sessions(now, state.settings.idle_cutoff(now)).await),
             ("one-time tokens", state.store.delete_expired_one_time_tokens(now).await),

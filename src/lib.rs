@@ -6,12 +6,13 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod domain;
-pub mod error;
 pub mod files;
 pub mod http;
 pub mod mail;
 pub mod server;
+pub mod settings;
 pub mod store;

@@ -15,11 +15,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast::{self, error::TryRecvError};
-use uuid::Uuid;
-
 use crate::auth::tokens::{AccessClaims, LEEWAY_SECS};
+use crate::clock::Clock;
+use crate::domain::SessionId;
 use crate::store::{Change, Fingerprint, SessionRecord, UserRecord};
+use tokio::sync::broadcast::{self, error::TryRecvError};
 
 /// Longest time a session is trusted without reading the database.
 pub const SESSION_TTL: Duration = Duration::from_secs(1);
@@ -33,14 +33,15 @@ pub type SessionEntry = Arc<(SessionRecord, UserRecord)>;
 pub struct AuthCache {
     state: Mutex<State>,
     fingerprint: Option<Fingerprint>,
+    clock: Clock,
 }
 
 struct State {
     changes: broadcast::Receiver<Change>,
     tokens: HashMap<Box<str>, Arc<AccessClaims>>,
     /// Session cookie secret → session id; a cookie names one session for good.
-    cookies: HashMap<Box<str>, Uuid>,
-    sessions: HashMap<Uuid, (SessionEntry, Instant)>,
+    cookies: HashMap<Box<str>, SessionId>,
+    sessions: HashMap<SessionId, (SessionEntry, Instant)>,
     /// Counts applied changes; a database read that saw another generation start
     /// may be stale and is not stored.
     generation: u64,
@@ -75,10 +76,11 @@ impl State {
 
 impl AuthCache {
     /// A cache following `changes`, and `fingerprint` where the store has one.
-    pub fn new(changes: broadcast::Receiver<Change>, fingerprint: Option<Fingerprint>) -> Self {
+    pub fn new(changes: broadcast::Receiver<Change>, fingerprint: Option<Fingerprint>, clock: Clock) -> Self {
         let seen = fingerprint.as_ref().map_or(0, |f| f());
         Self {
             fingerprint,
+            clock,
             state: Mutex::new(State {
                 changes,
                 tokens: HashMap::new(),
@@ -117,7 +119,7 @@ impl AuthCache {
     /// key that is still trusted.
     pub fn token(&self, token: &str) -> Option<Arc<AccessClaims>> {
         let claims = self.lock().tokens.get(token).cloned()?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.now().unix();
         (claims.exp + LEEWAY_SECS as i64 > now && claims.key_still_trusted()).then_some(claims)
     }
 
@@ -130,11 +132,11 @@ impl AuthCache {
     }
 
     /// The session a cookie secret was found to name before.
-    pub fn cookie(&self, secret: &str) -> Option<Uuid> {
+    pub fn cookie(&self, secret: &str) -> Option<SessionId> {
         self.lock().cookies.get(secret).copied()
     }
 
-    pub fn insert_cookie(&self, secret: &str, session: Uuid) {
+    pub fn insert_cookie(&self, secret: &str, session: SessionId) {
         let mut state = self.lock();
         if state.cookies.len() >= CAPACITY {
             state.cookies.clear();
@@ -143,7 +145,7 @@ impl AuthCache {
     }
 
     /// A session read less than [`SESSION_TTL`] ago, with no change announced since.
-    pub fn session(&self, id: Uuid) -> Option<SessionEntry> {
+    pub fn session(&self, id: SessionId) -> Option<SessionEntry> {
         let state = self.lock_fresh();
         let (entry, fetched) = state.sessions.get(&id)?;
         (fetched.elapsed() < SESSION_TTL).then(|| entry.clone())
@@ -179,12 +181,12 @@ impl AuthCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::OffsetDateTime;
+    use crate::domain::UserId;
 
-    fn entry(user: Uuid) -> SessionEntry {
-        let now = OffsetDateTime::now_utc();
+    fn entry(user: UserId) -> SessionEntry {
+        let now = Clock::system().now();
         let session = SessionRecord {
-            id: Uuid::new_v4(),
+            id: SessionId::new(),
             user_id: user,
             client_id: "latch".into(),
             user_agent: None,
@@ -210,8 +212,8 @@ mod tests {
     #[test]
     fn announced_changes_apply_before_the_next_lookup() {
         let (tx, rx) = broadcast::channel(16);
-        let cache = AuthCache::new(rx, None);
-        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let cache = AuthCache::new(rx, None, Clock::system());
+        let (alice, bob) = (UserId::new(), UserId::new());
         let (a1, a2, b1) = (entry(alice), entry(alice), entry(bob));
         for e in [&a1, &a2, &b1] {
             cache.insert_session(cache.generation(), e.clone());
@@ -230,10 +232,10 @@ mod tests {
     #[test]
     fn a_read_that_raced_a_change_is_not_kept() {
         let (tx, rx) = broadcast::channel(16);
-        let cache = AuthCache::new(rx, None);
-        let e = entry(Uuid::new_v4());
+        let cache = AuthCache::new(rx, None, Clock::system());
+        let e = entry(UserId::new());
         let generation = cache.generation();
-        tx.send(Change::User(Uuid::new_v4())).unwrap();
+        tx.send(Change::User(UserId::new())).unwrap();
         cache.insert_session(generation, e.clone());
         assert!(cache.session(e.0.id).is_none());
     }

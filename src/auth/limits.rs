@@ -20,11 +20,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
-use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
+use time::Duration;
 
+use crate::clock::Clock;
 use crate::config::{Limit, Limits};
-use crate::store::{self, Counter, Settle, Store, StoreError};
+use crate::domain::{Timestamp, UserId};
+use crate::store::{Counter, Settle, Store, StoreError};
 
 /// How long a successful login makes its address (or device cookie) known to the account.
 pub const KNOWN_CLIENT_TTL: Duration = Duration::days(30);
@@ -43,6 +44,7 @@ pub enum LimitError {
 pub struct RateLimiter {
     store: Arc<dyn Store>,
     limits: Arc<Limits>,
+    clock: Clock,
 }
 
 /// The counters of one password check, counted in advance, to settle once its outcome
@@ -89,17 +91,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn known_key(user: Uuid, client: &str) -> String {
+fn known_key(user: UserId, client: &str) -> String {
     format!("known:{user}|{client}")
 }
 
-fn device_key(user: Uuid, device_digest: &[u8]) -> String {
+fn device_key(user: UserId, device_digest: &[u8]) -> String {
     format!("device:{user}|{}", hex(device_digest))
 }
 
 impl RateLimiter {
-    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
-        Self { store, limits: Arc::new(limits) }
+    pub fn new(store: Arc<dyn Store>, limits: Limits, clock: Clock) -> Self {
+        Self { store, limits: Arc::new(limits), clock }
     }
 
     /// Counts a password check for `identifiers` (what the caller typed, or a signed-in
@@ -109,7 +111,7 @@ impl RateLimiter {
     pub async fn begin_password_check(
         &self,
         identifiers: &[&str],
-        user: Option<Uuid>,
+        user: Option<UserId>,
         ip: Option<IpAddr>,
         device: Option<&[u8]>,
     ) -> Result<PasswordAttempt, LimitError> {
@@ -117,10 +119,10 @@ impl RateLimiter {
         if !l.enabled {
             return Ok(PasswordAttempt::default());
         }
-        let now = store::now();
+        let now = self.clock.now();
         let client = ip.map(address_key);
         // Unknown logins run the same lookup, so that it takes the same time.
-        let owner = user.unwrap_or(Uuid::nil());
+        let owner = user.unwrap_or(UserId::from_uuid(uuid::Uuid::nil()));
         let known = client.as_deref().map(|c| known_key(owner, c));
         let device = device.map(|d| device_key(owner, d));
         let candidates: Vec<String> = known.iter().chain(device.iter()).cloned().collect();
@@ -170,7 +172,7 @@ impl RateLimiter {
         if !self.limits.enabled {
             return Ok(());
         }
-        self.store.settle(&attempt.every_counter(Settle::Fail), store::now()).await
+        self.store.settle(&attempt.every_counter(Settle::Fail), self.clock.now()).await
     }
 
     /// Settles a successful check by `user`, whose identifiers are `identifiers`: the
@@ -181,14 +183,14 @@ impl RateLimiter {
     pub async fn password_check_succeeded(
         &self,
         attempt: &PasswordAttempt,
-        user: Uuid,
+        user: UserId,
         identifiers: &[&str],
         new_device: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         if !self.limits.enabled {
             return Ok(());
         }
-        let now = store::now();
+        let now = self.clock.now();
         // This check's own counters take back their advance count; the
         // identifier-and-address counters of all the account's identifiers then forget
         // their settled failures (checks still in flight stay counted).
@@ -215,7 +217,7 @@ impl RateLimiter {
         if !self.limits.enabled {
             return Ok(());
         }
-        self.store.settle(&attempt.every_counter(Settle::Undo), store::now()).await
+        self.store.settle(&attempt.every_counter(Settle::Undo), self.clock.now()).await
     }
 
     /// Counts a registration from `ip`.
@@ -228,17 +230,17 @@ impl RateLimiter {
 
     /// Counts a change of username from `ip` by `user`, limited like registration so
     /// that renaming is no free "is this name taken" oracle.
-    pub async fn rename(&self, user: Uuid, ip: Option<IpAddr>) -> Result<(), LimitError> {
+    pub async fn rename(&self, user: UserId, ip: Option<IpAddr>) -> Result<(), LimitError> {
         let limit = self.limits.register_ip;
         let mut keys = vec![(format!("rename:user:{user}"), limit)];
         if let Some(ip) = ip {
             keys.push((format!("rename:ip:{}", address_key(ip)), limit));
         }
-        self.count(&keys, store::now()).await
+        self.count(&keys, self.clock.now()).await
     }
 
     /// Counts a request for a verification email by `user`.
-    pub async fn verification_email(&self, user: Uuid) -> Result<(), LimitError> {
+    pub async fn verification_email(&self, user: UserId) -> Result<(), LimitError> {
         self.count_one(format!("verify:user:{user}"), self.limits.verify_email).await
     }
 
@@ -249,16 +251,16 @@ impl RateLimiter {
         if let Some(ip) = ip {
             keys.push((format!("reset:ip:{}", address_key(ip)), self.limits.reset_ip));
         }
-        self.count(&keys, store::now()).await
+        self.count(&keys, self.clock.now()).await
     }
 
     async fn count_one(&self, key: String, limit: Limit) -> Result<(), LimitError> {
-        self.count(&[(key, limit)], store::now()).await
+        self.count(&[(key, limit)], self.clock.now()).await
     }
 
     /// Counts one event on every key at once; refused when any counter went past its
     /// limit, with the longest wait among them.
-    async fn count(&self, keys: &[(String, Limit)], now: OffsetDateTime) -> Result<(), LimitError> {
+    async fn count(&self, keys: &[(String, Limit)], now: Timestamp) -> Result<(), LimitError> {
         if !self.limits.enabled || keys.is_empty() {
             return Ok(());
         }
@@ -281,7 +283,7 @@ fn windows(keys: &[(String, Limit)]) -> Vec<(String, i64)> {
 /// what was typed) and the wait before a retry. A limit reached by settled events lasts
 /// until its window ends; one reached only because other checks are still running
 /// clears as soon as they finish.
-fn refusal<'k>(keys: &'k [(String, Limit)], counters: &[Counter], now: OffsetDateTime) -> Option<(&'k str, u64)> {
+fn refusal<'k>(keys: &'k [(String, Limit)], counters: &[Counter], now: Timestamp) -> Option<(&'k str, u64)> {
     let (key, wait) = counters
         .iter()
         .filter_map(|c| {

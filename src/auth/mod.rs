@@ -1,11 +1,13 @@
-//! Authentication: password hashing, access tokens and their keys, opaque secrets,
-//! logins and the emails that prove an address.
+//! Authentication, free of HTTP: sessions and the password checks that start them
+//! ([`sessions::Sessions`]), password hashing, access tokens and their keys, opaque
+//! secrets, abuse limits, and the emails that prove an address. Handlers call these
+//! services with domain values and map their errors to responses.
 
 pub mod cache;
 pub mod emails;
 pub mod kek;
 pub mod limits;
-pub mod login;
 pub mod password;
 pub mod secret;
+pub mod sessions;
 pub mod tokens;

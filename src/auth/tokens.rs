@@ -19,11 +19,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::kek::KeyEncryptionKey;
+use crate::clock::Clock;
 use crate::config::{Config, SigningAlgorithm};
+use crate::domain::{SessionId, Timestamp, UserId};
 use crate::store::{KeyStore, Store, StoredKey};
 
 /// Clock leeway accepted on `exp`, `nbf` and `iat`.
@@ -33,12 +34,12 @@ pub const LEEWAY_SECS: u64 = 5;
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessClaims {
     pub iss: String,
-    pub sub: Uuid,
+    pub sub: UserId,
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
     pub jti: Uuid,
-    pub sid: Uuid,
+    pub sid: SessionId,
     pub client_id: String,
     /// Set once the key that verified these claims has left the key set (`latch keys
     /// rotate --now`), so that a cache of verified tokens stops trusting them.
@@ -58,11 +59,12 @@ impl AccessClaims {
 #[derive(Deserialize)]
 struct PresentedClaims {
     iss: String,
-    sub: Uuid,
+    sub: UserId,
     exp: i64,
     iat: i64,
+    nbf: Option<i64>,
     jti: Uuid,
-    sid: Uuid,
+    sid: SessionId,
     client_id: String,
 }
 
@@ -77,6 +79,10 @@ pub enum TokenError {
     Critical,
     #[error("issued in the future")]
     IssuedInFuture,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
     #[error("invalid token: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
 }
@@ -129,6 +135,7 @@ pub struct TokenService {
     audience: Arc<str>,
     ttl: Duration,
     kek: Option<KeyEncryptionKey>,
+    clock: Clock,
 }
 
 impl TokenService {
@@ -136,25 +143,32 @@ impl TokenService {
     /// key-encryption key is configured. Creates a key for the configured algorithm
     /// when there is none: the very first key signs at once, a key for a changed
     /// algorithm after `key_rotation_delay`, like a rotation.
-    pub async fn load(store: &dyn Store, config: &Config, issuer: &str, audience: &str) -> anyhow::Result<Self> {
+    pub async fn load(
+        store: &dyn Store,
+        config: &Config,
+        issuer: &str,
+        audience: &str,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let service = Self {
             keys: Arc::new(RwLock::new(Arc::new(KeySet { keys: HashMap::new() }))),
             issuer: issuer.into(),
             audience: audience.into(),
             ttl: config.access_token_ttl,
             kek: config.key_encryption_key.clone(),
+            clock,
         };
         if let Some(kek) = &service.kek {
             encrypt_plaintext_keys(store, kek).await?;
         }
-        let mut stored = store.signing_keys(published_since(service.ttl)).await?;
+        let mut stored = store.signing_keys(published_since(service.clock.now(), service.ttl)).await?;
         let wanted = algorithm_name(config.signing_algorithm);
         // The newest key is the only one not retired.
         let newest = stored.iter().find(|k| k.retired_at.is_none());
         if newest.is_none_or(|k| k.algorithm != wanted) {
-            let now = crate::store::now();
+            let now = service.clock.now();
             let signs_from = if newest.is_none() { now } else { now + whole_seconds(config.key_rotation_delay) };
-            let key = generate_key(config.signing_algorithm, signs_from, service.kek.as_ref())?;
+            let key = generate_key(config.signing_algorithm, now, signs_from, service.kek.as_ref())?;
             store.add_signing_key(&key, false).await?;
             if newest.is_some() {
                 tracing::info!(
@@ -164,7 +178,7 @@ impl TokenService {
                     "new signing key for the configured algorithm"
                 );
             }
-            stored = store.signing_keys(published_since(service.ttl)).await?;
+            stored = store.signing_keys(published_since(service.clock.now(), service.ttl)).await?;
         }
         service.install(&stored)?;
         Ok(service)
@@ -174,20 +188,19 @@ impl TokenService {
     /// drop retired keys whose tokens have all expired). Keeps the current set when
     /// nothing changed or the store has no key.
     pub async fn reload(&self, store: &dyn Store) -> anyhow::Result<()> {
-        let stored = store.signing_keys(published_since(self.ttl)).await?;
+        let stored = store.signing_keys(published_since(self.clock.now(), self.ttl)).await?;
         let current = self.current();
         let unchanged = stored.len() == current.keys.len()
             && stored.iter().all(|k| {
                 current.keys.get(&k.kid).is_some_and(|e| {
-                    e.signs_from == k.signs_from.unix_timestamp()
-                        && e.retired_at == k.retired_at.map(OffsetDateTime::unix_timestamp)
+                    e.signs_from == k.signs_from.unix() && e.retired_at == k.retired_at.map(Timestamp::unix)
                 })
             });
         if unchanged || stored.is_empty() {
             return Ok(());
         }
         self.install(&stored)?;
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.now().unix();
         let set = self.current();
         let kids: Vec<&str> = set.keys.keys().map(String::as_str).collect();
         tracing::info!(signing = set.signing(now).map(|(kid, _)| kid), published = ?kids, "signing keys reloaded");
@@ -227,11 +240,7 @@ impl TokenService {
                 Some(e) => e.key.clone(),
                 None => Arc::new(self.key_from_store(k)?),
             };
-            let entry = Entry {
-                key,
-                signs_from: k.signs_from.unix_timestamp(),
-                retired_at: k.retired_at.map(OffsetDateTime::unix_timestamp),
-            };
+            let entry = Entry { key, signs_from: k.signs_from.unix(), retired_at: k.retired_at.map(Timestamp::unix) };
             keys.insert(k.kid.clone(), entry);
         }
         anyhow::ensure!(!keys.is_empty(), "no signing key");
@@ -267,8 +276,9 @@ impl TokenService {
         validation.set_issuer(&[&*self.issuer]);
         validation.set_audience(&[&*self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
+        // Times are checked against the service's clock, in `verify`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Ok(Key { algorithm, encoding, decoding, validation, jwk, withdrawn: Arc::new(AtomicBool::new(false)) })
     }
 
@@ -289,9 +299,9 @@ impl TokenService {
     }
 
     /// Signs a new access token for `user` in session `sid`.
-    pub fn sign(&self, user: Uuid, sid: Uuid, client_id: &str) -> anyhow::Result<String> {
+    pub fn sign(&self, user: UserId, sid: SessionId, client_id: &str) -> anyhow::Result<String> {
         let set = self.current();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.now().unix();
         let (kid, entry) = set.signing(now).context("no signing key")?;
         let key = &entry.key;
         let claims = AccessClaims {
@@ -332,7 +342,15 @@ impl TokenService {
             return Err(TokenError::Malformed);
         }
         let c = jsonwebtoken::decode::<PresentedClaims>(token, &key.decoding, &key.validation)?.claims;
-        if c.iat > OffsetDateTime::now_utc().unix_timestamp() + LEEWAY_SECS as i64 {
+        let now = self.clock.now().unix();
+        let leeway = LEEWAY_SECS as i64;
+        if c.exp.saturating_add(leeway) < now {
+            return Err(TokenError::Expired);
+        }
+        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(TokenError::NotYetValid);
+        }
+        if c.iat > now.saturating_add(leeway) {
             return Err(TokenError::IssuedInFuture);
         }
         Ok(AccessClaims {
@@ -353,7 +371,7 @@ impl TokenService {
     /// sign, then retired keys whose tokens may still be valid.
     pub fn jwks(&self) -> serde_json::Value {
         let set = self.current();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.now().unix();
         let signing = set.signing(now).map(|(kid, _)| kid);
         let cutoff = now - (self.ttl.as_secs() + LEEWAY_SECS) as i64;
         let mut keys: Vec<(&str, &Entry)> = set
@@ -388,7 +406,8 @@ fn algorithm_name(algorithm: SigningAlgorithm) -> &'static str {
 /// is its RFC 7638 thumbprint, its private half sealed with `kek` when there is one.
 pub fn generate_key(
     algorithm: SigningAlgorithm,
-    signs_from: OffsetDateTime,
+    now: Timestamp,
+    signs_from: Timestamp,
     kek: Option<&KeyEncryptionKey>,
 ) -> anyhow::Result<StoredKey> {
     let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
@@ -427,7 +446,7 @@ pub fn generate_key(
         algorithm: alg.to_owned(),
         private_der,
         public_jwk: jwk.to_string(),
-        created_at: crate::store::now(),
+        created_at: now,
         retired_at: None,
         signs_from,
         encrypted_with,
@@ -436,8 +455,8 @@ pub fn generate_key(
 
 /// Old keys stay published while tokens they signed may still be valid: keys retired
 /// after this time.
-pub fn published_since(ttl: Duration) -> OffsetDateTime {
-    crate::store::now() - ttl - Duration::from_secs(LEEWAY_SECS)
+pub fn published_since(now: Timestamp, ttl: Duration) -> Timestamp {
+    now - ttl - Duration::from_secs(LEEWAY_SECS)
 }
 
 /// `d` rounded up to whole seconds, the resolution of stored times.
@@ -498,19 +517,20 @@ mod tests {
             audience: "https://issuer.example".into(),
             ttl: Duration::from_secs(900),
             kek,
+            clock: Clock::system(),
         }
     }
 
     #[test]
     fn the_signing_key_follows_the_schedule_and_withdrawn_keys_lose_trust() {
-        let t0 = crate::store::now();
-        let mut old = generate_key(SigningAlgorithm::EdDsa, t0 - Duration::from_secs(100), None).unwrap();
+        let t0 = Clock::system().now();
+        let mut old = generate_key(SigningAlgorithm::EdDsa, t0, t0 - Duration::from_secs(100), None).unwrap();
         old.retired_at = Some(t0 + Duration::from_secs(10));
-        let new = generate_key(SigningAlgorithm::EdDsa, t0 + Duration::from_secs(10), None).unwrap();
+        let new = generate_key(SigningAlgorithm::EdDsa, t0, t0 + Duration::from_secs(10), None).unwrap();
         let tokens = service(None);
         tokens.install(&[new.clone(), old.clone()]).unwrap();
         let set = tokens.current();
-        let at = |secs: i64| set.signing(t0.unix_timestamp() + secs).unwrap().0.to_owned();
+        let at = |secs: i64| set.signing(t0.unix() + secs).unwrap().0.to_owned();
         assert_eq!(at(0), old.kid);
         assert_eq!(at(9), old.kid);
         assert_eq!(at(10), new.kid);
@@ -520,9 +540,9 @@ mod tests {
             jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert_eq!(published, [old.kid.as_str(), new.kid.as_str()], "the signing key first");
 
-        let claims = tokens.verify(&tokens.sign(Uuid::new_v4(), Uuid::new_v4(), "latch").unwrap()).unwrap();
+        let claims = tokens.verify(&tokens.sign(UserId::new(), SessionId::new(), "latch").unwrap()).unwrap();
         assert!(claims.key_still_trusted());
-        let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, None).unwrap();
+        let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, t0, None).unwrap();
         replacement.retired_at = None;
         tokens.install(&[replacement]).unwrap();
         assert!(!claims.key_still_trusted(), "the key that verified them is gone");
@@ -532,7 +552,8 @@ mod tests {
     fn encrypted_private_keys_open_only_with_their_key() {
         let kek = KeyEncryptionKey::parse(&"11".repeat(32)).unwrap();
         let other = KeyEncryptionKey::parse(&"22".repeat(32)).unwrap();
-        let key = generate_key(SigningAlgorithm::EdDsa, crate::store::now(), Some(&kek)).unwrap();
+        let key =
+            generate_key(SigningAlgorithm::EdDsa, Clock::system().now(), Clock::system().now(), Some(&kek)).unwrap();
         assert_eq!(key.encrypted_with.as_deref(), Some(kek.id()));
         let der = private_key(&key, Some(&kek)).unwrap();
         assert!(
@@ -549,10 +570,16 @@ mod tests {
 
         let tokens = service(Some(kek));
         tokens.install(&[key]).unwrap();
-        assert!(tokens.sign(Uuid::new_v4(), Uuid::new_v4(), "latch").is_ok());
+        assert!(tokens.sign(UserId::new(), SessionId::new(), "latch").is_ok());
         assert!(
             service(None)
-                .install(&[generate_key(SigningAlgorithm::EdDsa, crate::store::now(), Some(&other)).unwrap()])
+                .install(&[generate_key(
+                    SigningAlgorithm::EdDsa,
+                    Clock::system().now(),
+                    Clock::system().now(),
+                    Some(&other)
+                )
+                .unwrap()])
                 .is_err()
         );
     }

@@ -12,12 +12,11 @@ use std::path::Path;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::auth::password::{self, HashScheme};
 use crate::config::Config;
 use crate::domain::{Email, Username};
-use crate::store::{self, ImportedUser, StoreError};
+use crate::store::{ImportedUser, StoreError};
 
 /// Longest password hash accepted; real ones are well under 200 bytes.
 const MAX_HASH_BYTES: usize = 1024;
@@ -54,8 +53,10 @@ pub(super) async fn run(file: &Path, config: Config) -> anyhow::Result<()> {
     }
 
     let bar = progress_bar(users.len() as u64);
-    let inserted =
-        store.import_users(&users, store::now(), &|done| bar.set_position(done)).await.map_err(|e| match e {
+    let inserted = store
+        .import_users(&users, crate::clock::Clock::system().now(), &|done| bar.set_position(done))
+        .await
+        .map_err(|e| match e {
             StoreError::Conflict(field) => {
                 anyhow::anyhow!("a {field} in the file was taken while importing; nothing was imported")
             }
@@ -134,7 +135,7 @@ fn check_lines(
                     (reasons.is_empty(), line.username, line.email, line.scheme)
                 {
                     let user = ImportedUser {
-                        id: Uuid::now_v7(),
+                        id: crate::domain::UserId::new(),
                         username: username.as_str().to_owned(),
                         email: email.as_str().to_owned(),
                         email_verified: line.email_verified,

@@ -7,10 +7,9 @@
 //! at its time on their own. `--now` is for a compromised key: the new key signs at
 //! once and every other key is deleted.
 
-use time::format_description::well_known::Rfc3339;
-
 use crate::auth::tokens;
 use crate::cli::KeysCommand;
+use crate::clock::Clock;
 use crate::config::Config;
 
 /// Runs `latch keys …`.
@@ -23,7 +22,8 @@ pub(super) async fn run(command: KeysCommand, config: Config) -> anyhow::Result<
 async fn rotate(config: Config, at_once: bool) -> anyhow::Result<()> {
     let store = super::open_store(&config).await?;
     let kek = config.key_encryption_key.as_ref();
-    let published = store.signing_keys(tokens::published_since(config.access_token_ttl)).await?;
+    let now = Clock::system().now();
+    let published = store.signing_keys(tokens::published_since(now, config.access_token_ttl)).await?;
     if !at_once {
         // The new key joins the others: refuse to mix plaintext and encrypted keys, or
         // keys under different key-encryption keys. `--now` deletes the others, which
@@ -35,10 +35,9 @@ async fn rotate(config: Config, at_once: bool) -> anyhow::Result<()> {
             tokens::private_key(k, kek)?;
         }
     }
-    let now = crate::store::now();
     let first = published.is_empty();
     let signs_from = if at_once || first { now } else { now + tokens::whole_seconds(config.key_rotation_delay) };
-    let key = tokens::generate_key(config.signing_algorithm, signs_from, kek)?;
+    let key = tokens::generate_key(config.signing_algorithm, now, signs_from, kek)?;
     store.add_signing_key(&key, at_once).await?;
     let encrypted = if kek.is_some() { ", encrypted" } else { "" };
     println!("new signing key {} ({}{encrypted})", key.kid, key.algorithm);
@@ -51,7 +50,7 @@ async fn rotate(config: Config, at_once: bool) -> anyhow::Result<()> {
     } else if first {
         println!("there was no key before: it signs at once");
     } else {
-        let when = signs_from.format(&Rfc3339)?;
+        let when = signs_from.to_string();
         println!(
             "running `latch serve` processes publish it in JWKS within a second and sign with it from {when} \
              (LATCH_KEY_ROTATION_DELAY {}); the current key then retires and stays in JWKS until the \

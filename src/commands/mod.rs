@@ -11,7 +11,6 @@ mod user;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use uuid::Uuid;
 
 use crate::cli::Command;
 use crate::config::Config;
@@ -38,7 +37,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 async fn find_user(store: &dyn Store, who: &str) -> anyhow::Result<UserRecord> {
     // A 32-hex-digit username also parses as a UUID, so a miss by id falls back to
     // the name.
-    if let Ok(id) = Uuid::parse_str(who)
+    if let Some(id) = crate::domain::UserId::parse(who)
         && let Some(user) = store.user_by_id(id).await?
     {
         return Ok(user);

@@ -8,14 +8,13 @@ use std::io::{BufRead as _, IsTerminal as _};
 use anyhow::Context as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
-use uuid::Uuid;
 
 use crate::auth::password::{self, PasswordHasher};
 use crate::cli::UserCommand;
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::{Email, PasswordPolicy, Username};
-use crate::store::{self, NewUser, StoreError, UserRecord};
+use crate::domain::{Email, PasswordPolicy, UserId, Username};
+use crate::store::{KeepSessions, NewUser, StoreError, UserRecord};
 
 /// Runs `latch user …`.
 pub(super) async fn run(command: UserCommand, config: Config) -> anyhow::Result<()> {
@@ -46,19 +45,19 @@ async fn create(config: &Config, username: &str, email: &str, admin: bool, from_
         }
     };
     let store = super::open_store(config).await?;
-    if let Some(field) = store.taken(Some(username.as_str()), Some(email.as_str())).await? {
+    if let Some(field) = store.taken(Some(&username), Some(&email)).await? {
         anyhow::bail!("{field} already taken");
     }
     let password = read_password(from_stdin)?;
     let hash = hash_new_password(config, password.expose_secret(), &username, &email).await?;
-    let now = store::now();
+    let now = Clock::system().now();
     // An operator vouches for the address, so the account does not wait for a
     // verification email (documented in docs/cli.md).
     let user = store
         .insert_user(&NewUser {
-            id: Uuid::now_v7(),
-            username: username.as_str(),
-            email: email.as_str(),
+            id: UserId::new(),
+            username: &username,
+            email: &email,
             email_verified: true,
             password_hash: &hash,
             is_admin: admin,
@@ -126,7 +125,7 @@ fn print_lines(mut lines: impl Iterator<Item = String>) -> anyhow::Result<()> {
 async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
     let user = super::find_user(&*store, who).await?;
-    let now = store::now();
+    let now = Clock::system().now();
     let sessions = store.list_sessions(user.id, now, now - config.session_idle_timeout).await?.len();
     let scheme = match password::recognise(&user.password_hash) {
         Ok(_) if password::is_current_hash(&user.password_hash) => "argon2id (current)".to_owned(),
@@ -135,7 +134,7 @@ async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
     };
     if as_json {
         let mut value = user_json(&user);
-        value["updated_at"] = json!(timestamp(user.updated_at));
+        value["updated_at"] = json!(user.updated_at.to_string());
         value["password_hash"] = json!(scheme);
         value["live_sessions"] = json!(sessions);
         println!("{value}");
@@ -148,8 +147,8 @@ async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
     println!("email verified: {}", yes_no(user.email_verified));
     println!("admin:          {}", yes_no(user.is_admin));
     println!("disabled:       {}", yes_no(user.disabled));
-    println!("created at:     {}", timestamp(user.created_at));
-    println!("updated at:     {}", timestamp(user.updated_at));
+    println!("created at:     {}", user.created_at);
+    println!("updated at:     {}", user.updated_at);
     println!("password hash:  {scheme}");
     println!("live sessions:  {sessions}");
     Ok(())
@@ -158,7 +157,7 @@ async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
 async fn set_disabled(config: &Config, who: &str, disabled: bool) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
     let user = super::find_user(&*store, who).await?;
-    let ended = store.set_disabled(user.id, disabled, store::now()).await?.with_context(|| gone(&user))?;
+    let ended = store.set_disabled(user.id, disabled, Clock::system().now()).await?.with_context(|| gone(&user))?;
     if disabled {
         println!("disabled {} ({}); {ended} session(s) ended", user.username, user.id);
     } else {
@@ -190,12 +189,14 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
     let password =
         policy.check(password.expose_secret(), username.as_ref(), email.as_ref()).map_err(invalid_password)?;
     let hash = hasher()?.hash(password.expose()).await?;
-    let ended =
-        store.set_password_hash_and_end_sessions(user.id, &hash, store::now()).await?.with_context(|| gone(&user))?;
+    let ended = store
+        .set_password(user.id, &hash, KeepSessions::None, Clock::system().now())
+        .await?
+        .with_context(|| gone(&user))?;
     println!("password of {} ({}) set; {ended} session(s) ended", user.username, user.id);
     // The owner learns of it as of any other change of password; the password is set
     // whether or not the notice goes out.
-    let notice = crate::auth::emails::password_changed(&user);
+    let notice = crate::mail::messages::password_changed(&user);
     match crate::mail::build(&config.mailer, &config.mail_from) {
         Ok(mailer) => match mailer.send_now(notice).await {
             Ok(()) => eprintln!("notice sent to {}", user.email),
@@ -256,10 +257,6 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(first))
 }
 
-fn timestamp(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
-}
-
 fn user_json(user: &UserRecord) -> serde_json::Value {
     json!({
         "id": user.id,
@@ -268,6 +265,6 @@ fn user_json(user: &UserRecord) -> serde_json::Value {
         "email_verified": user.email_verified,
         "admin": user.is_admin,
         "disabled": user.disabled,
-        "created_at": timestamp(user.created_at),
+        "created_at": user.created_at.to_string(),
     })
 }

@@ -1,12 +1,18 @@
 //! Values parsed at the edge: once built, a `Username`, `Email` or `NewPassword` is
-//! known to follow the field rules of the contract.
+//! known to follow the field rules of the contract. Ids and timestamps have types of
+//! their own, from the handlers down to the store.
 
 mod email;
+mod ids;
+pub mod input;
 mod password;
+mod timestamp;
 mod username;
 
 pub use email::Email;
+pub use ids::{SessionId, UserId};
 pub use password::{NewPassword, PasswordPolicy};
+pub use timestamp::Timestamp;
 pub use username::Username;
 
 /// A rule a field broke, with a message meant for the user.

@@ -9,13 +9,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::auth::{emails, secret};
-use crate::error::ApiError;
+use crate::auth::secret;
+use crate::domain::input;
+use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Input, Json};
 use crate::http::openapi::Status;
 use crate::http::state::AppState;
-use crate::http::users::{Fields, PrivateUser};
-use crate::store;
+use crate::http::users::PrivateUser;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/email-verification", post(resend)).route("/email-verification/confirm", post(confirm))
@@ -41,7 +41,7 @@ async fn resend(
 ) -> Result<(StatusCode, JsonBody<Value>), ApiError> {
     state.limiter.verification_email(auth.user.id).await?;
     if !auth.user.email_verified {
-        emails::send_verification(&state, &auth.user).await?;
+        state.emails.send_verification(&auth.user).await?;
     }
     Ok((StatusCode::ACCEPTED, JsonBody(json!({ "status": "sent" }))))
 }
@@ -74,13 +74,10 @@ async fn confirm(
     State(state): State<AppState>,
     Input(req): Json<TokenRequest>,
 ) -> Result<JsonBody<PrivateUser>, ApiError> {
-    let mut fields = Fields::default();
-    let token = fields.required(&req.token, "token");
-    fields.finish()?;
-    let token = token.unwrap_or_default();
+    let token = input::required(req.token.as_deref(), "token")?;
     let user = state
         .store
-        .confirm_email(&secret::digest(token), store::now())
+        .confirm_email(&secret::digest(token), state.clock.now())
         .await?
         .ok_or_else(|| ApiError::bad_request("the verification token is invalid, used or expired"))?;
     tracing::info!(user = %user.id, "email verified");

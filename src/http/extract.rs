@@ -12,8 +12,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 
-use crate::auth::login;
-use crate::error::{ApiError, ErrorCode};
+use crate::auth::sessions::{Client, LoginOptions, SessionError};
+use crate::domain::SessionId;
+use crate::http::cookies;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -124,9 +126,9 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    /// What the password checks of [`login`] need to know of the client.
-    pub fn login(&self) -> login::Client<'_> {
-        login::Client { ip: self.ip, device: self.device.as_deref() }
+    /// The client as the session service knows it.
+    pub fn client(&self) -> Client<'_> {
+        Client { ip: self.ip, user_agent: self.user_agent.as_deref(), device: self.device.as_deref() }
     }
 }
 
@@ -141,7 +143,7 @@ impl FromRequestParts<AppState> for ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect::<String>());
-        let device = request_cookie(&parts.headers, state.settings.device_cookie_name());
+        let device = cookies::read(&parts.headers, cookies::device_name(&state.settings));
         Ok(Self { ip, user_agent, device })
     }
 }
@@ -189,7 +191,7 @@ pub struct AuthUser<const ALLOW_UNVERIFIED: bool = false> {
 }
 
 impl<const A: bool> AuthUser<A> {
-    pub fn session_id(&self) -> Option<uuid::Uuid> {
+    pub fn session_id(&self) -> Option<SessionId> {
         self.session.as_ref().map(|s| s.id)
     }
 }
@@ -209,11 +211,11 @@ impl<const ALLOW_UNVERIFIED: bool> FromRequestParts<AppState> for AuthUser<ALLOW
 impl<const ALLOW_UNVERIFIED: bool> AuthUser<ALLOW_UNVERIFIED> {
     async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            let name = state.settings.cookie_name();
-            return match request_cookie(&parts.headers, name) {
+            return match cookies::read(&parts.headers, cookies::session_name(&state.settings)) {
                 Some(secret) => {
                     refuse_cross_site(&parts.method, &parts.headers, &state.settings.public_url)?;
-                    cookie(state, &secret).await
+                    let (session, user) = state.sessions.by_cookie(&secret).await?;
+                    Ok(Self { user, session: Some(session), via: Via::Cookie })
                 }
                 None => Err(ApiError::unauthorized("authentication required")),
             };
@@ -233,7 +235,7 @@ impl<const ALLOW_UNVERIFIED: bool> AuthUser<ALLOW_UNVERIFIED> {
             return bearer(state, login).await;
         }
         let client = ClientInfo::from_request_parts(parts, state).await?;
-        let logged_in = login::check_password(state, login, password, client.login(), false, false).await?;
+        let logged_in = state.sessions.login(login, password, client.client(), LoginOptions::default()).await?;
         Ok(Self { user: logged_in.user, session: None, via: Via::BasicPassword })
     }
 }
@@ -256,18 +258,6 @@ pub fn basic_client_id(headers: &HeaderMap) -> Option<String> {
     let id = decoded.strip_suffix(':')?;
     let id = form_urlencoded::parse(format!("id={id}").as_bytes()).next().map(|(_, v)| v.into_owned())?;
     (!id.is_empty()).then_some(id)
-}
-
-/// The value of the cookie `name`, if the request carries one that is not empty.
-pub fn request_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name && !c.value_trimmed().is_empty())
-        .map(|c| c.value_trimmed().to_owned())
 }
 
 /// Cookies ride along on requests from any site, so a state-changing request that
@@ -319,37 +309,10 @@ fn same_site(origin: &str, public_url: &str) -> bool {
     matches!((site(&theirs), site(&ours)), (Some(a), Some(b)) if a == b)
 }
 
-async fn cookie<const A: bool>(state: &AppState, secret: &str) -> Result<AuthUser<A>, ApiError> {
-    let ended = || ApiError::unauthorized("the session has ended");
-    let sid = match state.cache.cookie(secret) {
-        Some(sid) => sid,
-        None => {
-            let session =
-                state.store.session_by_cookie(&crate::auth::secret::digest(secret)).await?.ok_or_else(ended)?;
-            state.cache.insert_cookie(secret, session.id);
-            session.id
-        }
-    };
-    let (session, user) = login::live_session(state, sid).await?.ok_or_else(ended)?;
-    Ok(AuthUser { user, session: Some(session), via: Via::Cookie })
-}
-
 async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser<A>, ApiError> {
-    let invalid = ApiError::invalid_token;
-    let claims = match state.cache.token(token) {
-        Some(claims) => claims,
-        None => {
-            let claims = std::sync::Arc::new(state.tokens.verify(token).map_err(|e| {
-                tracing::debug!(error = %e, "access token refused");
-                invalid()
-            })?);
-            state.cache.insert_token(token, claims.clone());
-            claims
-        }
-    };
-    let (session, user) = login::live_session(state, claims.sid).await?.ok_or_else(invalid)?;
-    if session.user_id != claims.sub {
-        return Err(invalid());
+    match state.sessions.by_access_token(token).await {
+        Ok((session, user)) => Ok(AuthUser { user, session: Some(session), via: Via::Bearer }),
+        Err(SessionError::Ended) => Err(ApiError::invalid_token()),
+        Err(e) => Err(e.into()),
     }
-    Ok(AuthUser { user, session: Some(session), via: Via::Bearer })
 }

@@ -17,9 +17,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::auth::login::LoginError;
-use crate::auth::password::HashError;
-use crate::error::ApiError;
+use crate::auth::sessions::SessionError;
+use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -136,14 +135,14 @@ impl Metrics {
     }
 
     /// Counts the outcome of a password check.
-    pub fn login<T>(&self, outcome: &Result<T, LoginError>) {
+    pub fn login<T>(&self, outcome: &Result<T, SessionError>) {
         let result = match outcome {
             Ok(_) => "success",
-            Err(LoginError::InvalidCredentials) => "failure",
-            Err(LoginError::Disabled) => "disabled",
-            Err(LoginError::NotVerified) => "unverified",
-            Err(LoginError::RateLimited { .. }) => "rate_limited",
-            Err(LoginError::Hash(HashError::Busy)) => "unavailable",
+            Err(SessionError::InvalidCredentials) => "failure",
+            Err(SessionError::Disabled) => "disabled",
+            Err(SessionError::NotVerified) => "unverified",
+            Err(SessionError::RateLimited { .. }) => "rate_limited",
+            Err(SessionError::Busy) => "unavailable",
             Err(_) => "error",
         };
         self.inner.logins.get_or_create(&LoginLabels { result }).inc();

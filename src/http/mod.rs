@@ -2,7 +2,9 @@
 //! request passes through. Connections themselves (timeouts, limits, shutdown) are
 //! `crate::server`'s.
 
+pub mod cookies;
 mod email;
+pub mod error;
 pub mod extract;
 mod health;
 mod keep_alive;
@@ -26,8 +28,9 @@ use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-use crate::error::{ApiError, ErrorCode};
-use state::{AppState, Settings};
+use crate::http::error::{ApiError, ErrorCode};
+use crate::settings::Settings;
+use state::AppState;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -22,9 +22,10 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder, Server};
 
-use crate::error::ApiError;
-use crate::http::state::{AppState, Settings};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::http::{email, health, metrics, password_reset, sessions, tokens, users, well_known};
+use crate::settings::Settings;
 
 /// An RFC 9457 problem, as every endpoint but `/token` and `/revoke` answers errors.
 #[derive(utoipa::ToSchema)]
@@ -191,7 +192,7 @@ pub fn document(settings: &Settings) -> Document {
     components.add_security_scheme(
         "cookie",
         SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-            settings.cookie_name(),
+            crate::http::cookies::session_name(settings),
             "The session cookie set by `POST /sessions`. State-changing requests authenticated by it are \
              refused (403) when `Origin` or `Sec-Fetch-Site` shows another site.",
         ))),

@@ -10,14 +10,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::auth::{emails, secret};
-use crate::domain::{Email, Username};
-use crate::error::ApiError;
+use crate::auth::secret;
+use crate::domain::input::{self, TokenAndPassword};
+use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, Json};
 use crate::http::openapi::Status;
 use crate::http::state::AppState;
-use crate::http::users::Fields;
-use crate::store::{self, TokenPurpose};
+use crate::store::TokenPurpose;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/password-reset", post(request)).route("/password-reset/confirm", post(confirm))
@@ -56,12 +55,7 @@ async fn request(
     client: ClientInfo,
     Input(req): Json<ResetRequest>,
 ) -> Result<(StatusCode, JsonBody<Value>), ApiError> {
-    let mut fields = Fields::default();
-    let email = fields.required(&req.email, "email").and_then(|e| fields.check("email", Email::parse(e)));
-    fields.finish()?;
-    let Some(email) = email else {
-        return Err(ApiError::bad_request("invalid fields"));
-    };
+    let email = input::email(req.email.as_deref(), "email")?;
     state.limiter.password_reset(client.ip, email.as_str()).await?;
     // Known and unknown addresses are answered at the same moment: the lookup, the token
     // and the email are done by a task of their own, and the answer waits for it until
@@ -71,15 +65,15 @@ async fn request(
     let background = state.clone();
     let job = tokio::spawn(async move {
         let result = match background.store.user_by_login(email.as_str()).await {
-            Ok(Some(user)) if !user.disabled => emails::send_password_reset(&background, &user).await,
+            Ok(Some(user)) if !user.disabled => background.emails.send_password_reset(&user).await,
             Ok(_) => {
                 tracing::info!("password reset requested for an unknown or disabled account");
                 Ok(())
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         if let Err(e) = result {
-            tracing::error!(code = e.code().as_str(), "password reset email not sent");
+            tracing::error!(error = %e, "password reset email not sent");
         }
     });
     let _ = tokio::time::timeout_at(deadline, job).await;
@@ -117,28 +111,18 @@ struct ConfirmRequest {
     ),
 )]
 async fn confirm(State(state): State<AppState>, Input(req): Json<ConfirmRequest>) -> Result<StatusCode, ApiError> {
-    let mut fields = Fields::default();
-    let token = fields.required(&req.token, "token");
-    let password = fields.required(&req.new_password, "new_password");
-    fields.finish()?;
-    let (Some(token), Some(password)) = (token, password) else {
-        return Err(ApiError::bad_request("invalid fields"));
-    };
+    let TokenAndPassword { token, new_password } =
+        TokenAndPassword::parse(req.token.as_deref(), req.new_password.as_deref())?;
     let invalid = || ApiError::bad_request("the reset token is invalid, used or expired");
     let hash = secret::digest(token);
-    let now = store::now();
+    let now = state.clock.now();
     let record = state.store.find_one_time_token(&hash, TokenPurpose::ResetPassword, now).await?.ok_or_else(invalid)?;
     let user = state.store.user_by_id(record.user_id).await?.filter(|u| u.email == record.email).ok_or_else(invalid)?;
     // A bad password leaves the token valid: it is used up only by a success.
-    let username = Username::parse(&user.username).ok();
-    let email = Email::parse(&user.email).ok();
-    let new_password = state
-        .policy
-        .check(password, username.as_ref(), email.as_ref())
-        .map_err(|message| ApiError::field("new_password", message))?;
+    let new_password = crate::http::users::account_password(&state, &user, Some(new_password))?;
     let new_hash = state.hasher.hash(new_password.expose()).await?;
-    state.store.reset_password(&hash, &new_hash, store::now()).await?.ok_or_else(invalid)?;
+    state.store.reset_password(&hash, &new_hash, state.clock.now()).await?.ok_or_else(invalid)?;
     tracing::info!(event = "password_reset", user = %user.id, "password reset; all sessions ended");
-    emails::send_password_changed(&state, &user).await;
+    state.emails.send_password_changed(&user).await;
     Ok(StatusCode::NO_CONTENT)
 }

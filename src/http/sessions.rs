@@ -2,21 +2,20 @@
 //! `DELETE /sessions` logs out; users list and end their own sessions of every kind.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::auth::login;
-use crate::error::ApiError;
+use crate::auth::sessions::LoginOptions;
+use crate::domain::{SessionId, Timestamp};
+use crate::http::cookies;
+use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, ClientInfo, Input, JsonOrForm, Via, refuse_cross_site};
-use crate::http::state::{AppState, Settings};
+use crate::http::state::AppState;
 use crate::http::users::PrivateUser;
-use crate::store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,26 +34,6 @@ struct LoginRequest {
     email: Option<String>,
     #[schema(value_type = String, required = true, format = Password, min_length = 1)]
     password: Option<String>,
-}
-
-/// `Set-Cookie` for a new session secret, or one that clears the cookie.
-fn set_cookie(settings: &Settings, secret: Option<&str>) -> Result<HeaderValue, ApiError> {
-    let (value, max_age) = match secret {
-        Some(secret) => (secret, settings.refresh_token_ttl.as_secs()),
-        None => ("", 0),
-    };
-    cookie_header(settings, settings.cookie_name(), value, max_age)
-}
-
-fn cookie_header(settings: &Settings, name: &str, value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
-    let max_age = time::Duration::seconds(i64::try_from(max_age).unwrap_or(i64::MAX));
-    let cookie = cookie::Cookie::build((name, value))
-        .http_only(true)
-        .same_site(cookie::SameSite::Lax)
-        .path("/")
-        .max_age(max_age)
-        .secure(settings.secure_cookies());
-    HeaderValue::from_str(&cookie.to_string()).map_err(|e| ApiError::internal(e.into()))
 }
 
 /// Logs in and sets the session cookie.
@@ -101,20 +80,16 @@ async fn create(
         }
         return Err(ApiError::validation(missing));
     }
-    let require_verified = state.settings.require_verified_email;
-    let outcome = login::check_password(&state, login, password, client.login(), require_verified, true).await;
+    let options = LoginOptions { require_verified: true, issue_device: true };
+    let outcome = state.sessions.login(login, password, client.client(), options).await;
     state.metrics.login(&outcome);
     let logged_in = outcome?;
-    let user = logged_in.user;
-    let secret = login::start_browser_session(&state, &user, client.ip, client.user_agent.as_deref()).await?;
-    tracing::info!(user = %user.id, "browser session started");
-    let mut response = JsonBody(PrivateUser::from(&user)).into_response();
+    let secret = state.sessions.start_browser(&logged_in.user, client.client()).await?;
+    let mut response = JsonBody(PrivateUser::from(&logged_in.user)).into_response();
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, set_cookie(&state.settings, Some(&secret))?);
+    headers.append(header::SET_COOKIE, cookies::session(&state.settings, Some(&secret))?);
     if let Some(device) = logged_in.device {
-        let max_age = crate::auth::limits::KNOWN_CLIENT_TTL.whole_seconds().unsigned_abs();
-        let name = state.settings.device_cookie_name();
-        headers.append(header::SET_COOKIE, cookie_header(&state.settings, name, &device, max_age)?);
+        headers.append(header::SET_COOKIE, cookies::device(&state.settings, &device)?);
     }
     Ok(response)
 }
@@ -139,12 +114,11 @@ async fn end_current(State(state): State<AppState>, auth: AuthUser<true>) -> Res
 /// Shared by `DELETE /sessions` and `POST /logout`.
 pub async fn end_session_response<const A: bool>(state: &AppState, auth: &AuthUser<A>) -> Result<Response, ApiError> {
     if let Some(sid) = auth.session_id() {
-        state.store.delete_session(sid).await?;
-        tracing::info!(user = %auth.user.id, session = %sid, "session ended");
+        state.sessions.end(sid).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if auth.via == Via::Cookie {
-        response.headers_mut().insert(header::SET_COOKIE, set_cookie(&state.settings, None)?);
+        response.headers_mut().insert(header::SET_COOKIE, cookies::session(&state.settings, None)?);
     }
     Ok(response)
 }
@@ -154,11 +128,12 @@ pub async fn end_session_response<const A: bool>(state: &AppState, auth: &AuthUs
 #[schema(as = Session)]
 struct SessionView {
     /// The `sid` of its access tokens.
-    id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    last_seen_at: OffsetDateTime,
+    #[schema(value_type = Uuid)]
+    id: SessionId,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    last_seen_at: Timestamp,
     /// As given when the session started.
     user_agent: Option<String>,
     /// The client address when the session started.
@@ -178,9 +153,8 @@ struct SessionView {
     responses((status = 200, description = "The live sessions", body = Vec<SessionView>)),
 )]
 async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<JsonBody<Vec<SessionView>>, ApiError> {
-    let now = store::now();
     let current = auth.session_id();
-    let sessions = state.store.list_sessions(auth.user.id, now, state.settings.idle_cutoff(now)).await?;
+    let sessions = state.sessions.list(auth.user.id).await?;
     Ok(JsonBody(
         sessions
             .into_iter()
@@ -215,10 +189,9 @@ async fn end_one(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-    if !state.store.delete_user_session(auth.user.id, id).await? {
+    let id = SessionId::parse(&id).ok_or_else(ApiError::not_found)?;
+    if !state.sessions.end_own(auth.user.id, id).await? {
         return Err(ApiError::not_found());
     }
-    tracing::info!(user = %auth.user.id, session = %id, "session ended by its user");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,12 +9,10 @@ use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::login::{self, TokenPair};
-use crate::auth::secret;
-use crate::error::{ApiError, OAuthError};
+use crate::auth::sessions::{LoginOptions, TokenPair};
+use crate::http::error::{ApiError, OAuthError};
 use crate::http::extract::{self, AuthUser, ClientInfo, Input, JsonOrForm};
 use crate::http::state::AppState;
-use crate::store::{self, RotateOutcome};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token)).route("/revoke", post(revoke)).route("/logout", post(logout))
@@ -132,12 +130,11 @@ async fn password_grant(state: &AppState, client: &ClientInfo, req: TokenRequest
     let (Some(username), Some(password)) = (req.username.as_deref(), req.password.as_deref()) else {
         return Err(OAuthError::invalid_request("username and password are required"));
     };
-    let require_verified = state.settings.require_verified_email;
-    let outcome = login::check_password(state, username, password, client.login(), require_verified, false).await;
+    let options = LoginOptions { require_verified: true, issue_device: false };
+    let outcome = state.sessions.login(username, password, client.client(), options).await;
     state.metrics.login(&outcome);
-    let user = outcome.map_err(ApiError::from)?.user;
-    tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
-    let pair = login::start_token_session(state, &user, client_id, client.ip, client.user_agent.as_deref()).await?;
+    let user = outcome?.user;
+    let pair = state.sessions.start_token(&user, client_id, client.client()).await?;
     state.metrics.tokens_issued("password");
     Ok(pair)
 }
@@ -146,47 +143,9 @@ async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair,
     let Some(presented) = req.refresh_token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(OAuthError::invalid_request("refresh_token is required"));
     };
-    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
-    // Checked before the rotation, so that the refused client keeps a refresh token that
-    // works once the address is verified.
-    if state.settings.require_verified_email
-        && let Some(sid) = state.store.session_of_refresh_token(&secret::digest(presented)).await?
-        && let Some((_, user)) = state.store.session_with_user(sid).await?
-        && !user.email_verified
-    {
-        return Err(ApiError::email_not_verified().into());
-    }
-    let new_token = secret::random_token();
-    let now = store::now();
-    let outcome = state
-        .store
-        .rotate_refresh_token(
-            &secret::digest(presented),
-            &secret::digest(&new_token),
-            now,
-            state.settings.idle_cutoff(now),
-        )
-        .await?;
-    let session = match outcome {
-        RotateOutcome::Rotated(session) => session,
-        RotateOutcome::Reused { session, user } => {
-            let user = user.map(|u| u.to_string());
-            tracing::warn!(event = "refresh_token_reused", user, session = %session, "refresh token reused; its session has been ended");
-            return Err(invalid());
-        }
-        RotateOutcome::Invalid => return Err(invalid()),
-    };
-    let user = match state.store.user_by_id(session.user_id).await? {
-        Some(user) if !user.disabled => user,
-        _ => {
-            state.store.delete_session(session.id).await?;
-            return Err(invalid());
-        }
-    };
-
-    let access_token = state.tokens.sign(user.id, session.id, &session.client_id)?;
+    let pair = state.sessions.refresh(presented).await?;
     state.metrics.tokens_issued("refresh_token");
-    Ok(TokenPair { access_token, refresh_token: new_token, expires_in: state.tokens.ttl().as_secs() })
+    Ok(pair)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -218,15 +177,7 @@ async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response,
     let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(OAuthError::invalid_request("token is required"));
     };
-    let session = match state.tokens.verify(token) {
-        Ok(claims) => Some(claims.sid),
-        Err(_) => state.store.session_of_refresh_token(&secret::digest(token)).await?,
-    };
-    if let Some(sid) = session
-        && state.store.delete_session(sid).await?
-    {
-        tracing::info!(session = %sid, "session revoked");
-    }
+    state.sessions.revoke(token).await?;
     // RFC 7009 leaves the body to the server; an empty JSON object keeps every
     // response of the API JSON.
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({}))).into_response())

@@ -7,17 +7,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::auth::emails;
-use crate::auth::login::{self, LoginError};
-use crate::domain::{Email, FieldError, Username};
-use crate::error::ApiError;
+use crate::auth::sessions::SessionError;
+use crate::domain::input::{self, NewAccount, ProfileUpdate};
+use crate::domain::{Email, Timestamp, UserId, Username};
+use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, ClientInfo, Input, Json, JsonOrForm};
 use crate::http::state::AppState;
-use crate::store::{self, NewUser, ProfileChange, UserRecord};
+use crate::store::{KeepSessions, NewUser, ProfileChange, UserRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,14 +28,15 @@ pub fn router() -> Router<AppState> {
 /// What the user themself (or an admin) sees.
 #[derive(Serialize, ToSchema)]
 pub struct PrivateUser {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub email_verified: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
 }
 
 impl From<&UserRecord> for PrivateUser {
@@ -56,36 +55,11 @@ impl From<&UserRecord> for PrivateUser {
 /// What anyone sees.
 #[derive(Serialize, ToSchema)]
 struct PublicUser {
-    id: Uuid,
+    #[schema(value_type = Uuid)]
+    id: UserId,
     username: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
-
-/// Collects field errors so that one response names every bad field.
-#[derive(Default)]
-pub struct Fields(Vec<FieldError>);
-
-impl Fields {
-    /// The value of a required string field, or an error recorded for it.
-    pub fn required<'a>(&mut self, value: &'a Option<String>, field: &str) -> Option<&'a str> {
-        match value.as_deref() {
-            Some(v) if !v.is_empty() => Some(v),
-            _ => {
-                self.0.push(FieldError::new(field, "is required"));
-                None
-            }
-        }
-    }
-
-    /// Parses a value, recording the error against `field`.
-    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        result.map_err(|message| self.0.push(FieldError::new(field, message))).ok()
-    }
-
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
-    }
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -127,40 +101,31 @@ async fn register(
     client: ClientInfo,
     Input(req): JsonOrForm<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let mut fields = Fields::default();
-    let username =
-        fields.required(&req.username, "username").and_then(|u| fields.check("username", Username::parse(u)));
-    let email = fields.required(&req.email, "email").and_then(|e| fields.check("email", Email::parse(e)));
-    let password = fields
-        .required(&req.password, "password")
-        .and_then(|p| fields.check("password", state.policy.check(p, username.as_ref(), email.as_ref())));
-    fields.finish()?;
-    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-        return Err(ApiError::bad_request("invalid fields"));
-    };
+    let NewAccount { username, email, password } =
+        NewAccount::parse(&state.policy, req.username.as_deref(), req.email.as_deref(), req.password.as_deref())?;
     // Valid attempts count, taken names included, so that probing for accounts is limited.
     state.limiter.register(client.ip).await?;
     // Cheap check first, so that a taken name costs no hashing; the unique indexes
     // decide races.
-    if let Some(field) = state.store.taken(Some(username.as_str()), Some(email.as_str())).await? {
+    if let Some(field) = state.store.taken(Some(&username), Some(&email)).await? {
         return Err(ApiError::conflict(field));
     }
     let hash = state.hasher.hash(password.expose()).await?;
     let user = state
         .store
         .insert_user(&NewUser {
-            id: Uuid::now_v7(),
-            username: username.as_str(),
-            email: email.as_str(),
+            id: UserId::new(),
+            username: &username,
+            email: &email,
             email_verified: false,
             password_hash: &hash,
             is_admin: false,
-            now: store::now(),
+            now: state.clock.now(),
         })
         .await?;
     tracing::info!(user = %user.id, "user registered");
     state.metrics.registration();
-    emails::send_verification(&state, &user).await?;
+    state.emails.send_verification(&user).await?;
     let location = HeaderValue::from_str(&format!("/users/{}", user.id)).map_err(anyhow::Error::from)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], JsonBody(PrivateUser::from(&user))).into_response())
 }
@@ -220,10 +185,7 @@ async fn update_me(
     Input(req): Json<UpdateRequest>,
 ) -> Result<JsonBody<PrivateUser>, ApiError> {
     let user = auth.user;
-    let mut fields = Fields::default();
-    let username = req.username.as_deref().and_then(|u| fields.check("username", Username::parse(u)));
-    let email = req.email.as_deref().and_then(|e| fields.check("email", Email::parse(e)));
-    fields.finish()?;
+    let ProfileUpdate { username, email } = ProfileUpdate::parse(req.username.as_deref(), req.email.as_deref())?;
     let new_username = username.filter(|u| u.as_str() != user.username);
     let new_email = email.filter(|e| e.as_str() != user.email);
     if new_email.is_some() {
@@ -247,20 +209,16 @@ async fn update_me(
         // like any other so that changing back and forth sends no flood of mail.
         state.limiter.verification_email(user.id).await?;
     }
-    if let Some(field) =
-        state.store.taken(renamed_to_other.map(Username::as_str), new_email.as_ref().map(Email::as_str)).await?
-    {
+    if let Some(field) = state.store.taken(renamed_to_other, new_email.as_ref()).await? {
         return Err(ApiError::conflict(field));
     }
-    let change = ProfileChange {
-        username: new_username.as_ref().map(Username::as_str),
-        email: new_email.as_ref().map(Email::as_str),
-    };
-    let updated = state.store.update_profile(user.id, &change, store::now()).await?.ok_or_else(ApiError::not_found)?;
+    let change = ProfileChange { username: new_username.as_ref(), email: new_email.as_ref() };
+    let updated =
+        state.store.update_profile(user.id, &change, state.clock.now()).await?.ok_or_else(ApiError::not_found)?;
     if new_email.is_some() {
         tracing::info!(event = "email_changed", user = %user.id, "email changed");
-        emails::send_verification(&state, &updated).await?;
-        emails::send_email_changed(&state, &user.email, &updated).await;
+        state.emails.send_verification(&updated).await?;
+        state.emails.send_email_changed(&user.email, &updated).await;
     }
     Ok(JsonBody(PrivateUser::from(&updated)))
 }
@@ -300,24 +258,16 @@ async fn change_password(
     Input(req): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let user = &auth.user;
-    let mut fields = Fields::default();
-    let username = Username::parse(&user.username).ok();
-    let email = Email::parse(&user.email).ok();
-    let new_password = fields
-        .required(&req.new_password, "new_password")
-        .and_then(|p| fields.check("new_password", state.policy.check(p, username.as_ref(), email.as_ref())));
+    let new_password = account_password(&state, user, req.new_password.as_deref())?;
     // The new password is judged before the current one is checked, so that a refusal
     // of the new one cannot confirm a guess of the current one.
-    fields.finish()?;
-    let Some(new_password) = new_password else {
-        return Err(ApiError::bad_request("invalid fields"));
-    };
     let current = req.current_password.as_deref().unwrap_or("");
     confirm_password(&state, user, current, &client, "current_password").await?;
     let hash = state.hasher.hash(new_password.expose()).await?;
-    state.store.change_password(user.id, &hash, auth.session_id(), store::now()).await?;
+    let keep = auth.session_id().map_or(KeepSessions::None, KeepSessions::This);
+    state.store.set_password(user.id, &hash, keep, state.clock.now()).await?.ok_or_else(ApiError::not_found)?;
     tracing::info!(event = "password_changed", user = %user.id, "password changed; other sessions ended");
-    emails::send_password_changed(&state, user).await;
+    state.emails.send_password_changed(user).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -330,11 +280,22 @@ async fn confirm_password(
     client: &ClientInfo,
     field: &'static str,
 ) -> Result<(), ApiError> {
-    match login::confirm_password(state, user, password, client.login()).await {
+    match state.sessions.confirm_password(user, password, client.client()).await {
         Ok(()) => Ok(()),
-        Err(LoginError::InvalidCredentials) => Err(ApiError::wrong_password(field)),
+        Err(SessionError::InvalidCredentials) => Err(ApiError::wrong_password(field)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A new password for `user`'s account, named `new_password` in the request.
+pub fn account_password(
+    state: &AppState,
+    user: &UserRecord,
+    value: Option<&str>,
+) -> Result<crate::domain::NewPassword, ApiError> {
+    let username = Username::parse(&user.username).ok();
+    let email = Email::parse(&user.email).ok();
+    Ok(input::new_password(&state.policy, value, "new_password", username.as_ref(), email.as_ref())?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -391,7 +352,7 @@ async fn public_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<JsonBody<PublicUser>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
+    let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
     let user = state.store.user_by_id(id).await?.ok_or_else(ApiError::not_found)?;
     Ok(JsonBody(PublicUser { id: user.id, username: user.username, created_at: user.created_at }))
 }

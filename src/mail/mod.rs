@@ -14,6 +14,7 @@ use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::MailerConfig;
 
+pub mod messages;
 pub(crate) mod smtp;
 
 /// One message to one recipient. `Debug` leaves the bodies out: they hold tokens.

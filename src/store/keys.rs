@@ -6,7 +6,7 @@
 //! that verifiers have fetched it before they meet it. A retired key stays published
 //! until its tokens have expired.
 
-use time::OffsetDateTime;
+use crate::domain::Timestamp;
 
 use super::StoreError;
 
@@ -18,11 +18,11 @@ pub struct StoredKey {
     /// The private key, plaintext DER or sealed (see `encrypted_with`).
     pub private_der: Vec<u8>,
     pub public_jwk: String,
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// When it stops signing; `None` while no newer key is scheduled.
-    pub retired_at: Option<OffsetDateTime>,
+    pub retired_at: Option<Timestamp>,
     /// When it starts signing.
-    pub signs_from: OffsetDateTime,
+    pub signs_from: Timestamp,
     /// The id of the key-encryption key that sealed `private_der`; `None`: plaintext.
     pub encrypted_with: Option<String>,
 }
@@ -42,7 +42,7 @@ impl std::fmt::Debug for StoredKey {
 #[async_trait::async_trait]
 pub trait KeyStore {
     /// Keys not retired before `retired_after` (scheduled ones included), newest first.
-    async fn signing_keys(&self, retired_after: OffsetDateTime) -> Result<Vec<StoredKey>, StoreError>;
+    async fn signing_keys(&self, retired_after: Timestamp) -> Result<Vec<StoredKey>, StoreError>;
     /// Adds `key`. Every key that would still sign at `key.signs_from` retires then;
     /// with `replace_all` every other key is deleted instead (a compromised key).
     async fn add_signing_key(&self, key: &StoredKey, replace_all: bool) -> Result<(), StoreError>;
@@ -59,7 +59,7 @@ macro_rules! impl_key_store {
         impl $crate::store::KeyStore for $store {
             async fn signing_keys(
                 &self,
-                retired_after: time::OffsetDateTime,
+                retired_after: $crate::domain::Timestamp,
             ) -> Result<Vec<$crate::store::StoredKey>, $crate::store::StoreError> {
                 Ok(sqlx::query_as(
                     "SELECT * FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid",

@@ -2,14 +2,15 @@
 //! and one body of SQL shared by the SQLite and PostgreSQL implementations through a
 //! macro, so that the two backends cannot drift apart; handlers see `Arc<dyn Store>`.
 //!
-//! Timestamps are whole seconds in UTC ([`now`]): SQLite keeps them as RFC 3339 text,
-//! which then sorts in time order.
+//! Ids and times are domain types ([`UserId`](crate::domain::UserId),
+//! [`Timestamp`](crate::domain::Timestamp): whole seconds in UTC, kept by SQLite as
+//! RFC 3339 text, which then sorts in time order). The store never reads the clock:
+//! callers pass `now`.
 //!
 //! Changes that caches must not miss (a session ended, a user changed, a new signing
 //! key) are announced as [`Change`]s after they commit: within the process, and on
 //! PostgreSQL to every instance through `NOTIFY`.
 
-mod admin;
 mod file_watch;
 mod keys;
 mod one_time_tokens;
@@ -17,22 +18,22 @@ mod postgres;
 pub(crate) mod rate_limits;
 mod sessions;
 mod sqlite;
-mod users;
+pub(crate) mod users;
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
-pub use admin::{AdminStore, IMPORT_BATCH_ROWS, ImportedUser, TakenNames};
 pub use keys::{KeyStore, StoredKey};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
 pub use rate_limits::{Counter, RateLimitStore, Settle};
 pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
-pub use users::{NewUser, ProfileChange, UserRecord, UserStore};
+pub use users::{
+    IMPORT_BATCH_ROWS, ImportedUser, KeepSessions, NewUser, ProfileChange, TakenNames, UserRecord, UserStore,
+};
 
 use crate::config::DatabaseUrl;
+use crate::domain::{SessionId, UserId};
 
 /// Voids every password-reset link of the user `$1`: run in the transaction of any
 /// change after which an earlier link must no longer work (SPEC §3, one-time tokens).
@@ -41,7 +42,7 @@ const VOID_RESET_LINKS: &str = "DELETE FROM one_time_tokens WHERE user_id = $1 A
 /// All of Latch's persistent state.
 #[async_trait::async_trait]
 pub trait Store:
-    UserStore + SessionStore + OneTimeTokenStore + KeyStore + RateLimitStore + AdminStore + Send + Sync + 'static
+    UserStore + SessionStore + OneTimeTokenStore + KeyStore + RateLimitStore + Send + Sync + 'static
 {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -68,9 +69,9 @@ pub type Fingerprint = Arc<dyn Fn() -> u64 + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// This session ended.
-    Session(uuid::Uuid),
+    Session(SessionId),
     /// This user changed, or some of their sessions ended.
-    User(uuid::Uuid),
+    User(UserId),
     /// The signing keys changed.
     Keys,
     /// Announcements may have been missed: forget everything cached.
@@ -89,10 +90,9 @@ impl Change {
     }
 
     pub fn decode(text: &str) -> Self {
-        let id = |rest: &str| uuid::Uuid::parse_str(rest).ok();
         match text.split_once(':') {
-            Some(("s", rest)) => id(rest).map_or(Self::All, Self::Session),
-            Some(("u", rest)) => id(rest).map_or(Self::All, Self::User),
+            Some(("s", rest)) => SessionId::parse(rest).map_or(Self::All, Self::Session),
+            Some(("u", rest)) => UserId::parse(rest).map_or(Self::All, Self::User),
             _ if text == "k" => Self::Keys,
             _ => Self::All,
         }
@@ -192,12 +192,6 @@ fn postgres_cannot_serve(code: &str, message: &str) -> bool {
         || code == "25006"
         || (code == "55000" && message.contains("not currently accepting connections"))
 }
-/// The current time, truncated to whole seconds.
-pub fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(0).unwrap_or(t)
-}
-
 /// Opens (creating if needed) the database and applies pending migrations.
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
     match url {

@@ -1,10 +1,8 @@
 //! Single-use tokens sent by email (address verification, password reset), stored as
 //! SHA-256 digests with the address they were sent to and an expiry.
 
-use time::OffsetDateTime;
-use uuid::Uuid;
-
 use super::StoreError;
+use crate::domain::{Timestamp, UserId};
 
 /// What a one-time token is good for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,17 +23,17 @@ impl TokenPurpose {
 /// A token about to be stored.
 pub struct NewOneTimeToken<'a> {
     pub hash: &'a [u8],
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub purpose: TokenPurpose,
     pub email: &'a str,
-    pub now: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
+    pub now: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// A stored token that is still valid.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OneTimeTokenRecord {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub email: String,
 }
 
@@ -44,25 +42,20 @@ pub trait OneTimeTokenStore {
     /// Stores a token; a new reset token replaces the user's earlier ones.
     async fn insert_one_time_token(&self, token: &NewOneTimeToken<'_>) -> Result<(), StoreError>;
     /// Deletes expired tokens; returns how many.
-    async fn delete_expired_one_time_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    async fn delete_expired_one_time_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// The valid (unexpired) token with this digest and purpose.
     async fn find_one_time_token(
         &self,
         hash: &[u8],
         purpose: TokenPurpose,
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<Option<OneTimeTokenRecord>, StoreError>;
     /// Uses up a verification token and marks the address it was sent to verified, if
     /// it is still the user's address; otherwise changes nothing and returns `None`.
-    async fn confirm_email(&self, hash: &[u8], now: OffsetDateTime) -> Result<Option<super::UserRecord>, StoreError>;
+    async fn confirm_email(&self, hash: &[u8], now: Timestamp) -> Result<Option<super::UserRecord>, StoreError>;
     /// Uses up a reset token, sets the new password hash and ends every session of the
     /// user, in one transaction. Returns the user, or `None` for an invalid token.
-    async fn reset_password(
-        &self,
-        hash: &[u8],
-        new_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Uuid>, StoreError>;
+    async fn reset_password(&self, hash: &[u8], new_hash: &str, now: Timestamp) -> Result<Option<UserId>, StoreError>;
 }
 
 macro_rules! impl_one_time_token_store {
@@ -100,7 +93,7 @@ macro_rules! impl_one_time_token_store {
 
             async fn delete_expired_one_time_tokens(
                 &self,
-                now: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
             ) -> Result<u64, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM one_time_tokens WHERE expires_at <= $1")
                     .bind(now)
@@ -113,7 +106,7 @@ macro_rules! impl_one_time_token_store {
                 &self,
                 hash: &[u8],
                 purpose: $crate::store::TokenPurpose,
-                now: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
             ) -> Result<Option<$crate::store::one_time_tokens::OneTimeTokenRecord>, $crate::store::StoreError> {
                 Ok(sqlx::query_as(
                     "SELECT user_id, email FROM one_time_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3",
@@ -128,10 +121,10 @@ macro_rules! impl_one_time_token_store {
             async fn confirm_email(
                 &self,
                 hash: &[u8],
-                now: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
             ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
-                let token: Option<(uuid::Uuid, String)> = sqlx::query_as(
+                let token: Option<($crate::domain::UserId, String)> = sqlx::query_as(
                     "DELETE FROM one_time_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3
                      RETURNING user_id, email",
                 )
@@ -164,11 +157,11 @@ macro_rules! impl_one_time_token_store {
                 &self,
                 hash: &[u8],
                 new_hash: &str,
-                now: time::OffsetDateTime,
-            ) -> Result<Option<uuid::Uuid>, $crate::store::StoreError> {
+                now: $crate::domain::Timestamp,
+            ) -> Result<Option<$crate::domain::UserId>, $crate::store::StoreError> {
                 let purpose = $crate::store::TokenPurpose::ResetPassword.as_str();
                 let mut tx = self.write().begin().await?;
-                let token: Option<(uuid::Uuid, String)> = sqlx::query_as(
+                let token: Option<($crate::domain::UserId, String)> = sqlx::query_as(
                     "DELETE FROM one_time_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3
                      RETURNING user_id, email",
                 )
@@ -182,26 +175,12 @@ macro_rules! impl_one_time_token_store {
                 };
                 // Only while the account still uses the address the link was sent to; the
                 // link reached that address, which proves it.
-                let updated = sqlx::query(
-                    "UPDATE users SET password_hash = $2, updated_at = $3, email_verified = TRUE
-                     WHERE id = $1 AND email = $4",
-                )
-                .bind(user_id)
-                .bind(new_hash)
-                .bind(now)
-                .bind(&email)
-                .execute(&mut *tx)
-                .await?;
-                if updated.rows_affected() == 0 {
+                let keep: Option<$crate::domain::SessionId> = None;
+                let ended = $crate::store::users::set_password_in!(tx, user_id, new_hash, keep, now, Some(&email));
+                if ended.is_none() {
                     tx.rollback().await?;
                     return Ok(None);
                 }
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-                sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2")
-                    .bind(user_id)
-                    .bind(purpose)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
                 self.changed($crate::store::Change::User(user_id)).await;
                 Ok(Some(user_id))

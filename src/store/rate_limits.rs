@@ -3,7 +3,7 @@
 //! and ends at `expires_at`; the rows live in the database so that every instance sees
 //! the same numbers, and expired rows are deleted by the janitor.
 
-use time::OffsetDateTime;
+use crate::domain::Timestamp;
 
 use super::StoreError;
 
@@ -14,8 +14,8 @@ pub struct Counter {
     pub count: i64,
     /// How many of `count` are password checks still running.
     pub pending: i64,
-    pub window_start: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
+    pub window_start: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// What settling a password check does to one counter.
@@ -30,7 +30,7 @@ pub enum Settle {
     /// clears the identifier-and-address counters).
     Forgive,
     /// Remember the key until the given time (a client proved for an account).
-    Remember(OffsetDateTime),
+    Remember(Timestamp),
 }
 
 #[async_trait::async_trait]
@@ -38,23 +38,14 @@ pub trait RateLimitStore {
     /// Counts one event for each `(key, window_secs)` in one statement, opening a new
     /// window where the current one has passed; returns the counters after the event.
     /// With `pending`, the events are checks still to be settled.
-    async fn hit_all(
-        &self,
-        keys: &[(String, i64)],
-        pending: bool,
-        now: OffsetDateTime,
-    ) -> Result<Vec<Counter>, StoreError>;
+    async fn hit_all(&self, keys: &[(String, i64)], pending: bool, now: Timestamp) -> Result<Vec<Counter>, StoreError>;
     /// Which of `keys` are remembered (a row whose window has not ended), and until when.
-    async fn remembered(
-        &self,
-        keys: &[String],
-        now: OffsetDateTime,
-    ) -> Result<Vec<(String, OffsetDateTime)>, StoreError>;
+    async fn remembered(&self, keys: &[String], now: Timestamp) -> Result<Vec<(String, Timestamp)>, StoreError>;
     /// Applies the operations in one transaction, in the order of their keys (as
     /// [`RateLimitStore::hit_all`] locks them), so that concurrent checks cannot deadlock.
-    async fn settle(&self, ops: &[(String, Settle)], now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn settle(&self, ops: &[(String, Settle)], now: Timestamp) -> Result<(), StoreError>;
     /// Deletes every row whose window has ended; returns how many.
-    async fn delete_expired_limits(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    async fn delete_expired_limits(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// `INSERT … VALUES ($3, $1, 1, $2, $4), ($5, $1, 1, $2, $6), …`: one row per key,
@@ -94,7 +85,7 @@ macro_rules! impl_rate_limit_store {
                 &self,
                 keys: &[(String, i64)],
                 pending: bool,
-                now: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
             ) -> Result<Vec<$crate::store::Counter>, $crate::store::StoreError> {
                 if keys.is_empty() {
                     return Ok(Vec::new());
@@ -113,8 +104,8 @@ macro_rules! impl_rate_limit_store {
             async fn remembered(
                 &self,
                 keys: &[String],
-                now: time::OffsetDateTime,
-            ) -> Result<Vec<(String, time::OffsetDateTime)>, $crate::store::StoreError> {
+                now: $crate::domain::Timestamp,
+            ) -> Result<Vec<(String, $crate::domain::Timestamp)>, $crate::store::StoreError> {
                 if keys.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -132,7 +123,7 @@ macro_rules! impl_rate_limit_store {
             async fn settle(
                 &self,
                 ops: &[(String, $crate::store::Settle)],
-                now: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::Settle;
                 if ops.is_empty() {
@@ -177,7 +168,7 @@ macro_rules! impl_rate_limit_store {
                 Ok(())
             }
 
-            async fn delete_expired_limits(&self, now: time::OffsetDateTime) -> Result<u64, $crate::store::StoreError> {
+            async fn delete_expired_limits(&self, now: $crate::domain::Timestamp) -> Result<u64, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at <= $1")
                     .bind(now)
                     .execute(self.write())

@@ -3,27 +3,25 @@
 //! row; its refresh tokens go with it by cascade, and its access tokens are refused
 //! because their `sid` no longer resolves.
 
-use time::OffsetDateTime;
-use uuid::Uuid;
-
 use super::StoreError;
+use crate::domain::{SessionId, Timestamp, UserId};
 
 /// A live or expired session row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub client_id: String,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub last_seen_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 impl SessionRecord {
     /// Alive at `now` unless past its absolute lifetime or idle since `idle_cutoff`.
-    pub fn is_alive(&self, now: OffsetDateTime, idle_cutoff: OffsetDateTime) -> bool {
+    pub fn is_alive(&self, now: Timestamp, idle_cutoff: Timestamp) -> bool {
         self.expires_at > now && self.last_seen_at >= idle_cutoff
     }
 }
@@ -39,8 +37,8 @@ pub struct SessionUserRow {
     pub u_password_hash: String,
     pub u_is_admin: bool,
     pub u_disabled: bool,
-    pub u_created_at: OffsetDateTime,
-    pub u_updated_at: OffsetDateTime,
+    pub u_created_at: Timestamp,
+    pub u_updated_at: Timestamp,
 }
 
 impl SessionUserRow {
@@ -62,8 +60,8 @@ impl SessionUserRow {
 
 /// A session about to start.
 pub struct NewSession<'a> {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub client_id: &'a str,
     /// SHA-256 of the cookie secret, for browser sessions.
     pub cookie_hash: Option<&'a [u8]>,
@@ -71,8 +69,8 @@ pub struct NewSession<'a> {
     pub refresh_hash: Option<&'a [u8]>,
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
-    pub now: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
+    pub now: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// What presenting a refresh token did.
@@ -81,7 +79,7 @@ pub enum RotateOutcome {
     /// The token was live; it is now used and `new_hash` replaces it.
     Rotated(SessionRecord),
     /// The token had been used before: its whole session has been ended.
-    Reused { session: Uuid, user: Option<Uuid> },
+    Reused { session: SessionId, user: Option<UserId> },
     /// Unknown token, or its session expired (and has been ended).
     Invalid,
 }
@@ -91,20 +89,20 @@ pub trait SessionStore {
     async fn create_session(&self, session: &NewSession<'_>) -> Result<(), StoreError>;
 
     /// The session and its user, in one query.
-    async fn session_with_user(&self, id: Uuid) -> Result<Option<(SessionRecord, super::UserRecord)>, StoreError>;
+    async fn session_with_user(&self, id: SessionId) -> Result<Option<(SessionRecord, super::UserRecord)>, StoreError>;
     async fn session_by_cookie(&self, cookie_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
     /// Records a use of the session.
-    async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;
-    async fn delete_session(&self, id: Uuid) -> Result<bool, StoreError>;
+    async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<(), StoreError>;
+    async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError>;
     /// Ends one session, only if it belongs to `user_id`.
-    async fn delete_user_session(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+    async fn delete_user_session(&self, user_id: UserId, id: SessionId) -> Result<bool, StoreError>;
     /// Ends every session of the user but `keep`.
-    async fn delete_user_sessions(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<u64, StoreError>;
+    async fn delete_user_sessions(&self, user_id: UserId, keep: Option<SessionId>) -> Result<u64, StoreError>;
     async fn list_sessions(
         &self,
-        user_id: Uuid,
-        now: OffsetDateTime,
-        idle_cutoff: OffsetDateTime,
+        user_id: UserId,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError>;
     /// Uses up the refresh token `old_hash` and issues `new_hash` in its place, or
     /// detects reuse, atomically: of two concurrent presentations only one rotates.
@@ -112,17 +110,13 @@ pub trait SessionStore {
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
-        now: OffsetDateTime,
-        idle_cutoff: OffsetDateTime,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
     ) -> Result<RotateOutcome, StoreError>;
     /// The session a refresh token (used or not) belongs to.
-    async fn session_of_refresh_token(&self, hash: &[u8]) -> Result<Option<Uuid>, StoreError>;
+    async fn session_of_refresh_token(&self, hash: &[u8]) -> Result<Option<SessionId>, StoreError>;
     /// Deletes sessions past their lifetime or idle since `idle_cutoff`.
-    async fn delete_expired_sessions(
-        &self,
-        now: OffsetDateTime,
-        idle_cutoff: OffsetDateTime,
-    ) -> Result<u64, StoreError>;
+    async fn delete_expired_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> Result<u64, StoreError>;
 }
 
 macro_rules! impl_session_store {
@@ -159,7 +153,7 @@ macro_rules! impl_session_store {
 
             async fn session_with_user(
                 &self,
-                id: uuid::Uuid,
+                id: $crate::domain::SessionId,
             ) -> Result<Option<($crate::store::SessionRecord, $crate::store::UserRecord)>, $crate::store::StoreError>
             {
                 let row: Option<$crate::store::sessions::SessionUserRow> = sqlx::query_as(
@@ -186,8 +180,8 @@ macro_rules! impl_session_store {
 
             async fn touch_session(
                 &self,
-                id: uuid::Uuid,
-                now: time::OffsetDateTime,
+                id: $crate::domain::SessionId,
+                now: $crate::domain::Timestamp,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
                     .bind(id)
@@ -197,7 +191,7 @@ macro_rules! impl_session_store {
                 Ok(())
             }
 
-            async fn delete_session(&self, id: uuid::Uuid) -> Result<bool, $crate::store::StoreError> {
+            async fn delete_session(&self, id: $crate::domain::SessionId) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(self.write()).await?;
                 self.changed($crate::store::Change::Session(id)).await;
                 Ok(done.rows_affected() > 0)
@@ -205,8 +199,8 @@ macro_rules! impl_session_store {
 
             async fn delete_user_session(
                 &self,
-                user_id: uuid::Uuid,
-                id: uuid::Uuid,
+                user_id: $crate::domain::UserId,
+                id: $crate::domain::SessionId,
             ) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
                     .bind(id)
@@ -219,8 +213,8 @@ macro_rules! impl_session_store {
 
             async fn delete_user_sessions(
                 &self,
-                user_id: uuid::Uuid,
-                keep: Option<uuid::Uuid>,
+                user_id: $crate::domain::UserId,
+                keep: Option<$crate::domain::SessionId>,
             ) -> Result<u64, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
                     .bind(user_id)
@@ -233,9 +227,9 @@ macro_rules! impl_session_store {
 
             async fn list_sessions(
                 &self,
-                user_id: uuid::Uuid,
-                now: time::OffsetDateTime,
-                idle_cutoff: time::OffsetDateTime,
+                user_id: $crate::domain::UserId,
+                now: $crate::domain::Timestamp,
+                idle_cutoff: $crate::domain::Timestamp,
             ) -> Result<Vec<$crate::store::SessionRecord>, $crate::store::StoreError> {
                 Ok(sqlx::query_as(
                     "SELECT * FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_seen_at >= $3
@@ -252,14 +246,14 @@ macro_rules! impl_session_store {
                 &self,
                 old_hash: &[u8],
                 new_hash: &[u8],
-                now: time::OffsetDateTime,
-                idle_cutoff: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
+                idle_cutoff: $crate::domain::Timestamp,
             ) -> Result<$crate::store::RotateOutcome, $crate::store::StoreError> {
                 use $crate::store::RotateOutcome;
                 let mut tx = self.write().begin().await?;
                 // Claiming the token is the first statement, so the transaction holds the
                 // write lock (SQLite) or the row lock (PostgreSQL) from the start.
-                let claimed: Option<(uuid::Uuid,)> = sqlx::query_as(
+                let claimed: Option<($crate::domain::SessionId,)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id",
                 )
                 .bind(old_hash)
@@ -267,14 +261,14 @@ macro_rules! impl_session_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some((session_id,)) = claimed else {
-                    let owner: Option<(uuid::Uuid,)> =
+                    let owner: Option<($crate::domain::SessionId,)> =
                         sqlx::query_as("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
                             .bind(old_hash)
                             .fetch_optional(&mut *tx)
                             .await?;
                     let outcome = match owner {
                         Some((session_id,)) => {
-                            let user: Option<uuid::Uuid> =
+                            let user: Option<$crate::domain::UserId> =
                                 sqlx::query_scalar("DELETE FROM sessions WHERE id = $1 RETURNING user_id")
                                     .bind(session_id)
                                     .fetch_optional(&mut *tx)
@@ -317,8 +311,8 @@ macro_rules! impl_session_store {
             async fn session_of_refresh_token(
                 &self,
                 hash: &[u8],
-            ) -> Result<Option<uuid::Uuid>, $crate::store::StoreError> {
-                let row: Option<(uuid::Uuid,)> =
+            ) -> Result<Option<$crate::domain::SessionId>, $crate::store::StoreError> {
+                let row: Option<($crate::domain::SessionId,)> =
                     sqlx::query_as("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
                         .bind(hash)
                         .fetch_optional(self.read())
@@ -328,8 +322,8 @@ macro_rules! impl_session_store {
 
             async fn delete_expired_sessions(
                 &self,
-                now: time::OffsetDateTime,
-                idle_cutoff: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
+                idle_cutoff: $crate::domain::Timestamp,
             ) -> Result<u64, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
                     .bind(now)

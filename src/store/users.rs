@@ -1,24 +1,24 @@
 //! User accounts. Usernames are unique regardless of case (an index on
 //! `lower(username)`), emails are stored lowercased and unique: the database, not a
-//! pre-check, decides who wins a race for a name.
-
-use time::OffsetDateTime;
-use uuid::Uuid;
+//! pre-check, decides who wins a race for a name. Anything that changes who may log
+//! in (a new password, disabling) ends the user's sessions in the same transaction,
+//! so that no process serving the same database can see one change without the other.
 
 use super::StoreError;
+use crate::domain::{Email, SessionId, Timestamp, UserId, Username};
 
 /// A user row. `Debug` leaves the password hash out.
 #[derive(Clone, sqlx::FromRow)]
 pub struct UserRecord {
-    pub id: Uuid,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub email_verified: bool,
     pub password_hash: String,
     pub is_admin: bool,
     pub disabled: bool,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -34,51 +34,156 @@ impl std::fmt::Debug for UserRecord {
 
 /// A user about to be created.
 pub struct NewUser<'a> {
-    pub id: Uuid,
-    pub username: &'a str,
-    pub email: &'a str,
+    pub id: UserId,
+    pub username: &'a Username,
+    pub email: &'a Email,
     pub email_verified: bool,
     pub password_hash: &'a str,
     pub is_admin: bool,
-    pub now: OffsetDateTime,
+    pub now: Timestamp,
 }
 
 /// Changes to a user's name and address; `None` leaves a field alone.
 pub struct ProfileChange<'a> {
-    pub username: Option<&'a str>,
+    pub username: Option<&'a Username>,
     /// A new address also becomes unverified.
-    pub email: Option<&'a str>,
+    pub email: Option<&'a Email>,
+}
+
+/// Which sessions survive a new password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepSessions {
+    /// None: a reset, or an operator's `set-password`.
+    None,
+    /// The one that changed the password.
+    This(SessionId),
+}
+
+impl KeepSessions {
+    pub(crate) fn id(self) -> Option<SessionId> {
+        match self {
+            Self::None => None,
+            Self::This(id) => Some(id),
+        }
+    }
+}
+
+/// Rows per `INSERT` of an import: 9 bound values each stays well below SQLite's
+/// 32 766 and PostgreSQL's 65 535 parameters per statement.
+pub const IMPORT_BATCH_ROWS: usize = 1_000;
+
+/// A user brought in from another system with an existing password hash.
+#[derive(Clone)]
+pub struct ImportedUser {
+    pub id: UserId,
+    pub username: String,
+    /// Lowercased, as every stored email.
+    pub email: String,
+    pub email_verified: bool,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for ImportedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedUser").field("id", &self.id).field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// The usernames (lowercased) and emails already taken.
+#[derive(Debug, Default)]
+pub struct TakenNames {
+    pub usernames: Vec<String>,
+    pub emails: Vec<String>,
 }
 
 #[async_trait::async_trait]
 pub trait UserStore {
     /// Inserts a user; `Conflict("username" | "email")` when either is taken.
     async fn insert_user(&self, user: &NewUser<'_>) -> Result<UserRecord, StoreError>;
-    async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     /// Finds a user by email (any case) or username (any case).
     async fn user_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Which of `username` and `email` is already taken, if any.
-    async fn taken(&self, username: Option<&str>, email: Option<&str>) -> Result<Option<&'static str>, StoreError>;
+    async fn taken(
+        &self,
+        username: Option<&Username>,
+        email: Option<&Email>,
+    ) -> Result<Option<&'static str>, StoreError>;
+    /// Renames the user or changes the address (which then becomes unverified and
+    /// voids the reset links sent to the old one).
     async fn update_profile(
         &self,
-        id: Uuid,
+        id: UserId,
         change: &ProfileChange<'_>,
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<Option<UserRecord>, StoreError>;
-    /// Replaces the hash without touching sessions (a rehash after login).
-    async fn replace_password_hash(&self, id: Uuid, old_hash: &str, new_hash: &str) -> Result<(), StoreError>;
+    /// Replaces the hash without touching sessions (a rehash after login), only if it
+    /// is still `old_hash`.
+    async fn replace_password_hash(&self, id: UserId, old_hash: &str, new_hash: &str) -> Result<(), StoreError>;
     /// Sets a new password and, in the same transaction, ends every session of the
-    /// user except `keep` and voids every reset link.
-    async fn change_password(
+    /// user but `keep` and voids every reset link. `None` when there is no such user,
+    /// else the number of sessions ended.
+    async fn set_password(
         &self,
-        id: Uuid,
+        id: UserId,
         new_hash: &str,
-        keep: Option<Uuid>,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+        keep: KeepSessions,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError>;
     /// Deletes the user and, by cascade, everything of theirs.
-    async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError>;
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Disables or enables a user; disabling also ends all their sessions, in one
+    /// transaction. `None` when there is no such user, else the sessions ended.
+    async fn set_disabled(&self, id: UserId, disabled: bool, now: Timestamp) -> Result<Option<u64>, StoreError>;
+    /// Every taken username (lowercased) and email, to check an import against.
+    async fn taken_names(&self) -> Result<TakenNames, StoreError>;
+    /// Inserts all `users` in one transaction, [`IMPORT_BATCH_ROWS`] per statement,
+    /// calling `progress` with the number inserted so far after each batch. Either
+    /// all are inserted or none (`Conflict` when a name was taken meanwhile).
+    async fn import_users(
+        &self,
+        users: &[ImportedUser],
+        now: Timestamp,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, StoreError>;
 }
+
+/// The one body of "a new password" inside a transaction: sets the hash, ends every
+/// session but `keep`, voids the reset links. With `proven_email` (a reset link that
+/// reached that address) only while the account still has that address, and marks it
+/// verified. Evaluates to the sessions ended, or `None` when no user matched.
+macro_rules! set_password_in {
+    ($tx:expr, $id:expr, $hash:expr, $keep:expr, $now:expr, $proven_email:expr) => {{
+        let proven_email: Option<&str> = $proven_email;
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $2, updated_at = $3,
+                email_verified = CASE WHEN $4 IS NULL THEN email_verified ELSE TRUE END
+             WHERE id = $1 AND ($4 IS NULL OR email = $4)",
+        )
+        .bind($id)
+        .bind($hash)
+        .bind($now)
+        .bind(proven_email)
+        .execute(&mut *$tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            None
+        } else {
+            let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
+                .bind($id)
+                .bind($keep)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            // A reset link issued before must not undo the change.
+            sqlx::query($crate::store::VOID_RESET_LINKS).bind($id).execute(&mut *$tx).await?;
+            Some(ended)
+        }
+    }};
+}
+pub(crate) use set_password_in;
 
 macro_rules! impl_user_store {
     ($store:ty) => {
@@ -93,8 +198,8 @@ macro_rules! impl_user_store {
                      VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $7) RETURNING *",
                 )
                 .bind(u.id)
-                .bind(u.username)
-                .bind(u.email)
+                .bind(u.username.as_str())
+                .bind(u.email.as_str())
                 .bind(u.email_verified)
                 .bind(u.password_hash)
                 .bind(u.is_admin)
@@ -106,7 +211,7 @@ macro_rules! impl_user_store {
 
             async fn user_by_id(
                 &self,
-                id: uuid::Uuid,
+                id: $crate::domain::UserId,
             ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
                 Ok(sqlx::query_as("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(self.read()).await?)
             }
@@ -129,13 +234,13 @@ macro_rules! impl_user_store {
 
             async fn taken(
                 &self,
-                username: Option<&str>,
-                email: Option<&str>,
+                username: Option<&$crate::domain::Username>,
+                email: Option<&$crate::domain::Email>,
             ) -> Result<Option<&'static str>, $crate::store::StoreError> {
                 if let Some(username) = username {
-                    let hit: Option<(uuid::Uuid,)> =
+                    let hit: Option<($crate::domain::UserId,)> =
                         sqlx::query_as("SELECT id FROM users WHERE lower(username) = lower($1)")
-                            .bind(username)
+                            .bind(username.as_str())
                             .fetch_optional(self.read())
                             .await?;
                     if hit.is_some() {
@@ -143,10 +248,11 @@ macro_rules! impl_user_store {
                     }
                 }
                 if let Some(email) = email {
-                    let hit: Option<(uuid::Uuid,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
-                        .bind(email)
-                        .fetch_optional(self.read())
-                        .await?;
+                    let hit: Option<($crate::domain::UserId,)> =
+                        sqlx::query_as("SELECT id FROM users WHERE email = $1")
+                            .bind(email.as_str())
+                            .fetch_optional(self.read())
+                            .await?;
                     if hit.is_some() {
                         return Ok(Some("email"));
                     }
@@ -156,9 +262,9 @@ macro_rules! impl_user_store {
 
             async fn update_profile(
                 &self,
-                id: uuid::Uuid,
+                id: $crate::domain::UserId,
                 change: &$crate::store::ProfileChange<'_>,
-                now: time::OffsetDateTime,
+                now: $crate::domain::Timestamp,
             ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let row: Option<$crate::store::UserRecord> = sqlx::query_as(
@@ -170,8 +276,8 @@ macro_rules! impl_user_store {
                      WHERE id = $1 RETURNING *",
                 )
                 .bind(id)
-                .bind(change.username)
-                .bind(change.email)
+                .bind(change.username.map($crate::domain::Username::as_str))
+                .bind(change.email.map($crate::domain::Email::as_str))
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -186,11 +292,10 @@ macro_rules! impl_user_store {
 
             async fn replace_password_hash(
                 &self,
-                id: uuid::Uuid,
+                id: $crate::domain::UserId,
                 old_hash: &str,
                 new_hash: &str,
             ) -> Result<(), $crate::store::StoreError> {
-                // Only if nobody changed the password in the meantime.
                 sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
                     .bind(id)
                     .bind(old_hash)
@@ -200,36 +305,96 @@ macro_rules! impl_user_store {
                 Ok(())
             }
 
-            async fn change_password(
+            async fn set_password(
                 &self,
-                id: uuid::Uuid,
+                id: $crate::domain::UserId,
                 new_hash: &str,
-                keep: Option<uuid::Uuid>,
-                now: time::OffsetDateTime,
-            ) -> Result<(), $crate::store::StoreError> {
+                keep: $crate::store::KeepSessions,
+                now: $crate::domain::Timestamp,
+            ) -> Result<Option<u64>, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
-                sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(new_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
-                    .bind(id)
-                    .bind(keep)
-                    .execute(&mut *tx)
-                    .await?;
-                // A reset link issued before must not undo the change.
-                sqlx::query($crate::store::VOID_RESET_LINKS).bind(id).execute(&mut *tx).await?;
+                let ended = $crate::store::users::set_password_in!(tx, id, new_hash, keep.id(), now, None);
                 tx.commit().await?;
-                self.changed($crate::store::Change::User(id)).await;
-                Ok(())
+                if ended.is_some() {
+                    self.changed($crate::store::Change::User(id)).await;
+                }
+                Ok(ended)
             }
 
-            async fn delete_user(&self, id: uuid::Uuid) -> Result<bool, $crate::store::StoreError> {
+            async fn delete_user(&self, id: $crate::domain::UserId) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(self.write()).await?;
                 self.changed($crate::store::Change::User(id)).await;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn list_users(&self) -> Result<Vec<$crate::store::UserRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM users ORDER BY created_at, id").fetch_all(self.read()).await?)
+            }
+
+            async fn set_disabled(
+                &self,
+                id: $crate::domain::UserId,
+                disabled: bool,
+                now: $crate::domain::Timestamp,
+            ) -> Result<Option<u64>, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(disabled)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let mut ended = 0;
+                if disabled {
+                    ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                self.changed($crate::store::Change::User(id)).await;
+                Ok(Some(ended))
+            }
+
+            async fn taken_names(&self) -> Result<$crate::store::TakenNames, $crate::store::StoreError> {
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as("SELECT lower(username), email FROM users").fetch_all(self.read()).await?;
+                let (usernames, emails) = rows.into_iter().unzip();
+                Ok($crate::store::TakenNames { usernames, emails })
+            }
+
+            async fn import_users(
+                &self,
+                users: &[$crate::store::ImportedUser],
+                now: $crate::domain::Timestamp,
+                progress: &(dyn Fn(u64) + Send + Sync),
+            ) -> Result<u64, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let mut inserted = 0u64;
+                for batch in users.chunks($crate::store::IMPORT_BATCH_ROWS) {
+                    let mut insert = sqlx::QueryBuilder::new(
+                        "INSERT INTO users (id, username, email, email_verified, password_hash, is_admin, disabled, created_at, updated_at) ",
+                    );
+                    insert.push_values(batch, |mut row, u| {
+                        row.push_bind(u.id)
+                            .push_bind(u.username.as_str())
+                            .push_bind(u.email.as_str())
+                            .push_bind(u.email_verified)
+                            .push_bind(u.password_hash.as_str())
+                            .push_bind(false)
+                            .push_bind(false)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+                    progress(inserted);
+                }
+                tx.commit().await?;
+                Ok(inserted)
             }
         }
     };

@@ -2,8 +2,12 @@
 //! driven over HTTP, with typed helpers per endpoint.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use latch::app::App;
+use latch::clock::Clock;
 use latch::config::{Config, DatabaseUrl, MailerConfig};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -17,10 +21,32 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: TempDir,
     pub config: Config,
+    /// The server's clock: the real time, moved forward by [`TestClock::advance`].
+    pub clock: TestClock,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     /// The PostgreSQL database made for this test, dropped with it.
     database: Option<TestDatabase>,
+}
+
+/// A clock that runs with the real time plus an offset the test moves forward, so
+/// that expiry tests advance time instead of waiting for it.
+#[derive(Clone, Default)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    /// Moves the server's time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let millis = i64::try_from(by.as_millis()).unwrap();
+        self.0.fetch_add(millis, Ordering::SeqCst);
+    }
+
+    pub fn clock(&self) -> Clock {
+        let offset = self.0.clone();
+        Clock::from_fn(move || {
+            time::OffsetDateTime::now_utc() + time::Duration::milliseconds(offset.load(Ordering::SeqCst))
+        })
+    }
 }
 
 /// Which database a test server uses.
@@ -110,13 +136,13 @@ pub async fn spawn_on(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Tes
         }
     };
     adjust(&mut config);
-    let mut app = start(dir, config).await;
+    let mut app = start(dir, config, TestClock::default()).await;
     app.database = database;
     app
 }
 
-async fn start(dir: TempDir, config: Config) -> TestApp {
-    let app = App::build(config.clone()).await.expect("app builds");
+async fn start(dir: TempDir, config: Config, clock: TestClock) -> TestApp {
+    let app = App::build_with_clock(config.clone(), clock.clock()).await.expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -127,7 +153,7 @@ async fn start(dir: TempDir, config: Config) -> TestApp {
         .expect("server runs");
     });
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, client, dir, config, shutdown: Some(tx), server: Some(server), database: None }
+    TestApp { base, client, dir, config, clock, shutdown: Some(tx), server: Some(server), database: None }
 }
 
 impl TestApp {
@@ -142,7 +168,7 @@ impl TestApp {
         config.listen = "127.0.0.1:0".parse().unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         let database = self.database.take();
-        let mut app = start(dir, config).await;
+        let mut app = start(dir, config, self.clock.clone()).await;
         app.database = database;
         app
     }

@@ -12,6 +12,7 @@
 
 mod helpers;
 
+mod architecture;
 mod cli;
 mod fuzz;
 mod postgres;

@@ -10,8 +10,9 @@ use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use latch::auth::password::{ARGON2_M_COST, ARGON2_P_COST, ARGON2_T_COST};
 use latch::auth::secret;
+use latch::clock::Clock;
+use latch::domain::{SessionId, UserId};
 use latch::store::{ImportedUser, NewSession, Store};
-use uuid::Uuid;
 
 /// The password of every preloaded user (and of registered ones).
 pub const PASSWORD: &str = "bench-Passw0rd-7Kq2";
@@ -44,7 +45,7 @@ pub fn hash(argon2: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
 /// The preloaded users the login scenarios use.
 pub struct Preloaded {
     /// `(username, id)` of [`LOGIN_USERS`] users spread evenly over the whole set.
-    pub login_users: Vec<(String, Uuid)>,
+    pub login_users: Vec<(String, UserId)>,
     pub elapsed: Duration,
 }
 
@@ -69,7 +70,7 @@ pub async fn grow(store: &dyn Store, from: u64, count: u64) -> anyhow::Result<Pr
         let user = store.user_by_login(&name).await?.with_context(|| format!("{name} is not in the database"))?;
         login_users.push((name, user.id));
     }
-    let now = latch::store::now();
+    let now = Clock::system().now();
     let mut next = from;
     while next < count {
         let end = (next + USERS_PER_TRANSACTION).min(count);
@@ -77,7 +78,7 @@ pub async fn grow(store: &dyn Store, from: u64, count: u64) -> anyhow::Result<Pr
             .map(|i| {
                 let username = username(i);
                 ImportedUser {
-                    id: Uuid::now_v7(),
+                    id: UserId::new(),
                     email: format!("{username}@bench.example"),
                     username,
                     email_verified: true,
@@ -100,8 +101,12 @@ pub async fn grow(store: &dyn Store, from: u64, count: u64) -> anyhow::Result<Pr
 
 /// Starts `count` token sessions through the store, one per refresh token, spread
 /// over `users`; returns the refresh tokens.
-pub async fn refresh_tokens(store: &dyn Store, users: &[(String, Uuid)], count: usize) -> anyhow::Result<Vec<String>> {
-    let now = latch::store::now();
+pub async fn refresh_tokens(
+    store: &dyn Store,
+    users: &[(String, UserId)],
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let now = Clock::system().now();
     // Latch's default refresh-token lifetime is 30 days; the sessions outlive the run.
     let expires_at = now + Duration::from_secs(30 * 86_400);
     let mut tokens = Vec::with_capacity(count);
@@ -110,7 +115,7 @@ pub async fn refresh_tokens(store: &dyn Store, users: &[(String, Uuid)], count: 
         let token = secret::random_token();
         let digest = secret::digest(&token);
         let session = NewSession {
-            id: Uuid::new_v4(),
+            id: SessionId::new(),
             user_id: *user_id,
             client_id: "latch",
             cookie_hash: None,

@@ -346,14 +346,14 @@ async fn a_wrong_password_for_a_legacy_hash_takes_as_long_as_for_an_unknown_user
     let app = spawn_app_with(|c| c.limits.enabled = false).await;
     let store = latch::store::open(&app.config.database_url).await.unwrap();
     let imported = latch::store::ImportedUser {
-        id: uuid::Uuid::now_v7(),
+        id: latch::domain::UserId::new(),
         username: "leon".into(),
         email: "leon@example.com".into(),
         email_verified: true,
         // passlib pbkdf2-sha256 of PASSWORD, 1000 rounds: far cheaper than Argon2id.
         password_hash: "$pbkdf2-sha256$1000$GwOgNEbIee/9v9f6f4/Rug$ZQ4kqyJFpiN4IK5gweQCAvWFPVyUO41/ZWf4RA7cp5k".into(),
     };
-    store.import_users(&[imported], latch::store::now(), &|_| {}).await.unwrap();
+    store.import_users(&[imported], latch::clock::Clock::system().now(), &|_| {}).await.unwrap();
     let (legacy, unknown) = fastest_pair(
         5,
         || async { app.token("leon", "a wrong guess!").await.status() },
@@ -470,7 +470,7 @@ async fn limit_keys_never_hold_what_the_caller_typed_and_expired_rows_are_delete
     assert!(keys.len() >= 4, "{keys:?}");
     assert!(keys.iter().all(|k| !k.contains("attacker") && !k.contains("chosen")), "{keys:?}");
     let store = latch::store::open(&app.config.database_url).await.unwrap();
-    let now = latch::store::now();
+    let now = latch::clock::Clock::system().now();
     // A day on, every counter's window has passed; the reset links of an hour, too.
     let later = now + time::Duration::days(1);
     let deleted = store.delete_expired_limits(later).await.unwrap();

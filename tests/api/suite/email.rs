@@ -161,3 +161,35 @@ async fn reset_links_follow_the_template() {
     request_reset(&app, "hank@example.com").await;
     app.email_about("hank@example.com", "https://app.example.com/reset?token=");
 }
+
+#[tokio::test]
+async fn emailed_links_expire_a_reset_link_after_an_hour_a_verification_link_after_a_day() {
+    let app = spawn_app().await;
+    app.create_user("otto").await;
+    let verify = token_in(&app.emails_to("otto@example.com")[0]);
+    app.post_json("/password-reset", &json!({"email": "otto@example.com"})).await;
+    let reset = token_in(&app.email_about("otto@example.com", "reset-password"));
+    let confirm_reset = |token: String| {
+        let app = &app;
+        async move {
+            let body = json!({"token": token, "new_password": "another fine password"});
+            app.post_json("/password-reset/confirm", &body).await
+        }
+    };
+
+    app.clock.advance(std::time::Duration::from_secs(3601));
+    assert_problem(confirm_reset(reset.clone()).await, StatusCode::BAD_REQUEST, "bad_request").await;
+    app.post_json("/password-reset", &json!({"email": "otto@example.com"})).await;
+    let links: Vec<String> = app
+        .emails_to("otto@example.com")
+        .iter()
+        .filter(|m| m.contains("reset-password"))
+        .map(|m| token_in(m))
+        .collect();
+    let fresh = links.into_iter().find(|t| *t != reset).unwrap();
+    assert_eq!(confirm_reset(fresh).await.status(), StatusCode::NO_CONTENT, "a new link works");
+
+    app.clock.advance(std::time::Duration::from_secs(23 * 3600));
+    let r = app.post_json("/email-verification/confirm", &json!({"token": verify})).await;
+    assert_problem(r, StatusCode::BAD_REQUEST, "bad_request").await;
+}

@@ -1,6 +1,8 @@
 //! Browser sessions: the cookie, its attributes, logout, listing and ending sessions,
 //! expiry, and the cross-site refusal.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
 use serde_json::{Value, json};
@@ -182,11 +184,19 @@ async fn users_list_and_end_their_own_sessions() {
 
 #[tokio::test]
 async fn sessions_end_at_their_lifetime() {
-    let app = spawn_app_with(|c| c.refresh_token_ttl = std::time::Duration::from_secs(2)).await;
+    // Access tokens outlive the session here, so that only the session's end refuses them.
+    let app = spawn_app_with(|c| {
+        c.refresh_token_ttl = Duration::from_secs(3600);
+        c.access_token_ttl = Duration::from_secs(7200);
+        c.session_idle_timeout = Duration::from_secs(7200);
+    })
+    .await;
     app.create_user("ian").await;
     let cookie = browser_login(&app, "ian").await;
     let t = app.login("ian").await;
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    app.clock.advance(Duration::from_secs(3540));
+    assert_eq!(app.me_status(&t.access_token).await, StatusCode::OK, "a minute before the end");
+    app.clock.advance(Duration::from_secs(61));
     let r = app.client.get(app.url("/users/me")).header(COOKIE, &cookie).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&t.access_token).await, StatusCode::UNAUTHORIZED);
@@ -196,16 +206,20 @@ async fn sessions_end_at_their_lifetime() {
 #[tokio::test]
 async fn sessions_end_when_idle() {
     // Timestamps are whole seconds: margins of a second either way.
-    let app = spawn_app_with(|c| c.session_idle_timeout = std::time::Duration::from_secs(5)).await;
+    let app = spawn_app_with(|c| {
+        c.session_idle_timeout = Duration::from_secs(1800);
+        c.access_token_ttl = Duration::from_secs(7200);
+    })
+    .await;
     app.create_user("jan").await;
     let t = app.login("jan").await;
     let kept = app.login("jan").await;
-    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    app.clock.advance(Duration::from_secs(1200));
     let kept = app.refresh(&kept.refresh_token).await.json::<Tokens>().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
-    assert_eq!(app.me_status(&t.access_token).await, StatusCode::UNAUTHORIZED, "idle for 6.2 s");
+    app.clock.advance(Duration::from_secs(602));
+    assert_eq!(app.me_status(&t.access_token).await, StatusCode::UNAUTHORIZED, "idle for 30 min 2 s");
     assert_eq!(app.refresh(&t.refresh_token).await.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(app.me_status(&kept.access_token).await, StatusCode::OK, "used 3.2 s ago");
+    assert_eq!(app.me_status(&kept.access_token).await, StatusCode::OK, "used 10 min ago");
 }
 
 #[tokio::test]
@@ -217,10 +231,12 @@ async fn requests_keep_a_session_alive_under_the_shortest_idle_timeout() {
     let used = app.login("kim").await;
     let unused = app.login("kim").await;
     for _ in 0..4 {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        app.clock.advance(Duration::from_millis(500));
         assert_eq!(app.me_status(&used.access_token).await, StatusCode::OK);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The use is recorded in the background; the refresh below reads it back.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    app.clock.advance(Duration::from_millis(500));
     assert_eq!(app.me_status(&unused.access_token).await, StatusCode::UNAUTHORIZED, "idle for 2.5 s");
     assert_eq!(app.refresh(&unused.refresh_token).await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(app.refresh(&used.refresh_token).await.status(), StatusCode::OK, "used 0.5 s ago");

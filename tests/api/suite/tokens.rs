@@ -339,7 +339,7 @@ async fn tokens_with_wrong_claims_are_refused() {
 /// The private signing key, read from the test's own database.
 async fn signing_key_der(app: &TestApp) -> Vec<u8> {
     let store = latch::store::open(&app.config.database_url).await.unwrap();
-    let keys = store.signing_keys(time::OffsetDateTime::now_utc()).await.unwrap();
+    let keys = store.signing_keys(latch::clock::Clock::system().now()).await.unwrap();
     keys.into_iter().find(|k| k.retired_at.is_none()).unwrap().private_der
 }
 

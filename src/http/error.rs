@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::password::HashError;
+use crate::auth::sessions::SessionError;
 use crate::domain::FieldError;
 use crate::store::StoreError;
 
@@ -222,6 +224,43 @@ impl From<crate::auth::limits::LimitError> for ApiError {
     }
 }
 
+impl From<Vec<FieldError>> for ApiError {
+    fn from(errors: Vec<FieldError>) -> Self {
+        Self::validation(errors)
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        Self::validation(vec![error])
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => ApiError::unavailable("too many logins at once; try again shortly", 1),
+            HashError::Failed(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::InvalidCredentials => ApiError::invalid_credentials(),
+            SessionError::Disabled => ApiError::account_disabled(),
+            SessionError::NotVerified => ApiError::email_not_verified(),
+            SessionError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
+            SessionError::InvalidGrant => ApiError::bad_request("the refresh token is invalid, expired or revoked"),
+            SessionError::Ended => ApiError::unauthorized("the session has ended"),
+            SessionError::Busy => HashError::Busy.into(),
+            SessionError::Store(e) => e.into(),
+            SessionError::Internal(e) => e.into(),
+        }
+    }
+}
+
 /// Errors that reach a handler wrapped in `anyhow` are internal, unless a database
 /// that cannot serve is behind them: that is an outage (503), whatever the path.
 impl From<anyhow::Error> for ApiError {
@@ -317,6 +356,15 @@ impl OAuthError {
 }
 
 /// The token endpoints speak OAuth; every problem maps onto its vocabulary.
+impl From<SessionError> for OAuthError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::InvalidGrant => Self::invalid_grant("the refresh token is invalid, expired or revoked"),
+            e => ApiError::from(e).into(),
+        }
+    }
+}
+
 impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {
         let (status, error) = (e.code.oauth_status(), e.code.oauth_error());

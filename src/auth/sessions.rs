@@ -1,0 +1,462 @@
+//! Sessions, the unit of being logged in: a token session (an access token and a
+//! rotating refresh token under one `sid`) or a browser session (a cookie). Every way
+//! in — `/token`, `POST /sessions`, Basic authentication, and later hosted pages, the
+//! OpenID Connect provider and second factors — goes through [`Sessions`]: it checks
+//! passwords under the abuse limits, starts, refreshes, looks up and ends sessions.
+//! It knows nothing of HTTP: callers pass domain values and map [`SessionError`] to
+//! their own answers.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::auth::cache::{AuthCache, SessionEntry};
+use crate::auth::limits::{LimitError, RateLimiter};
+use crate::auth::password::{HashError, PasswordHasher, Verified};
+use crate::auth::secret;
+use crate::auth::tokens::TokenService;
+use crate::clock::Clock;
+use crate::domain::{SessionId, UserId};
+use crate::settings::Settings;
+use crate::store::{NewSession, RotateOutcome, SessionRecord, Store, StoreError, UserRecord};
+
+/// Why a session could not be started, refreshed or found.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Unknown user or wrong password: one answer for both.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account disabled")]
+    Disabled,
+    #[error("email not verified")]
+    NotVerified,
+    /// Over an abuse limit: the password was not checked.
+    #[error("rate limited")]
+    RateLimited { retry_after: u64 },
+    /// A refresh token that is unknown, used, expired or of an ended session.
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    /// The session behind a credential has ended (or never was).
+    #[error("session ended")]
+    Ended,
+    /// The password hashing queue is full.
+    #[error("too many password checks at once")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<LimitError> for SessionError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            LimitError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<HashError> for SessionError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Self::Busy,
+            HashError::Failed(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// Where a request comes from: its address, user agent and the device cookie it
+/// carries, if any (see [`crate::auth::limits`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Client<'a> {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+    pub device: Option<&'a str>,
+}
+
+/// What a login asks for beyond the password check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginOptions {
+    /// Refuse an unverified address when `LATCH_REQUIRE_VERIFIED_EMAIL` is on. Basic
+    /// `user:password` does not: the account's own routes decide.
+    pub require_verified: bool,
+    /// Issue a device cookie secret that proves this client at later logins.
+    pub issue_device: bool,
+}
+
+/// A successful login: the user, and the secret of a new device cookie when one was
+/// asked for.
+pub struct LoggedIn {
+    pub user: UserRecord,
+    pub device: Option<String>,
+}
+
+/// A new access and refresh token pair.
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+/// The `client_id` recorded for browser (cookie) sessions.
+pub const BROWSER_CLIENT_ID: &str = "browser";
+
+/// Longest login that can name an account (an email is at most 254 bytes); anything
+/// longer is an unknown user without a database lookup.
+const MAX_LOGIN_BYTES: usize = 320;
+
+/// The session service. Cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+    limiter: RateLimiter,
+    cache: Arc<AuthCache>,
+    clock: Clock,
+    settings: Arc<Settings>,
+}
+
+impl Sessions {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: PasswordHasher,
+        tokens: TokenService,
+        limiter: RateLimiter,
+        cache: Arc<AuthCache>,
+        clock: Clock,
+        settings: Arc<Settings>,
+    ) -> Self {
+        Self { store, hasher, tokens, limiter, cache, clock, settings }
+    }
+
+    /// Checks a login (email or username) and password. Unknown users cost one dummy
+    /// verification, so that they take as long as a wrong password. A correct password
+    /// of a disabled account gets `Disabled`; a wrong one the generic failure. The
+    /// check is counted against the abuse limits before the password is verified.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: Client<'_>,
+        options: LoginOptions,
+    ) -> Result<LoggedIn, SessionError> {
+        // No account name holds control characters (PostgreSQL would refuse a NUL).
+        let plausible = !login.is_empty() && login.len() <= MAX_LOGIN_BYTES && !login.chars().any(char::is_control);
+        let user = if plausible { self.store.user_by_login(login).await? } else { None };
+        let device = client.device.map(secret::digest);
+        let attempt = self
+            .limiter
+            .begin_password_check(&[login], user.as_ref().map(|u| u.id), client.ip, device.as_ref().map(|d| &d[..]))
+            .await
+            .inspect_err(|e| log_refusal(e, user.as_ref(), client.ip))?;
+        let verified = match self.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                self.limiter.password_check_abandoned(&attempt).await?;
+                return Err(e.into());
+            }
+        };
+        let (user, rehash) = match (user, verified) {
+            (Some(user), Verified::Match { rehash }) => (user, rehash),
+            (user, _) => {
+                log_failure(user.as_ref(), client.ip);
+                self.limiter.password_check_failed(&attempt).await?;
+                return Err(SessionError::InvalidCredentials);
+            }
+        };
+        let new_device = options.issue_device.then(secret::random_token);
+        let new_digest = new_device.as_deref().map(secret::digest);
+        self.limiter
+            .password_check_succeeded(
+                &attempt,
+                user.id,
+                &[&user.username, &user.email],
+                new_digest.as_ref().map(|d| &d[..]),
+            )
+            .await?;
+        if user.disabled {
+            return Err(SessionError::Disabled);
+        }
+        if options.require_verified && self.settings.require_verified_email && !user.email_verified {
+            return Err(SessionError::NotVerified);
+        }
+        if rehash {
+            self.upgrade_hash(&user, password).await;
+        }
+        Ok(LoggedIn { user, device: new_device })
+    }
+
+    /// Checks the password of a signed-in user who confirms a change with it. It counts
+    /// against the same limits as a login, under both the username and the email.
+    pub async fn confirm_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+        client: Client<'_>,
+    ) -> Result<(), SessionError> {
+        let device = client.device.map(secret::digest);
+        let attempt = self
+            .limiter
+            .begin_password_check(
+                &[&user.username, &user.email],
+                Some(user.id),
+                client.ip,
+                device.as_ref().map(|d| &d[..]),
+            )
+            .await
+            .inspect_err(|e| log_refusal(e, Some(user), client.ip))?;
+        let verified = match self.hasher.verify(Some(&user.password_hash), password).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                self.limiter.password_check_abandoned(&attempt).await?;
+                return Err(e.into());
+            }
+        };
+        if password.is_empty() || verified == Verified::Mismatch {
+            log_failure(Some(user), client.ip);
+            self.limiter.password_check_failed(&attempt).await?;
+            return Err(SessionError::InvalidCredentials);
+        }
+        self.limiter.password_check_succeeded(&attempt, user.id, &[&user.username, &user.email], None).await?;
+        Ok(())
+    }
+
+    /// Replaces an old-format hash with current Argon2id before the login is answered,
+    /// so that the stored hash is current as soon as the first login succeeds. A
+    /// failure (the hasher busy, the database unreachable) does not fail the login: the
+    /// old hash stays and the next login tries again.
+    async fn upgrade_hash(&self, user: &UserRecord, password: &str) {
+        let result = match self.hasher.hash(password).await {
+            Ok(new) => {
+                self.store.replace_password_hash(user.id, &user.password_hash, &new).await.map_err(anyhow::Error::from)
+            }
+            Err(HashError::Busy) => {
+                // Expected under load; not worth a warning per login.
+                tracing::debug!(user = %user.id, "password hash upgrade deferred: the hasher is busy");
+                return;
+            }
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(user = %user.id, error = format!("{e:#}"), "password hash upgrade failed");
+        }
+    }
+
+    /// Starts a token session for `user` and returns its first pair.
+    pub async fn start_token(
+        &self,
+        user: &UserRecord,
+        client_id: &str,
+        client: Client<'_>,
+    ) -> Result<TokenPair, SessionError> {
+        let sid = SessionId::new();
+        let refresh_token = secret::random_token();
+        self.create(user, sid, client_id, None, Some(&secret::digest(&refresh_token)), client).await?;
+        let access_token = self.tokens.sign(user.id, sid, client_id)?;
+        tracing::info!(user = %user.id, client_id, "token session started");
+        Ok(TokenPair { access_token, refresh_token, expires_in: self.tokens.ttl().as_secs() })
+    }
+
+    /// Starts a browser session for `user`; returns the cookie secret.
+    pub async fn start_browser(&self, user: &UserRecord, client: Client<'_>) -> Result<String, SessionError> {
+        let secret = secret::random_token();
+        self.create(user, SessionId::new(), BROWSER_CLIENT_ID, Some(&secret::digest(&secret)), None, client).await?;
+        tracing::info!(user = %user.id, "browser session started");
+        Ok(secret)
+    }
+
+    async fn create(
+        &self,
+        user: &UserRecord,
+        id: SessionId,
+        client_id: &str,
+        cookie_hash: Option<&[u8]>,
+        refresh_hash: Option<&[u8]>,
+        client: Client<'_>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let ip = client.ip.map(|ip| ip.to_string());
+        self.store
+            .create_session(&NewSession {
+                id,
+                user_id: user.id,
+                client_id,
+                cookie_hash,
+                refresh_hash,
+                user_agent: client.user_agent,
+                ip: ip.as_deref(),
+                now,
+                expires_at: now + self.settings.refresh_token_ttl,
+            })
+            .await
+    }
+
+    /// Exchanges a refresh token for a new pair in the same session. A token used
+    /// before ends its whole session (reuse detection); a disabled user's session ends.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, SessionError> {
+        // Checked before the rotation, so that the refused client keeps a refresh token
+        // that works once the address is verified.
+        if self.settings.require_verified_email
+            && let Some(sid) = self.store.session_of_refresh_token(&secret::digest(presented)).await?
+            && let Some((_, user)) = self.store.session_with_user(sid).await?
+            && !user.email_verified
+        {
+            return Err(SessionError::NotVerified);
+        }
+        let new_token = secret::random_token();
+        let now = self.clock.now();
+        let outcome = self
+            .store
+            .rotate_refresh_token(
+                &secret::digest(presented),
+                &secret::digest(&new_token),
+                now,
+                self.settings.idle_cutoff(now),
+            )
+            .await?;
+        let session = match outcome {
+            RotateOutcome::Rotated(session) => session,
+            RotateOutcome::Reused { session, user } => {
+                let user = user.map(|u| u.to_string());
+                tracing::warn!(event = "refresh_token_reused", user, session = %session, "refresh token reused; its session has been ended");
+                return Err(SessionError::InvalidGrant);
+            }
+            RotateOutcome::Invalid => return Err(SessionError::InvalidGrant),
+        };
+        let user = match self.store.user_by_id(session.user_id).await? {
+            Some(user) if !user.disabled => user,
+            _ => {
+                self.store.delete_session(session.id).await?;
+                return Err(SessionError::InvalidGrant);
+            }
+        };
+        let access_token = self.tokens.sign(user.id, session.id, &session.client_id)?;
+        Ok(TokenPair { access_token, refresh_token: new_token, expires_in: self.tokens.ttl().as_secs() })
+    }
+
+    /// The live session `sid` and its user, or `None` when the session has ended,
+    /// expired, idled out, or its user is disabled. Records the use at most once per
+    /// [`Settings::touch_interval`].
+    pub async fn live(&self, sid: SessionId) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        let now = self.clock.now();
+        let alive = |entry: &SessionEntry| entry.0.is_alive(now, self.settings.idle_cutoff(now)) && !entry.1.disabled;
+        let entry = match self.cache.session(sid) {
+            // Another instance may have recorded a later use than the cached one (uses
+            // are not announced), so only the database can say that a session idled out.
+            Some(entry) if alive(&entry) => entry,
+            _ => {
+                let generation = self.cache.generation();
+                let Some(found) = self.store.session_with_user(sid).await? else {
+                    return Ok(None);
+                };
+                let entry = Arc::new(found);
+                self.cache.insert_session(generation, entry.clone());
+                entry
+            }
+        };
+        if !alive(&entry) {
+            return Ok(None);
+        }
+        let (session, user) = &*entry;
+        let mut session = session.clone();
+        if now - session.last_seen_at >= self.settings.touch_interval() {
+            let (store, id) = (self.store.clone(), session.id);
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(id, now).await {
+                    tracing::warn!(session = %id, error = %e, "could not record session use");
+                }
+            });
+            session.last_seen_at = now;
+            self.cache.update_session(Arc::new((session.clone(), user.clone())));
+        }
+        Ok(Some((session, user.clone())))
+    }
+
+    /// The live session behind an access token. `Ended` for a token that does not
+    /// verify, or whose session is over.
+    pub async fn by_access_token(&self, token: &str) -> Result<(SessionRecord, UserRecord), SessionError> {
+        let claims = match self.cache.token(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.tokens.verify(token).map_err(|e| {
+                    tracing::debug!(error = %e, "access token refused");
+                    SessionError::Ended
+                })?);
+                self.cache.insert_token(token, claims.clone());
+                claims
+            }
+        };
+        let (session, user) = self.live(claims.sid).await?.ok_or(SessionError::Ended)?;
+        if session.user_id != claims.sub {
+            return Err(SessionError::Ended);
+        }
+        Ok((session, user))
+    }
+
+    /// The live browser session of a cookie secret.
+    pub async fn by_cookie(&self, secret: &str) -> Result<(SessionRecord, UserRecord), SessionError> {
+        let sid = match self.cache.cookie(secret) {
+            Some(sid) => sid,
+            None => {
+                let session =
+                    self.store.session_by_cookie(&secret::digest(secret)).await?.ok_or(SessionError::Ended)?;
+                self.cache.insert_cookie(secret, session.id);
+                session.id
+            }
+        };
+        self.live(sid).await?.ok_or(SessionError::Ended)
+    }
+
+    /// The user's live sessions of every kind, newest first.
+    pub async fn list(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        let now = self.clock.now();
+        self.store.list_sessions(user, now, self.settings.idle_cutoff(now)).await
+    }
+
+    /// Ends a session; false when there was none.
+    pub async fn end(&self, sid: SessionId) -> Result<bool, StoreError> {
+        let ended = self.store.delete_session(sid).await?;
+        if ended {
+            tracing::info!(session = %sid, "session ended");
+        }
+        Ok(ended)
+    }
+
+    /// Ends one of `user`'s sessions; false when it is not theirs or not live.
+    pub async fn end_own(&self, user: UserId, sid: SessionId) -> Result<bool, StoreError> {
+        let ended = self.store.delete_user_session(user, sid).await?;
+        if ended {
+            tracing::info!(user = %user, session = %sid, "session ended by its user");
+        }
+        Ok(ended)
+    }
+
+    /// RFC 7009: ends the session of an access or refresh token. Unknown tokens are no
+    /// error, so that revocation tells nothing about which tokens exist.
+    pub async fn revoke(&self, token: &str) -> Result<(), StoreError> {
+        let session = match self.tokens.verify(token) {
+            Ok(claims) => Some(claims.sid),
+            Err(_) => self.store.session_of_refresh_token(&secret::digest(token)).await?,
+        };
+        if let Some(sid) = session {
+            self.end(sid).await?;
+        }
+        Ok(())
+    }
+}
+
+fn log_failure(user: Option<&UserRecord>, ip: Option<IpAddr>) {
+    let account = user.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
+    let ip = ip.map(|ip| ip.to_string());
+    tracing::warn!(event = "login_failed", account, ip, "password check failed");
+}
+
+fn log_refusal(e: &LimitError, user: Option<&UserRecord>, ip: Option<IpAddr>) {
+    if let LimitError::RateLimited { retry_after } = e {
+        let account = user.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
+        let ip = ip.map(|ip| ip.to_string());
+        tracing::warn!(event = "rate_limited", account, ip, retry_after, "password check refused: over a limit");
+    }
+}

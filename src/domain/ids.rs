@@ -1,0 +1,74 @@
+//! Identifiers of users and sessions. Distinct types, so that a user's id can never be
+//! passed where a session's is meant (`delete_user_session(user, session)`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+        #[sqlx(transparent)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+
+            /// Reads an id from text; `None` when it is no UUID.
+            pub fn parse(text: &str) -> Option<Self> {
+                Uuid::parse_str(text).ok().map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's id: a UUIDv7, so that ids sort by creation time.
+    UserId
+);
+
+id_type!(
+    /// A session's id: the `sid` claim of its access tokens.
+    SessionId
+);
+
+impl UserId {
+    /// A new id for an account created now.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl SessionId {
+    /// A new random id: nothing about a session may be guessed from another's.
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}

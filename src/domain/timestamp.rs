@@ -1,0 +1,118 @@
+//! Instants as Latch stores them: whole seconds in UTC. Truncation happens when a
+//! `Timestamp` is made, so that a value read back from either database equals the one
+//! written, and comparisons never depend on sub-second noise.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+
+use serde::{Serialize, Serializer};
+use time::OffsetDateTime;
+
+/// A UTC instant in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// `t` truncated to the second, in UTC.
+    pub fn new(t: OffsetDateTime) -> Self {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        Self(t.replace_nanosecond(0).unwrap_or(t))
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn from_unix(seconds: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(seconds).ok().map(Self)
+    }
+
+    pub fn unix(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    pub fn get(self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    fn from(t: OffsetDateTime) -> Self {
+        Self::new(t)
+    }
+}
+
+impl Add<std::time::Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn add(self, d: std::time::Duration) -> Timestamp {
+        Self::new(self.0.saturating_add(saturating(d)))
+    }
+}
+
+impl Sub<std::time::Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn sub(self, d: std::time::Duration) -> Timestamp {
+        Self::new(self.0.saturating_sub(saturating(d)))
+    }
+}
+
+impl Add<time::Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn add(self, d: time::Duration) -> Timestamp {
+        Self::new(self.0.saturating_add(d))
+    }
+}
+
+impl Sub<time::Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn sub(self, d: time::Duration) -> Timestamp {
+        Self::new(self.0.saturating_sub(d))
+    }
+}
+
+impl Sub for Timestamp {
+    type Output = time::Duration;
+
+    fn sub(self, other: Timestamp) -> time::Duration {
+        self.0 - other.0
+    }
+}
+
+fn saturating(d: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.format(&time::format_description::well_known::Rfc3339) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => write!(f, "{}", self.0.unix_timestamp()),
+        }
+    }
+}
+
+/// RFC 3339, as every time in the API.
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        time::serde::rfc3339::serialize(&self.0, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_seconds_in_utc() {
+        let t = time::macros::datetime!(2026-11-29 10:00:00.75 +02:00);
+        let ts = Timestamp::new(t);
+        assert_eq!(ts.get(), time::macros::datetime!(2026-11-29 08:00:00 UTC));
+        assert_eq!(
+            ts + std::time::Duration::from_millis(1500),
+            Timestamp::new(time::macros::datetime!(2026-11-29 08:00:01 UTC))
+        );
+        assert_eq!(ts.to_string(), "2026-11-29T08:00:00Z");
+    }
+}
