@@ -283,9 +283,10 @@ pub fn refuse_cross_site(method: &Method, headers: &HeaderMap, public_url: &str)
 }
 
 /// Same site, as browsers define it: the same scheme and the same registrable domain
-/// (Public Suffix List), so `app.example.co.uk` is the site of `auth.example.co.uk` but
-/// `evil.co.uk` is not. IP addresses and hosts without a registrable domain
-/// (`localhost`) must match exactly.
+/// (the whole Public Suffix List, as browsers use it, from the `psl` crate), so
+/// `app.example.co.uk` is the site of `auth.example.co.uk` but `evil.co.uk` is not, and
+/// neither is `eve.github.io` the site of `latch.github.io`. IP addresses and hosts
+/// without a registrable domain (`localhost`) must match exactly.
 fn same_site(origin: &str, public_url: &str) -> bool {
     let parse = |u: &str| {
         let url = url::Url::parse(u).ok()?;
@@ -314,5 +315,60 @@ async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser
         Ok((session, user)) => Ok(AuthUser { user, session: Some(session), via: Via::Bearer }),
         Err(SessionError::Ended) => Err(ApiError::invalid_token()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_site;
+
+    #[test]
+    fn subdomains_of_one_registrable_domain_are_one_site() {
+        let ours = "https://auth.example.co.uk";
+        for theirs in ["https://app.example.co.uk", "https://example.co.uk", "https://a.b.example.co.uk:8443"] {
+            assert!(same_site(theirs, ours), "{theirs}");
+        }
+        for theirs in
+            ["https://evil.co.uk", "https://co.uk", "https://example.co.uk.evil.com", "http://app.example.co.uk"]
+        {
+            assert!(!same_site(theirs, ours), "{theirs}");
+        }
+    }
+
+    /// Cases a "last two labels" rule gets wrong: private suffixes where anyone can own
+    /// a subdomain, suffixes of more than two labels, wildcard and exception rules.
+    #[test]
+    fn the_suffix_comes_from_the_public_suffix_list() {
+        let cases = [
+            ("https://eve.github.io", "https://latch.github.io", false),
+            ("https://docs.latch.github.io", "https://latch.github.io", true),
+            ("https://evil.uk.com", "https://auth.example.uk.com", false),
+            ("https://app.example.uk.com", "https://auth.example.uk.com", true),
+            ("https://a.example.kawasaki.jp", "https://b.example.kawasaki.jp", false),
+            ("https://a.city.kawasaki.jp", "https://b.city.kawasaki.jp", true),
+            ("https://a.xn--85x722f.xn--55qx5d.cn", "https://b.xn--85x722f.xn--55qx5d.cn", true),
+            ("https://a.食狮.中国", "https://b.食狮.中国", true),
+        ];
+        for (theirs, ours, same) in cases {
+            assert_eq!(same_site(theirs, ours), same, "{theirs} vs {ours}");
+        }
+    }
+
+    #[test]
+    fn addresses_and_hosts_without_a_registrable_domain_compare_whole() {
+        let cases = [
+            ("http://127.0.0.1:3000", "http://127.0.0.1:8080", true),
+            ("http://10.0.0.1", "http://10.0.0.2", false),
+            ("http://1.2.3.4", "http://5.2.3.4", false),
+            ("http://[::1]:3000", "http://[::1]:8080", true),
+            ("http://[::1]", "http://[::2]", false),
+            ("http://localhost:3000", "http://localhost:8080", true),
+            ("http://app.localhost", "http://localhost", false),
+            ("https://github.io", "https://latch.github.io", false),
+            ("null", "https://auth.example.com", false),
+        ];
+        for (theirs, ours, same) in cases {
+            assert_eq!(same_site(theirs, ours), same, "{theirs} vs {ours}");
+        }
     }
 }

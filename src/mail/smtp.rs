@@ -101,23 +101,20 @@ impl SmtpUrl {
     }
 }
 
-/// Decodes `%XX` escapes (as in the user info of a URL) into UTF-8 text.
+/// Decodes `%XX` escapes (as in the user info of a URL) into UTF-8 text. A `%` without
+/// two hexadecimal digits is refused rather than kept literally (as `percent-encoding`
+/// would): it is almost always a mistyped escape, and a wrong password found at the
+/// first send is harder to trace than a refusal at start.
 fn percent_decode(s: &str) -> Result<String, &'static str> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hi = bytes.next().and_then(|c| (c as char).to_digit(16));
-            let lo = bytes.next().and_then(|c| (c as char).to_digit(16));
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
-                _ => return Err("`%` must be followed by two hexadecimal digits"),
-            }
-        } else {
-            out.push(b);
-        }
+    // Each `%` starts a piece of the split after the first, which must open with two hex digits.
+    let escape = |rest: &str| rest.as_bytes().get(..2).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+    if !s.split('%').skip(1).all(escape) {
+        return Err("`%` must be followed by two hexadecimal digits");
     }
-    String::from_utf8(out).map_err(|_| "percent-escapes do not form UTF-8 text")
+    match percent_encoding::percent_decode_str(s).decode_utf8() {
+        Ok(text) => Ok(text.into_owned()),
+        Err(_) => Err("percent-escapes do not form UTF-8 text"),
+    }
 }
 
 /// One formatted message waiting for delivery. Formatting happens once, at enqueue
@@ -239,6 +236,25 @@ mod tests {
         assert_eq!(user, "me@example.com");
         assert_eq!(password.expose_secret(), "p:ss/wörd");
         assert!(SmtpUrl::parse("smtp://mail.example.com").unwrap().credentials.is_none());
+        // `+` is not a space in a URL's user info, and `%25` is a literal `%`.
+        let url = SmtpUrl::parse("smtp://a+b:100%25@mail.example.com").unwrap();
+        let (user, password) = url.credentials.unwrap();
+        assert_eq!((user.as_str(), password.expose_secret()), ("a+b", "100%"));
+    }
+
+    #[test]
+    fn malformed_escapes_and_invalid_utf8_are_refused() {
+        for (url, part, reason) in [
+            ("smtp://me%zz:pw@mail.example.com", "user name", "hexadecimal"),
+            ("smtp://me:pw%4@mail.example.com", "password", "hexadecimal"),
+            ("smtp://me:pw%@mail.example.com", "password", "hexadecimal"),
+            ("smtp://me:%%41@mail.example.com", "password", "hexadecimal"),
+            ("smtp://me:%ff%fe@mail.example.com", "password", "UTF-8"),
+            ("smtp://%C3:pw@mail.example.com", "user name", "UTF-8"),
+        ] {
+            let err = SmtpUrl::parse(url).err().unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(err.starts_with(part) && err.contains(reason), "{url}: {err}");
+        }
     }
 
     #[test]
