@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use crate::auth::accounts::Accounts;
 use crate::auth::cache::AuthCache;
 use crate::auth::emails::Emails;
 use crate::auth::limits::RateLimiter;
@@ -36,6 +37,7 @@ pub struct App {
     metrics_addr: Option<SocketAddr>,
     limits: server::Limits,
     state: AppState,
+    clock: Clock,
 }
 
 impl App {
@@ -92,7 +94,6 @@ impl App {
                 .unwrap_or_else(|| format!("{public_url}/verify-email?token={{token}}")),
         };
         let settings = Arc::new(Settings {
-            links: links.clone(),
             public_url,
             access_token_ttl: config.access_token_ttl,
             refresh_token_ttl: config.refresh_token_ttl,
@@ -115,19 +116,19 @@ impl App {
             clock.clone(),
             settings.clone(),
         );
-        let state = AppState::new(Services {
-            sessions,
-            emails: Emails::new(store.clone(), mailer, clock.clone(), links),
-            limiter,
-            store,
+        let emails = Emails::new(store.clone(), mailer, clock.clone(), links);
+        let accounts = Accounts::new(
+            store.clone(),
             hasher,
-            tokens,
-            policy: PasswordPolicy::new(config.password_min_length),
-            clock,
-            settings,
-            metrics,
-        });
-        Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state })
+            PasswordPolicy::new(config.password_min_length),
+            limiter,
+            sessions.clone(),
+            emails,
+            clock.clone(),
+            settings.clone(),
+        );
+        let state = AppState::new(Services { sessions, accounts, store, tokens, settings, metrics });
+        Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state, clock })
     }
 
     /// The address actually bound.
@@ -153,7 +154,7 @@ impl App {
     /// Serves until `shutdown` completes, then lets in-flight requests finish for at
     /// most the shutdown timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let janitor = tokio::spawn(sweep_expired(self.state.clone()));
+        let janitor = tokio::spawn(sweep_expired(self.state.clone(), self.clock.clone()));
         let keys = tokio::spawn(self.state.tokens.clone().follow(self.state.store.clone()));
         // One signal stops both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(());
@@ -184,11 +185,11 @@ impl App {
 /// Deletes ended sessions, expired one-time tokens and old limit counters now and then,
 /// so that no table grows without bound; correctness never depends on it, since every
 /// check compares expiry times itself.
-async fn sweep_expired(state: AppState) {
+async fn sweep_expired(state: AppState, clock: Clock) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let now = state.clock.now();
+        let now = clock.now();
         let swept = [
             ("sessions", state.store.delete_expired_sessions(now, state.settings.idle_cutoff(now)).await),
             ("one-time tokens", state.store.delete_expired_one_time_tokens(now).await),

@@ -1,6 +1,9 @@
 //! The one source of "now". Everything that compares against the time (session
 //! lifetimes and idle timeouts, token expiry, one-time links, limit windows, key
-//! rotation) asks a [`Clock`], so that tests can move time forward instead of waiting.
+//! rotation) asks the server's [`Clock`], so that tests can move time forward instead
+//! of waiting. Durations that only bound work (timeouts, the session cache's one
+//! second of trust) are measured with `Instant`; the command-line tools use the
+//! system clock.
 
 use std::sync::Arc;
 
@@ -24,17 +27,6 @@ impl Clock {
     /// The current time in whole seconds.
     pub fn now(&self) -> Timestamp {
         Timestamp::new((self.0)())
-    }
-
-    /// The current time to the nanosecond, for what is not stored.
-    pub fn precise(&self) -> time::OffsetDateTime {
-        (self.0)()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self::system()
     }
 }
 

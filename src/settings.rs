@@ -16,8 +16,6 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     pub session_idle_timeout: Duration,
     pub require_verified_email: bool,
-    /// Where the links of emails lead.
-    pub links: Links,
     pub trusted_proxies: Vec<IpNet>,
     /// `LATCH_HEADER_TIMEOUT`, which also bounds draining a body left unread.
     pub header_timeout: Duration,

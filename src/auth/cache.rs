@@ -186,7 +186,7 @@ mod tests {
     fn entry(user: UserId) -> SessionEntry {
         let now = Clock::system().now();
         let session = SessionRecord {
-            id: SessionId::new(),
+            id: SessionId::generate(),
             user_id: user,
             client_id: "latch".into(),
             user_agent: None,
@@ -213,7 +213,7 @@ mod tests {
     fn announced_changes_apply_before_the_next_lookup() {
         let (tx, rx) = broadcast::channel(16);
         let cache = AuthCache::new(rx, None, Clock::system());
-        let (alice, bob) = (UserId::new(), UserId::new());
+        let (alice, bob) = (UserId::generate(), UserId::generate());
         let (a1, a2, b1) = (entry(alice), entry(alice), entry(bob));
         for e in [&a1, &a2, &b1] {
             cache.insert_session(cache.generation(), e.clone());
@@ -233,9 +233,9 @@ mod tests {
     fn a_read_that_raced_a_change_is_not_kept() {
         let (tx, rx) = broadcast::channel(16);
         let cache = AuthCache::new(rx, None, Clock::system());
-        let e = entry(UserId::new());
+        let e = entry(UserId::generate());
         let generation = cache.generation();
-        tx.send(Change::User(UserId::new())).unwrap();
+        tx.send(Change::User(UserId::generate())).unwrap();
         cache.insert_session(generation, e.clone());
         assert!(cache.session(e.0.id).is_none());
     }

@@ -66,12 +66,22 @@ impl From<HashError> for SessionError {
 }
 
 /// Where a request comes from: its address, user agent and the device cookie it
-/// carries, if any (see [`crate::auth::limits`]).
-#[derive(Debug, Clone, Copy, Default)]
+/// carries, if any (see [`crate::auth::limits`]). `Debug` leaves the cookie out.
+#[derive(Clone, Copy, Default)]
 pub struct Client<'a> {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
     pub device: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Client<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("ip", &self.ip)
+            .field("user_agent", &self.user_agent)
+            .field("device", &self.device.map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// What a login asks for beyond the password check.
@@ -251,18 +261,19 @@ impl Sessions {
         client_id: &str,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
-        let sid = SessionId::new();
+        let sid = SessionId::generate();
         let refresh_token = secret::random_token();
         self.create(user, sid, client_id, None, Some(&secret::digest(&refresh_token)), client).await?;
         let access_token = self.tokens.sign(user.id, sid, client_id)?;
-        tracing::info!(user = %user.id, client_id, "token session started");
+        tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
         Ok(TokenPair { access_token, refresh_token, expires_in: self.tokens.ttl().as_secs() })
     }
 
     /// Starts a browser session for `user`; returns the cookie secret.
     pub async fn start_browser(&self, user: &UserRecord, client: Client<'_>) -> Result<String, SessionError> {
         let secret = secret::random_token();
-        self.create(user, SessionId::new(), BROWSER_CLIENT_ID, Some(&secret::digest(&secret)), None, client).await?;
+        self.create(user, SessionId::generate(), BROWSER_CLIENT_ID, Some(&secret::digest(&secret)), None, client)
+            .await?;
         tracing::info!(user = %user.id, "browser session started");
         Ok(secret)
     }
@@ -417,11 +428,7 @@ impl Sessions {
 
     /// Ends a session; false when there was none.
     pub async fn end(&self, sid: SessionId) -> Result<bool, StoreError> {
-        let ended = self.store.delete_session(sid).await?;
-        if ended {
-            tracing::info!(session = %sid, "session ended");
-        }
-        Ok(ended)
+        self.store.delete_session(sid).await
     }
 
     /// Ends one of `user`'s sessions; false when it is not theirs or not live.
@@ -440,8 +447,10 @@ impl Sessions {
             Ok(claims) => Some(claims.sid),
             Err(_) => self.store.session_of_refresh_token(&secret::digest(token)).await?,
         };
-        if let Some(sid) = session {
-            self.end(sid).await?;
+        if let Some(sid) = session
+            && self.end(sid).await?
+        {
+            tracing::info!(session = %sid, "session revoked");
         }
         Ok(())
     }

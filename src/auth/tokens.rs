@@ -25,7 +25,7 @@ use crate::auth::kek::KeyEncryptionKey;
 use crate::clock::Clock;
 use crate::config::{Config, SigningAlgorithm};
 use crate::domain::{SessionId, Timestamp, UserId};
-use crate::store::{KeyStore, Store, StoredKey};
+use crate::store::{KeyStore, SealedKey, Store, StoredKey};
 
 /// Clock leeway accepted on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 5;
@@ -62,7 +62,8 @@ struct PresentedClaims {
     sub: UserId,
     exp: i64,
     iat: i64,
-    nbf: Option<i64>,
+    /// A NumericDate may have a fraction (RFC 7519, section 2).
+    nbf: Option<f64>,
     jti: Uuid,
     sid: SessionId,
     client_id: String,
@@ -276,9 +277,11 @@ impl TokenService {
         validation.set_issuer(&[&*self.issuer]);
         validation.set_audience(&[&*self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        // Times are checked against the service's clock, in `verify`.
+        // Times are checked against the service's clock, in `verify`; no leeway here,
+        // should these checks ever be turned back on.
         validation.validate_exp = false;
         validation.validate_nbf = false;
+        validation.leeway = 0;
         Ok(Key { algorithm, encoding, decoding, validation, jwk, withdrawn: Arc::new(AtomicBool::new(false)) })
     }
 
@@ -347,7 +350,7 @@ impl TokenService {
         if c.exp.saturating_add(leeway) < now {
             return Err(TokenError::Expired);
         }
-        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        if c.nbf.is_some_and(|nbf| !nbf.is_finite() || nbf > now.saturating_add(leeway) as f64) {
             return Err(TokenError::NotYetValid);
         }
         if c.iat > now.saturating_add(leeway) {
@@ -496,7 +499,8 @@ pub async fn encrypt_plaintext_keys(store: &(impl KeyStore + ?Sized), kek: &KeyE
     let mut done = 0;
     for k in store.plaintext_signing_keys().await? {
         let sealed = kek.seal(&k.private_der, &private_key_aad(&k.kid))?;
-        if store.encrypt_signing_key(&k.kid, &sealed, kek.id()).await? {
+        let key = SealedKey { kid: &k.kid, private_der: &sealed, encrypted_with: kek.id() };
+        if store.encrypt_signing_key(&key).await? {
             done += 1;
         }
     }
@@ -540,7 +544,7 @@ mod tests {
             jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert_eq!(published, [old.kid.as_str(), new.kid.as_str()], "the signing key first");
 
-        let claims = tokens.verify(&tokens.sign(UserId::new(), SessionId::new(), "latch").unwrap()).unwrap();
+        let claims = tokens.verify(&tokens.sign(UserId::generate(), SessionId::generate(), "latch").unwrap()).unwrap();
         assert!(claims.key_still_trusted());
         let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, t0, None).unwrap();
         replacement.retired_at = None;
@@ -570,7 +574,7 @@ mod tests {
 
         let tokens = service(Some(kek));
         tokens.install(&[key]).unwrap();
-        assert!(tokens.sign(UserId::new(), SessionId::new(), "latch").is_ok());
+        assert!(tokens.sign(UserId::generate(), SessionId::generate(), "latch").is_ok());
         assert!(
             service(None)
                 .install(&[generate_key(

@@ -135,7 +135,7 @@ fn check_lines(
                     (reasons.is_empty(), line.username, line.email, line.scheme)
                 {
                     let user = ImportedUser {
-                        id: crate::domain::UserId::new(),
+                        id: crate::domain::UserId::generate(),
                         username: username.as_str().to_owned(),
                         email: email.as_str().to_owned(),
                         email_verified: line.email_verified,

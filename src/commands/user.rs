@@ -55,7 +55,7 @@ async fn create(config: &Config, username: &str, email: &str, admin: bool, from_
     // verification email (documented in docs/cli.md).
     let user = store
         .insert_user(&NewUser {
-            id: UserId::new(),
+            id: UserId::generate(),
             username: &username,
             email: &email,
             email_verified: true,

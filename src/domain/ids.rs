@@ -19,10 +19,6 @@ macro_rules! id_type {
                 Self(id)
             }
 
-            pub const fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-
             /// Reads an id from text; `None` when it is no UUID.
             pub fn parse(text: &str) -> Option<Self> {
                 Uuid::parse_str(text).ok().map(Self)
@@ -49,26 +45,14 @@ id_type!(
 
 impl UserId {
     /// A new id for an account created now.
-    pub fn new() -> Self {
+    pub fn generate() -> Self {
         Self(Uuid::now_v7())
     }
 }
 
 impl SessionId {
     /// A new random id: nothing about a session may be guessed from another's.
-    pub fn new() -> Self {
+    pub fn generate() -> Self {
         Self(Uuid::new_v4())
-    }
-}
-
-impl Default for UserId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Default for SessionId {
-    fn default() -> Self {
-        Self::new()
     }
 }

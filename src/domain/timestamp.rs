@@ -20,11 +20,6 @@ impl Timestamp {
         Self(t.replace_nanosecond(0).unwrap_or(t))
     }
 
-    /// Seconds since the Unix epoch.
-    pub fn from_unix(seconds: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp(seconds).ok().map(Self)
-    }
-
     pub fn unix(self) -> i64 {
         self.0.unix_timestamp()
     }

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::auth::secret;
 use crate::domain::input;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Input, Json};
@@ -39,10 +38,7 @@ async fn resend(
     State(state): State<AppState>,
     auth: AuthUser<true>,
 ) -> Result<(StatusCode, JsonBody<Value>), ApiError> {
-    state.limiter.verification_email(auth.user.id).await?;
-    if !auth.user.email_verified {
-        state.emails.send_verification(&auth.user).await?;
-    }
+    state.accounts.resend_verification(&auth.user).await?;
     Ok((StatusCode::ACCEPTED, JsonBody(json!({ "status": "sent" }))))
 }
 
@@ -75,11 +71,6 @@ async fn confirm(
     Input(req): Json<TokenRequest>,
 ) -> Result<JsonBody<PrivateUser>, ApiError> {
     let token = input::required(req.token.as_deref(), "token")?;
-    let user = state
-        .store
-        .confirm_email(&secret::digest(token), state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::bad_request("the verification token is invalid, used or expired"))?;
-    tracing::info!(user = %user.id, "email verified");
+    let user = state.accounts.confirm_email(token).await?;
     Ok(JsonBody(PrivateUser::from(&user)))
 }

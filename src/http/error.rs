@@ -8,10 +8,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::accounts::AccountError;
 use crate::auth::password::HashError;
 use crate::auth::sessions::SessionError;
 use crate::domain::FieldError;
-use crate::store::StoreError;
+use crate::store::{StoreError, TokenPurpose};
+
+/// One answer for a refresh token that is unknown, used, expired or of an ended session.
+const INVALID_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 /// The stable identifier of every problem Latch answers. One match gives its status,
 /// its `code`, its title and its RFC 6749 error on the token endpoints.
@@ -245,6 +249,28 @@ impl From<HashError> for ApiError {
     }
 }
 
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(errors) => ApiError::validation(errors),
+            AccountError::Taken(field) => ApiError::conflict(field),
+            AccountError::WrongPassword(field) => ApiError::wrong_password(field),
+            AccountError::NotVerified => ApiError::email_not_verified(),
+            AccountError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
+            AccountError::InvalidToken(TokenPurpose::VerifyEmail) => {
+                ApiError::bad_request("the verification token is invalid, used or expired")
+            }
+            AccountError::InvalidToken(TokenPurpose::ResetPassword) => {
+                ApiError::bad_request("the reset token is invalid, used or expired")
+            }
+            AccountError::Gone => ApiError::not_found(),
+            AccountError::Busy => HashError::Busy.into(),
+            AccountError::Store(e) => e.into(),
+            AccountError::Internal(e) => e.into(),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
@@ -252,7 +278,7 @@ impl From<SessionError> for ApiError {
             SessionError::Disabled => ApiError::account_disabled(),
             SessionError::NotVerified => ApiError::email_not_verified(),
             SessionError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
-            SessionError::InvalidGrant => ApiError::bad_request("the refresh token is invalid, expired or revoked"),
+            SessionError::InvalidGrant => ApiError::bad_request(INVALID_REFRESH_TOKEN),
             SessionError::Ended => ApiError::unauthorized("the session has ended"),
             SessionError::Busy => HashError::Busy.into(),
             SessionError::Store(e) => e.into(),
@@ -355,16 +381,17 @@ impl OAuthError {
     }
 }
 
-/// The token endpoints speak OAuth; every problem maps onto its vocabulary.
+/// A refresh token that does not work is `invalid_grant`; the rest as any problem.
 impl From<SessionError> for OAuthError {
     fn from(e: SessionError) -> Self {
         match e {
-            SessionError::InvalidGrant => Self::invalid_grant("the refresh token is invalid, expired or revoked"),
+            SessionError::InvalidGrant => Self::invalid_grant(INVALID_REFRESH_TOKEN),
             e => ApiError::from(e).into(),
         }
     }
 }
 
+/// The token endpoints speak OAuth; every problem maps onto its vocabulary.
 impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {
         let (status, error) = (e.code.oauth_status(), e.code.oauth_error());

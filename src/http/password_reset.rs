@@ -10,13 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::auth::secret;
 use crate::domain::input::{self, TokenAndPassword};
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, Json};
 use crate::http::openapi::Status;
 use crate::http::state::AppState;
-use crate::store::TokenPurpose;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/password-reset", post(request)).route("/password-reset/confirm", post(confirm))
@@ -56,7 +54,7 @@ async fn request(
     Input(req): Json<ResetRequest>,
 ) -> Result<(StatusCode, JsonBody<Value>), ApiError> {
     let email = input::email(req.email.as_deref(), "email")?;
-    state.limiter.password_reset(client.ip, email.as_str()).await?;
+    state.accounts.limit_password_reset(client.ip, &email).await?;
     // Known and unknown addresses are answered at the same moment: the lookup, the token
     // and the email are done by a task of their own, and the answer waits for it until
     // a fixed time after the request, no more and no less. A task that takes longer
@@ -64,15 +62,7 @@ async fn request(
     let deadline = tokio::time::Instant::now() + RESET_ANSWER_TIME;
     let background = state.clone();
     let job = tokio::spawn(async move {
-        let result = match background.store.user_by_login(email.as_str()).await {
-            Ok(Some(user)) if !user.disabled => background.emails.send_password_reset(&user).await,
-            Ok(_) => {
-                tracing::info!("password reset requested for an unknown or disabled account");
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
+        if let Err(e) = background.accounts.send_password_reset(&email).await {
             tracing::error!(error = %e, "password reset email not sent");
         }
     });
@@ -113,16 +103,6 @@ struct ConfirmRequest {
 async fn confirm(State(state): State<AppState>, Input(req): Json<ConfirmRequest>) -> Result<StatusCode, ApiError> {
     let TokenAndPassword { token, new_password } =
         TokenAndPassword::parse(req.token.as_deref(), req.new_password.as_deref())?;
-    let invalid = || ApiError::bad_request("the reset token is invalid, used or expired");
-    let hash = secret::digest(token);
-    let now = state.clock.now();
-    let record = state.store.find_one_time_token(&hash, TokenPurpose::ResetPassword, now).await?.ok_or_else(invalid)?;
-    let user = state.store.user_by_id(record.user_id).await?.filter(|u| u.email == record.email).ok_or_else(invalid)?;
-    // A bad password leaves the token valid: it is used up only by a success.
-    let new_password = crate::http::users::account_password(&state, &user, Some(new_password))?;
-    let new_hash = state.hasher.hash(new_password.expose()).await?;
-    state.store.reset_password(&hash, &new_hash, state.clock.now()).await?.ok_or_else(invalid)?;
-    tracing::info!(event = "password_reset", user = %user.id, "password reset; all sessions ended");
-    state.emails.send_password_changed(&user).await;
+    state.accounts.reset_password(token, new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

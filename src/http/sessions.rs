@@ -115,6 +115,7 @@ async fn end_current(State(state): State<AppState>, auth: AuthUser<true>) -> Res
 pub async fn end_session_response<const A: bool>(state: &AppState, auth: &AuthUser<A>) -> Result<Response, ApiError> {
     if let Some(sid) = auth.session_id() {
         state.sessions.end(sid).await?;
+        tracing::info!(user = %auth.user.id, session = %sid, "session ended");
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if auth.via == Via::Cookie {

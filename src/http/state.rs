@@ -1,15 +1,11 @@
-//! What every handler can reach: the services, the store for what is no service's
-//! business, and the settings that shape responses. Cheap to clone.
+//! What every handler can reach: the services, the store for plain reads (a public
+//! profile, readiness), and the settings that shape responses. Cheap to clone.
 
 use std::sync::Arc;
 
-use crate::auth::emails::Emails;
-use crate::auth::limits::RateLimiter;
-use crate::auth::password::PasswordHasher;
+use crate::auth::accounts::Accounts;
 use crate::auth::sessions::Sessions;
 use crate::auth::tokens::TokenService;
-use crate::clock::Clock;
-use crate::domain::PasswordPolicy;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -34,13 +30,10 @@ impl std::ops::Deref for AppState {
 /// What [`AppState`] holds.
 pub struct Services {
     pub sessions: Sessions,
-    pub emails: Emails,
+    pub accounts: Accounts,
     pub store: Arc<dyn Store>,
-    pub hasher: PasswordHasher,
+    /// Signs and publishes: JWKS and discovery read it.
     pub tokens: TokenService,
-    pub policy: PasswordPolicy,
-    pub limiter: RateLimiter,
-    pub clock: Clock,
     pub settings: Arc<Settings>,
     pub metrics: crate::http::metrics::Metrics,
 }

@@ -9,13 +9,12 @@ use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::sessions::SessionError;
-use crate::domain::input::{self, NewAccount, ProfileUpdate};
-use crate::domain::{Email, Timestamp, UserId, Username};
+use crate::domain::input::{NewAccount, ProfileUpdate};
+use crate::domain::{Timestamp, UserId};
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, ClientInfo, Input, Json, JsonOrForm};
 use crate::http::state::AppState;
-use crate::store::{KeepSessions, NewUser, ProfileChange, UserRecord};
+use crate::store::{KeepSessions, UserRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -101,31 +100,14 @@ async fn register(
     client: ClientInfo,
     Input(req): JsonOrForm<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let NewAccount { username, email, password } =
-        NewAccount::parse(&state.policy, req.username.as_deref(), req.email.as_deref(), req.password.as_deref())?;
-    // Valid attempts count, taken names included, so that probing for accounts is limited.
-    state.limiter.register(client.ip).await?;
-    // Cheap check first, so that a taken name costs no hashing; the unique indexes
-    // decide races.
-    if let Some(field) = state.store.taken(Some(&username), Some(&email)).await? {
-        return Err(ApiError::conflict(field));
-    }
-    let hash = state.hasher.hash(password.expose()).await?;
-    let user = state
-        .store
-        .insert_user(&NewUser {
-            id: UserId::new(),
-            username: &username,
-            email: &email,
-            email_verified: false,
-            password_hash: &hash,
-            is_admin: false,
-            now: state.clock.now(),
-        })
-        .await?;
-    tracing::info!(user = %user.id, "user registered");
+    let account = NewAccount::parse(
+        state.accounts.policy(),
+        req.username.as_deref(),
+        req.email.as_deref(),
+        req.password.as_deref(),
+    )?;
+    let user = state.accounts.register(account, client.ip).await?;
     state.metrics.registration();
-    state.emails.send_verification(&user).await?;
     let location = HeaderValue::from_str(&format!("/users/{}", user.id)).map_err(anyhow::Error::from)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], JsonBody(PrivateUser::from(&user))).into_response())
 }
@@ -184,42 +166,9 @@ async fn update_me(
     client: ClientInfo,
     Input(req): Json<UpdateRequest>,
 ) -> Result<JsonBody<PrivateUser>, ApiError> {
-    let user = auth.user;
-    let ProfileUpdate { username, email } = ProfileUpdate::parse(req.username.as_deref(), req.email.as_deref())?;
-    let new_username = username.filter(|u| u.as_str() != user.username);
-    let new_email = email.filter(|e| e.as_str() != user.email);
-    if new_email.is_some() {
-        let password = req.current_password.as_deref().unwrap_or("");
-        confirm_password(&state, &user, password, &client, "current_password").await?;
-    }
-    if new_username.is_none() && new_email.is_none() {
-        return Ok(JsonBody(PrivateUser::from(&user)));
-    }
-    let renamed_to_other = new_username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
-    if new_username.is_some() && state.settings.require_verified_email && !user.email_verified {
-        // An unverified account may correct its address, nothing else.
-        return Err(ApiError::email_not_verified());
-    }
-    if renamed_to_other.is_some() || new_email.is_some() {
-        // Limited like registration: a change must be no free "is this name taken" oracle.
-        state.limiter.rename(user.id, client.ip).await?;
-    }
-    if new_email.is_some() {
-        // A new address gets a verification email (and the old one a notice), counted
-        // like any other so that changing back and forth sends no flood of mail.
-        state.limiter.verification_email(user.id).await?;
-    }
-    if let Some(field) = state.store.taken(renamed_to_other, new_email.as_ref()).await? {
-        return Err(ApiError::conflict(field));
-    }
-    let change = ProfileChange { username: new_username.as_ref(), email: new_email.as_ref() };
-    let updated =
-        state.store.update_profile(user.id, &change, state.clock.now()).await?.ok_or_else(ApiError::not_found)?;
-    if new_email.is_some() {
-        tracing::info!(event = "email_changed", user = %user.id, "email changed");
-        state.emails.send_verification(&updated).await?;
-        state.emails.send_email_changed(&user.email, &updated).await;
-    }
+    let update = ProfileUpdate::parse(req.username.as_deref(), req.email.as_deref())?;
+    let current = req.current_password.as_deref();
+    let updated = state.accounts.update_profile(auth.user, update, current, client.client()).await?;
     Ok(JsonBody(PrivateUser::from(&updated)))
 }
 
@@ -257,45 +206,10 @@ async fn change_password(
     client: ClientInfo,
     Input(req): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let user = &auth.user;
-    let new_password = account_password(&state, user, req.new_password.as_deref())?;
-    // The new password is judged before the current one is checked, so that a refusal
-    // of the new one cannot confirm a guess of the current one.
-    let current = req.current_password.as_deref().unwrap_or("");
-    confirm_password(&state, user, current, &client, "current_password").await?;
-    let hash = state.hasher.hash(new_password.expose()).await?;
     let keep = auth.session_id().map_or(KeepSessions::None, KeepSessions::This);
-    state.store.set_password(user.id, &hash, keep, state.clock.now()).await?.ok_or_else(ApiError::not_found)?;
-    tracing::info!(event = "password_changed", user = %user.id, "password changed; other sessions ended");
-    state.emails.send_password_changed(user).await;
+    let (new, current) = (req.new_password.as_deref(), req.current_password.as_deref());
+    state.accounts.change_password(&auth.user, new, current, keep, client.client()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Checks the password that confirms a change, under the login limits: 403 naming
-/// `field` when it is wrong or missing, 429 over a limit.
-async fn confirm_password(
-    state: &AppState,
-    user: &UserRecord,
-    password: &str,
-    client: &ClientInfo,
-    field: &'static str,
-) -> Result<(), ApiError> {
-    match state.sessions.confirm_password(user, password, client.client()).await {
-        Ok(()) => Ok(()),
-        Err(SessionError::InvalidCredentials) => Err(ApiError::wrong_password(field)),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A new password for `user`'s account, named `new_password` in the request.
-pub fn account_password(
-    state: &AppState,
-    user: &UserRecord,
-    value: Option<&str>,
-) -> Result<crate::domain::NewPassword, ApiError> {
-    let username = Username::parse(&user.username).ok();
-    let email = Email::parse(&user.email).ok();
-    Ok(input::new_password(&state.policy, value, "new_password", username.as_ref(), email.as_ref())?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -328,10 +242,7 @@ async fn delete_me(
     client: ClientInfo,
     Input(req): Json<DeleteRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let password = req.password.as_deref().unwrap_or("");
-    confirm_password(&state, &auth.user, password, &client, "password").await?;
-    state.store.delete_user(auth.user.id).await?;
-    tracing::info!(user = %auth.user.id, "account deleted");
+    state.accounts.delete(&auth.user, req.password.as_deref(), client.client()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -50,7 +50,17 @@ pub trait KeyStore {
     async fn plaintext_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Replaces a plaintext private key by its sealed form; `false` when the row is
     /// gone or was sealed meanwhile (another instance got there first).
-    async fn encrypt_signing_key(&self, kid: &str, sealed: &[u8], encrypted_with: &str) -> Result<bool, StoreError>;
+    async fn encrypt_signing_key(&self, sealed: &SealedKey<'_>) -> Result<bool, StoreError>;
+}
+
+/// A private key sealed with a key-encryption key: named fields, since the key's and
+/// the key-encryption key's ids are both text.
+pub struct SealedKey<'a> {
+    /// The signing key's `kid`.
+    pub kid: &'a str,
+    pub private_der: &'a [u8],
+    /// The id of the key-encryption key.
+    pub encrypted_with: &'a str,
 }
 
 macro_rules! impl_key_store {
@@ -110,17 +120,15 @@ macro_rules! impl_key_store {
 
             async fn encrypt_signing_key(
                 &self,
-                kid: &str,
-                sealed: &[u8],
-                encrypted_with: &str,
+                key: &$crate::store::SealedKey<'_>,
             ) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query(
                     "UPDATE signing_keys SET private_der = $2, encrypted_with = $3
                      WHERE kid = $1 AND encrypted_with IS NULL",
                 )
-                .bind(kid)
-                .bind(sealed)
-                .bind(encrypted_with)
+                .bind(key.kid)
+                .bind(key.private_der)
+                .bind(key.encrypted_with)
                 .execute(self.write())
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -22,7 +22,7 @@ pub(crate) mod users;
 
 use std::sync::Arc;
 
-pub use keys::{KeyStore, StoredKey};
+pub use keys::{KeyStore, SealedKey, StoredKey};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
 pub use rate_limits::{Counter, RateLimitStore, Settle};

@@ -96,8 +96,6 @@ pub trait SessionStore {
     async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError>;
     /// Ends one session, only if it belongs to `user_id`.
     async fn delete_user_session(&self, user_id: UserId, id: SessionId) -> Result<bool, StoreError>;
-    /// Ends every session of the user but `keep`.
-    async fn delete_user_sessions(&self, user_id: UserId, keep: Option<SessionId>) -> Result<u64, StoreError>;
     async fn list_sessions(
         &self,
         user_id: UserId,
@@ -209,20 +207,6 @@ macro_rules! impl_session_store {
                     .await?;
                 self.changed($crate::store::Change::Session(id)).await;
                 Ok(done.rows_affected() > 0)
-            }
-
-            async fn delete_user_sessions(
-                &self,
-                user_id: $crate::domain::UserId,
-                keep: Option<$crate::domain::SessionId>,
-            ) -> Result<u64, $crate::store::StoreError> {
-                let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
-                    .bind(user_id)
-                    .bind(keep)
-                    .execute(self.write())
-                    .await?;
-                self.changed($crate::store::Change::User(user_id)).await;
-                Ok(done.rows_affected())
             }
 
             async fn list_sessions(

@@ -248,6 +248,19 @@ impl TestApp {
         found.remove(0)
     }
 
+    /// Like [`TestApp::email_about`], for an email sent in the background (a reset
+    /// link): waits for it for up to five seconds.
+    pub async fn email_arriving(&self, to: &str, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if self.emails_to(to).iter().any(|m| m.contains(needle)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.email_about(to, needle)
+    }
+
     /// Emails to `to`, oldest first.
     pub fn emails_to(&self, to: &str) -> Vec<String> {
         self.emails().into_iter().filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))).collect()

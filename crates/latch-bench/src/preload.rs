@@ -78,7 +78,7 @@ pub async fn grow(store: &dyn Store, from: u64, count: u64) -> anyhow::Result<Pr
             .map(|i| {
                 let username = username(i);
                 ImportedUser {
-                    id: UserId::new(),
+                    id: UserId::generate(),
                     email: format!("{username}@bench.example"),
                     username,
                     email_verified: true,
@@ -115,7 +115,7 @@ pub async fn refresh_tokens(
         let token = secret::random_token();
         let digest = secret::digest(&token);
         let session = NewSession {
-            id: SessionId::new(),
+            id: SessionId::generate(),
             user_id: *user_id,
             client_id: "latch",
             cookie_hash: None,

@@ -346,7 +346,7 @@ async fn a_wrong_password_for_a_legacy_hash_takes_as_long_as_for_an_unknown_user
     let app = spawn_app_with(|c| c.limits.enabled = false).await;
     let store = latch::store::open(&app.config.database_url).await.unwrap();
     let imported = latch::store::ImportedUser {
-        id: latch::domain::UserId::new(),
+        id: latch::domain::UserId::generate(),
         username: "leon".into(),
         email: "leon@example.com".into(),
         email_verified: true,

@@ -230,12 +230,20 @@ async fn requests_keep_a_session_alive_under_the_shortest_idle_timeout() {
     app.create_user("kim").await;
     let used = app.login("kim").await;
     let unused = app.login("kim").await;
+    // Each use is recorded in the background; the test waits for it, as the half
+    // second between requests would have in real time.
+    let store = latch::store::open(&app.config.database_url).await.unwrap();
+    let sid = latch::domain::SessionId::parse(jwt_parts(&used.access_token).1["sid"].as_str().unwrap()).unwrap();
     for _ in 0..4 {
         app.clock.advance(Duration::from_millis(500));
+        let at = app.clock.clock().now();
         assert_eq!(app.me_status(&used.access_token).await, StatusCode::OK);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while store.session_with_user(sid).await.unwrap().unwrap().0.last_seen_at < at {
+            assert!(std::time::Instant::now() < deadline, "the use at {at} was never recorded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
-    // The use is recorded in the background; the refresh below reads it back.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     app.clock.advance(Duration::from_millis(500));
     assert_eq!(app.me_status(&unused.access_token).await, StatusCode::UNAUTHORIZED, "idle for 2.5 s");
     assert_eq!(app.refresh(&unused.refresh_token).await.status(), StatusCode::BAD_REQUEST);

@@ -314,6 +314,8 @@ async fn tokens_with_wrong_claims_are_refused() {
         ("aud", json!("https://other.example")),
         ("exp", json!(now - 60)),
         ("exp", Value::Null),
+        ("nbf", json!(now + 60)),
+        ("iat", json!(now + 60)),
         ("sub", json!("00000000-0000-0000-0000-000000000000")),
     ];
     for (claim, value) in edits {
@@ -334,6 +336,15 @@ async fn tokens_with_wrong_claims_are_refused() {
     assert_eq!(app.me_status(&sign(&header, &c)).await, StatusCode::OK, "leeway");
     c["exp"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 10);
     assert_eq!(app.me_status(&sign(&header, &c)).await, StatusCode::UNAUTHORIZED, "past leeway");
+    let mut c = claims.clone();
+    c["nbf"] = json!(now as f64 + 3.5);
+    assert_eq!(app.me_status(&sign(&header, &c)).await, StatusCode::OK, "nbf within the leeway, with a fraction");
+
+    // The server's clock decides: the token Latch issued lives 15 minutes, plus 5 s.
+    app.clock.advance(std::time::Duration::from_secs(900 + 3));
+    assert_eq!(app.me_status(&t.access_token).await, StatusCode::OK, "within the leeway");
+    app.clock.advance(std::time::Duration::from_secs(4));
+    assert_eq!(app.me_status(&t.access_token).await, StatusCode::UNAUTHORIZED, "expired by the server's clock");
 }
 
 /// The private signing key, read from the test's own database.
