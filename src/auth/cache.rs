@@ -120,7 +120,8 @@ impl AuthCache {
     pub fn token(&self, token: &str) -> Option<Arc<AccessClaims>> {
         let claims = self.lock().tokens.get(token).cloned()?;
         let now = self.clock.now().unix();
-        (claims.exp + LEEWAY_SECS as i64 > now && claims.key_still_trusted()).then_some(claims)
+        // The same bound as verification, without overflow for a far-off `exp`.
+        (claims.exp.saturating_add(LEEWAY_SECS as i64) >= now && claims.key_still_trusted()).then_some(claims)
     }
 
     pub fn insert_token(&self, token: &str, claims: Arc<AccessClaims>) {

@@ -1,6 +1,7 @@
 //! Browser sessions: `POST /sessions` logs in and sets the session cookie,
 //! `DELETE /sessions` logs out; users list and end their own sessions of every kind.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -188,9 +189,10 @@ async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<JsonBody<
 async fn end_one(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = SessionId::parse(&id).ok_or_else(ApiError::not_found)?;
+    // Not an id, nor even text: no such resource, as a problem like every other answer.
+    let id = path.ok().and_then(|Path(id)| SessionId::parse(&id)).ok_or_else(ApiError::not_found)?;
     if !state.sessions.end_own(auth.user.id, id).await? {
         return Err(ApiError::not_found());
     }

@@ -1,6 +1,7 @@
 //! Registration and account management: `POST /users`, `GET/PATCH/DELETE /users/me`,
 //! `POST /users/me/password`, `GET /users/{id}`.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -261,9 +262,10 @@ async fn delete_me(
 )]
 async fn public_profile(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<JsonBody<PublicUser>, ApiError> {
-    let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
+    // Not an id, nor even text: no such resource, as a problem like every other answer.
+    let id = path.ok().and_then(|Path(id)| UserId::parse(&id)).ok_or_else(ApiError::not_found)?;
     let user = state.store.user_by_id(id).await?.ok_or_else(ApiError::not_found)?;
     Ok(JsonBody(PublicUser { id: user.id, username: user.username, created_at: user.created_at }))
 }

@@ -60,6 +60,15 @@ async fn unknown_routes_are_404_problems() {
     assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
     let r = app.client.put(app.url("/token")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // Ids that are no UUID, or not even UTF-8, name no resource.
+    for id in ["not-a-uuid", "%FF", "%C3%28"] {
+        let r = app.client.get(app.url(&format!("/users/{id}"))).send().await.unwrap();
+        assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let t = app.create_user("paula").await;
+    let t = app.login(t["username"].as_str().unwrap()).await;
+    let r = app.client.delete(app.url("/users/me/sessions/%FF")).bearer_auth(&t.access_token).send().await.unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 #[tokio::test]

@@ -340,6 +340,13 @@ async fn tokens_with_wrong_claims_are_refused() {
     c["nbf"] = json!(now as f64 + 3.5);
     assert_eq!(app.me_status(&sign(&header, &c)).await, StatusCode::OK, "nbf within the leeway, with a fraction");
 
+    // A far-off exp (signed with Latch's key) is no overflow, the first time nor from the cache.
+    let mut c = claims.clone();
+    c["exp"] = json!(i64::MAX);
+    let far = sign(&header, &c);
+    assert_eq!(app.me_status(&far).await, StatusCode::OK);
+    assert_eq!(app.me_status(&far).await, StatusCode::OK, "from the cache");
+
     // The server's clock decides: the token Latch issued lives 15 minutes, plus 5 s.
     app.clock.advance(std::time::Duration::from_secs(900 + 3));
     assert_eq!(app.me_status(&t.access_token).await, StatusCode::OK, "within the leeway");
