@@ -261,6 +261,19 @@ impl TestApp {
         self.email_about(to, needle)
     }
 
+    /// Emails to `to` once there are at least `count` of them (the latest may be sent in
+    /// the background): waits for up to five seconds.
+    pub async fn emails_arriving(&self, to: &str, count: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mails = self.emails_to(to);
+            if mails.len() >= count || std::time::Instant::now() >= deadline {
+                return mails;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Emails to `to`, oldest first.
     pub fn emails_to(&self, to: &str) -> Vec<String> {
         self.emails().into_iter().filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))).collect()

@@ -299,8 +299,7 @@ async fn behind_nginx_the_instances_act_as_one() {
         dir = dir.path().display()
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let mut proxy =
-        Command::new(nginx).args(["-p"]).arg(dir.path()).arg("-c").arg(dir.path().join("nginx.conf")).spawn().unwrap();
+    let _proxy = Nginx::start(&nginx, dir.path());
     let base = format!("http://127.0.0.1:{port}");
     let client = Client::new();
     let mut up = false;
@@ -344,8 +343,49 @@ async fn behind_nginx_the_instances_act_as_one() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+}
+
+/// nginx with its own prefix directory, stopped (workers included) when dropped,
+/// even by a failing assertion. Killing the master alone would leave its workers
+/// serving, and holding the test's output open.
+struct Nginx {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    master: Child,
+}
+
+impl Nginx {
+    fn start(bin: &std::path::Path, dir: &std::path::Path) -> Nginx {
+        let master = Command::new(bin)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Nginx { bin: bin.to_owned(), dir: dir.to_owned(), master }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let stopped = Command::new(&self.bin)
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !stopped.is_ok_and(|s| s.success()) {
+            let _ = self.master.kill();
+        }
+        let _ = self.master.wait();
+    }
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
