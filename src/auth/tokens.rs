@@ -1,5 +1,6 @@
-//! Access tokens: RFC 9068 JWTs (`typ: at+jwt`) signed with Ed25519 or RS256, and the
-//! key set behind them. Verification pins the algorithm to the key named by `kid`,
+//! Access tokens: RFC 9068 JWTs (`typ: at+jwt`) signed with ES256 (the default, which
+//! every mainstream JOSE library verifies with its default settings), EdDSA or RS256,
+//! and the key set behind them. Verification pins the algorithm to the key named by `kid`,
 //! checks `iss`, `aud` (a string, or an array that contains it), `exp`, `nbf` and
 //! `iat` with at most 5 s of leeway, and refuses any `crit` header, since Latch
 //! understands no JWS extension.
@@ -266,6 +267,11 @@ impl TokenService {
             "EdDSA" => {
                 (Algorithm::EdDSA, EncodingKey::from_ed_der(&der), DecodingKey::from_ed_components(field("x")?)?)
             }
+            "ES256" => (
+                Algorithm::ES256,
+                EncodingKey::from_ec_der(&der),
+                DecodingKey::from_ec_components(field("x")?, field("y")?)?,
+            ),
             "RS256" => (
                 Algorithm::RS256,
                 EncodingKey::from_rsa_der(&der),
@@ -390,8 +396,15 @@ impl TokenService {
     /// Algorithms the key set signs with, for discovery.
     pub fn algorithms(&self) -> Vec<&'static str> {
         let set = self.current();
-        let mut algs: Vec<&'static str> =
-            set.keys.values().map(|e| if e.key.algorithm == Algorithm::RS256 { "RS256" } else { "EdDSA" }).collect();
+        let mut algs: Vec<&'static str> = set
+            .keys
+            .values()
+            .map(|e| match e.key.algorithm {
+                Algorithm::RS256 => "RS256",
+                Algorithm::ES256 => "ES256",
+                _ => "EdDSA",
+            })
+            .collect();
         algs.sort_unstable();
         algs.dedup();
         algs
@@ -400,6 +413,7 @@ impl TokenService {
 
 fn algorithm_name(algorithm: SigningAlgorithm) -> &'static str {
     match algorithm {
+        SigningAlgorithm::Es256 => "ES256",
         SigningAlgorithm::EdDsa => "EdDSA",
         SigningAlgorithm::Rs256 => "RS256",
     }
@@ -422,6 +436,19 @@ pub fn generate_key(
             let x = b64(key.verifying_key().as_bytes());
             let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
             (der, serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x }), thumb)
+        }
+        SigningAlgorithm::Es256 => {
+            use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+            use p256::pkcs8::EncodePrivateKey as _;
+            let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+            let der = zeroize::Zeroizing::new(key.to_pkcs8_der().context("encode P-256 key")?.as_bytes().to_vec());
+            let point = key.public_key().to_encoded_point(false);
+            let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                anyhow::bail!("P-256 public key without coordinates");
+            };
+            let (x, y) = (b64(x), b64(y));
+            let thumb = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            (der, serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }), thumb)
         }
         SigningAlgorithm::Rs256 => {
             use rsa::pkcs1::EncodeRsaPrivateKey as _;

@@ -23,7 +23,7 @@ async fn the_password_grant_issues_a_bearer_pair_by_email_or_username() {
         assert!(body["refresh_token"].as_str().unwrap().len() >= 22);
         let (header, claims) = jwt_parts(body["access_token"].as_str().unwrap());
         assert_eq!(header["typ"], "at+jwt");
-        assert_eq!(header["alg"], "EdDSA");
+        assert_eq!(header["alg"], "ES256", "the default: every mainstream library verifies it");
         assert!(header["kid"].is_string());
         assert_eq!(claims["iss"], app.base);
         assert_eq!(claims["aud"], app.base);
@@ -264,13 +264,19 @@ async fn tampered_tokens_are_refused() {
         forged.push(jsonwebtoken::encode(&h, &claims, &key).unwrap());
         forged.push(forge(&hs, &claims, |_| b"garbage".to_vec()));
     }
-    // A key of our own, under the real kid and under a made-up one.
-    let mine = ed25519_der();
-    for kid in [header["kid"].as_str().unwrap(), "made-up"] {
-        let mut h = Header::new(Algorithm::EdDSA);
-        h.typ = Some("at+jwt".into());
-        h.kid = Some(kid.into());
-        forged.push(jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ed_der(&mine)).unwrap());
+    // A key of our own, of the server's algorithm and another, under the real kid and
+    // under a made-up one.
+    let keys = [
+        (Algorithm::ES256, EncodingKey::from_ec_der(&p256_der())),
+        (Algorithm::EdDSA, EncodingKey::from_ed_der(&ed25519_der())),
+    ];
+    for (alg, key) in &keys {
+        for kid in [header["kid"].as_str().unwrap(), "made-up"] {
+            let mut h = Header::new(*alg);
+            h.typ = Some("at+jwt".into());
+            h.kid = Some(kid.into());
+            forged.push(jsonwebtoken::encode(&h, &claims, key).unwrap());
+        }
     }
     // Real signature, edited payload.
     let mut parts: Vec<String> = t.access_token.split('.').map(str::to_owned).collect();
@@ -286,6 +292,11 @@ async fn tampered_tokens_are_refused() {
         assert_eq!(app.me_status(token).await, StatusCode::UNAUTHORIZED, "{token}");
     }
     assert_eq!(app.me_status(&t.access_token).await, StatusCode::OK);
+}
+
+fn p256_der() -> Vec<u8> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    p256::SecretKey::random(&mut rand::rngs::OsRng).to_pkcs8_der().unwrap().as_bytes().to_vec()
 }
 
 fn ed25519_der() -> Vec<u8> {
@@ -305,7 +316,7 @@ async fn tokens_with_wrong_claims_are_refused() {
     let der = signing_key_der(&app).await;
     let sign = |header: &Value, claims: &Value| {
         let h: Header = serde_json::from_value(header.clone()).unwrap();
-        jsonwebtoken::encode(&h, claims, &EncodingKey::from_ed_der(&der)).unwrap()
+        jsonwebtoken::encode(&h, claims, &EncodingKey::from_ec_der(&der)).unwrap()
     };
     assert_eq!(app.me_status(&sign(&header, &claims)).await, StatusCode::OK, "re-signing as is works");
     let now = claims["iat"].as_i64().unwrap();
@@ -364,6 +375,7 @@ async fn signing_key_der(app: &TestApp) -> Vec<u8> {
 #[tokio::test]
 async fn a_standard_library_verifies_tokens_through_discovery() {
     for (alg, config_alg) in [
+        (Algorithm::ES256, latch::config::SigningAlgorithm::Es256),
         (Algorithm::EdDSA, latch::config::SigningAlgorithm::EdDsa),
         (Algorithm::RS256, latch::config::SigningAlgorithm::Rs256),
     ] {
