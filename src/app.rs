@@ -117,16 +117,7 @@ impl App {
             settings.clone(),
         );
         let emails = Emails::new(store.clone(), mailer, clock.clone(), links);
-        let accounts = Accounts::new(
-            store.clone(),
-            hasher,
-            PasswordPolicy::new(config.password_min_length),
-            limiter,
-            sessions.clone(),
-            emails,
-            clock.clone(),
-            settings.clone(),
-        );
+        let accounts = Accounts::new(sessions.clone(), emails, PasswordPolicy::new(config.password_min_length));
         let state = AppState::new(Services { sessions, accounts, store, tokens, settings, metrics });
         Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state, clock })
     }

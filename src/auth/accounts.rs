@@ -5,19 +5,15 @@
 //! renames and emails, the reset link that only works for the address it reached)
 //! live here.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use crate::auth::emails::Emails;
-use crate::auth::limits::{LimitError, RateLimiter};
-use crate::auth::password::{HashError, PasswordHasher};
+use crate::auth::limits::LimitError;
+use crate::auth::password::HashError;
 use crate::auth::secret;
 use crate::auth::sessions::{Client, SessionError, Sessions};
-use crate::clock::Clock;
 use crate::domain::input::{self, NewAccount, ProfileUpdate};
 use crate::domain::{Email, FieldError, NewPassword, PasswordPolicy, UserId, Username};
-use crate::settings::Settings;
-use crate::store::{KeepSessions, NewUser, ProfileChange, Store, StoreError, TokenPurpose, UserRecord};
+use crate::store::{KeepSessions, NewUser, ProfileChange, StoreError, TokenPurpose, UserRecord};
+use std::net::IpAddr;
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -82,32 +78,19 @@ impl From<Vec<FieldError>> for AccountError {
     }
 }
 
-/// The account service. Cheap to clone.
+/// The account service. Cheap to clone. It works on the store, hasher, limits and
+/// clock of the [`Sessions`] it is given, which also checks the passwords that
+/// confirm a change.
 #[derive(Clone)]
 pub struct Accounts {
-    store: Arc<dyn Store>,
-    hasher: PasswordHasher,
-    policy: PasswordPolicy,
-    limiter: RateLimiter,
     sessions: Sessions,
     emails: Emails,
-    clock: Clock,
-    settings: Arc<Settings>,
+    policy: PasswordPolicy,
 }
 
 impl Accounts {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: Arc<dyn Store>,
-        hasher: PasswordHasher,
-        policy: PasswordPolicy,
-        limiter: RateLimiter,
-        sessions: Sessions,
-        emails: Emails,
-        clock: Clock,
-        settings: Arc<Settings>,
-    ) -> Self {
-        Self { store, hasher, policy, limiter, sessions, emails, clock, settings }
+    pub fn new(sessions: Sessions, emails: Emails, policy: PasswordPolicy) -> Self {
+        Self { sessions, emails, policy }
     }
 
     /// The rules a new password must follow.
@@ -119,14 +102,15 @@ impl Accounts {
     pub async fn register(&self, account: NewAccount, ip: Option<IpAddr>) -> Result<UserRecord, AccountError> {
         let NewAccount { username, email, password } = account;
         // Valid attempts count, taken names included, so that probing for accounts is limited.
-        self.limiter.register(ip).await?;
+        self.sessions.limiter.register(ip).await?;
         // Cheap check first, so that a taken name costs no hashing; the unique indexes
         // decide races.
-        if let Some(field) = self.store.taken(Some(&username), Some(&email)).await? {
+        if let Some(field) = self.sessions.store.taken(Some(&username), Some(&email)).await? {
             return Err(AccountError::Taken(field));
         }
-        let hash = self.hasher.hash(password.expose()).await?;
+        let hash = self.sessions.hasher.hash(password.expose()).await?;
         let user = self
+            .sessions
             .store
             .insert_user(&NewUser {
                 id: UserId::generate(),
@@ -135,7 +119,7 @@ impl Accounts {
                 email_verified: false,
                 password_hash: &hash,
                 is_admin: false,
-                now: self.clock.now(),
+                now: self.sessions.clock.now(),
             })
             .await
             .map_err(|e| match e {
@@ -166,24 +150,29 @@ impl Accounts {
             return Ok(user);
         }
         let renamed_to_other = new_username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
-        if new_username.is_some() && self.settings.require_verified_email && !user.email_verified {
+        if new_username.is_some() && self.sessions.settings.require_verified_email && !user.email_verified {
             // An unverified account may correct its address, nothing else.
             return Err(AccountError::NotVerified);
         }
         if renamed_to_other.is_some() || new_email.is_some() {
             // Limited like registration: a change must be no free "is this name taken" oracle.
-            self.limiter.rename(user.id, client.ip).await?;
+            self.sessions.limiter.rename(user.id, client.ip).await?;
         }
         if new_email.is_some() {
             // A new address gets a verification email (and the old one a notice), counted
             // like any other so that changing back and forth sends no flood of mail.
-            self.limiter.verification_email(user.id).await?;
+            self.sessions.limiter.verification_email(user.id).await?;
         }
-        if let Some(field) = self.store.taken(renamed_to_other, new_email.as_ref()).await? {
+        if let Some(field) = self.sessions.store.taken(renamed_to_other, new_email.as_ref()).await? {
             return Err(AccountError::Taken(field));
         }
         let change = ProfileChange { username: new_username.as_ref(), email: new_email.as_ref() };
-        let updated = self.store.update_profile(user.id, &change, self.clock.now()).await?.ok_or(AccountError::Gone)?;
+        let updated = self
+            .sessions
+            .store
+            .update_profile(user.id, &change, self.sessions.clock.now())
+            .await?
+            .ok_or(AccountError::Gone)?;
         if new_email.is_some() {
             tracing::info!(event = "email_changed", user = %user.id, "email changed");
             self.emails.send_verification(&updated).await?;
@@ -206,8 +195,8 @@ impl Accounts {
         // of the new one cannot confirm a guess of the current one.
         let new_password = self.new_password_for(user, new_password)?;
         self.confirm_password(user, current_password.unwrap_or(""), client, "current_password").await?;
-        let hash = self.hasher.hash(new_password.expose()).await?;
-        self.store.set_password(user.id, &hash, keep, self.clock.now()).await?;
+        let hash = self.sessions.hasher.hash(new_password.expose()).await?;
+        self.sessions.store.set_password(user.id, &hash, keep, self.sessions.clock.now()).await?;
         tracing::info!(event = "password_changed", user = %user.id, "password changed; other sessions ended");
         self.emails.send_password_changed(user).await;
         Ok(())
@@ -221,7 +210,7 @@ impl Accounts {
         client: Client<'_>,
     ) -> Result<(), AccountError> {
         self.confirm_password(user, password.unwrap_or(""), client, "password").await?;
-        self.store.delete_user(user.id).await?;
+        self.sessions.store.delete_user(user.id).await?;
         tracing::info!(user = %user.id, "account deleted");
         Ok(())
     }
@@ -229,7 +218,7 @@ impl Accounts {
     /// Sends a new verification link, unless the address is verified already; counted
     /// either way.
     pub async fn resend_verification(&self, user: &UserRecord) -> Result<(), AccountError> {
-        self.limiter.verification_email(user.id).await?;
+        self.sessions.limiter.verification_email(user.id).await?;
         if !user.email_verified {
             self.emails.send_verification(user).await?;
         }
@@ -239,8 +228,9 @@ impl Accounts {
     /// Uses a verification token: the address it was sent to becomes verified.
     pub async fn confirm_email(&self, token: &str) -> Result<UserRecord, AccountError> {
         let user = self
+            .sessions
             .store
-            .confirm_email(&secret::digest(token), self.clock.now())
+            .confirm_email(&secret::digest(token), self.sessions.clock.now())
             .await?
             .ok_or(AccountError::InvalidToken(TokenPurpose::VerifyEmail))?;
         tracing::info!(user = %user.id, "email verified");
@@ -249,13 +239,13 @@ impl Accounts {
 
     /// Counts a reset request for the address; over the limit, nothing is sent.
     pub async fn limit_password_reset(&self, ip: Option<IpAddr>, email: &Email) -> Result<(), AccountError> {
-        Ok(self.limiter.password_reset(ip, email.as_str()).await?)
+        Ok(self.sessions.limiter.password_reset(ip, email.as_str()).await?)
     }
 
     /// Emails a reset link to the account using `email`, if there is one that is not
     /// disabled. Says nothing about which.
     pub async fn send_password_reset(&self, email: &Email) -> Result<(), StoreError> {
-        match self.store.user_by_login(email.as_str()).await? {
+        match self.sessions.store.user_by_login(email.as_str()).await? {
             Some(user) if !user.disabled => self.emails.send_password_reset(&user).await,
             _ => {
                 tracing::info!("password reset requested for an unknown or disabled account");
@@ -269,22 +259,25 @@ impl Accounts {
     /// refused password leaves the token valid.
     pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), AccountError> {
         let hash = secret::digest(token);
-        let now = self.clock.now();
+        let now = self.sessions.clock.now();
         let record = self
+            .sessions
             .store
             .find_one_time_token(&hash, TokenPurpose::ResetPassword, now)
             .await?
             .ok_or(AccountError::InvalidToken(TokenPurpose::ResetPassword))?;
         let user = self
+            .sessions
             .store
             .user_by_id(record.user_id)
             .await?
             .filter(|u| u.email == record.email)
             .ok_or(AccountError::InvalidToken(TokenPurpose::ResetPassword))?;
         let new_password = self.new_password_for(&user, Some(new_password))?;
-        let new_hash = self.hasher.hash(new_password.expose()).await?;
-        self.store
-            .reset_password(&hash, &new_hash, self.clock.now())
+        let new_hash = self.sessions.hasher.hash(new_password.expose()).await?;
+        self.sessions
+            .store
+            .reset_password(&hash, &new_hash, self.sessions.clock.now())
             .await?
             .ok_or(AccountError::InvalidToken(TokenPurpose::ResetPassword))?;
         tracing::info!(event = "password_reset", user = %user.id, "password reset; all sessions ended");

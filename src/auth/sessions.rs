@@ -118,13 +118,14 @@ const MAX_LOGIN_BYTES: usize = 320;
 /// The session service. Cheap to clone.
 #[derive(Clone)]
 pub struct Sessions {
-    store: Arc<dyn Store>,
-    hasher: PasswordHasher,
+    // Shared with `Accounts`, which works on the same store, hasher, limits and clock.
+    pub(super) store: Arc<dyn Store>,
+    pub(super) hasher: PasswordHasher,
     tokens: TokenService,
-    limiter: RateLimiter,
+    pub(super) limiter: RateLimiter,
     cache: Arc<AuthCache>,
-    clock: Clock,
-    settings: Arc<Settings>,
+    pub(super) clock: Clock,
+    pub(super) settings: Arc<Settings>,
 }
 
 impl Sessions {
