@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::accounts::Accounts;
 use crate::auth::cache::AuthCache;
+use crate::auth::clients::Clients;
 use crate::auth::emails::Emails;
 use crate::auth::limits::RateLimiter;
 use crate::auth::password::PasswordHasher;
@@ -118,7 +119,8 @@ impl App {
         );
         let emails = Emails::new(store.clone(), mailer, clock.clone(), links);
         let accounts = Accounts::new(sessions.clone(), emails, PasswordPolicy::new(config.password_min_length));
-        let state = AppState::new(Services { sessions, accounts, store, tokens, settings, metrics });
+        let clients = Clients::load(&*store, &config.cors_origins, config.require_registered_clients).await?;
+        let state = AppState::new(Services { sessions, accounts, clients, store, tokens, settings, metrics });
         Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state, clock })
     }
 
@@ -147,6 +149,7 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let janitor = tokio::spawn(sweep_expired(self.state.clone(), self.clock.clone()));
         let keys = tokio::spawn(self.state.tokens.clone().follow(self.state.store.clone()));
+        let clients = tokio::spawn(self.state.clients.clone().follow(self.state.store.clone()));
         // One signal stops both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(());
         let signal = tokio::spawn(async move {
@@ -169,6 +172,7 @@ impl App {
         signal.abort();
         janitor.abort();
         keys.abort();
+        clients.abort();
         Ok(())
     }
 }

@@ -59,6 +59,9 @@ pub enum Command {
     /// Manage access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Register and manage OAuth clients (applications that ask Latch for tokens).
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Write a consistent snapshot of the SQLite database to a new file, while serving.
     Backup {
         /// The file to create; an existing file is refused.
@@ -118,6 +121,82 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input instead of a prompt.
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+/// What a client may do; on `update`, a list given replaces the stored one.
+#[derive(Debug, clap::Args)]
+pub struct ClientSettings {
+    /// A web origin (https://app.example.com) whose browsers may call the API (CORS).
+    #[arg(long = "origin", value_name = "ORIGIN")]
+    pub origins: Vec<String>,
+    /// An exact redirect URI for the authorization-code flow.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// An exact URI to return to after logout.
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A scope the client may be granted (default: openid profile email offline_access).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+}
+
+/// `latch client …`. A client is named by its `client_id`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its client_id (and, for a confidential client, its
+    /// secret: shown once, stored hashed).
+    Create {
+        /// A name for people (shown on consent pages).
+        #[arg(long)]
+        name: String,
+        /// The client keeps a secret (a server-side app) and must authenticate with it.
+        #[arg(long)]
+        confidential: bool,
+        /// Trusted by the operator: users are not asked for consent.
+        #[arg(long)]
+        first_party: bool,
+        #[command(flatten)]
+        settings: ClientSettings,
+        /// Print {client_id, client_secret?} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered clients.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        client_id: String,
+        /// A JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client's name, trust or lists (a list given replaces the stored one).
+    Update {
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// true or false.
+        #[arg(long, value_name = "BOOL")]
+        first_party: Option<bool>,
+        #[command(flatten)]
+        settings: ClientSettings,
+        /// Remove every origin.
+        #[arg(long, conflicts_with = "origins")]
+        no_origins: bool,
+    },
+    /// Delete a client; the sessions it started end.
+    Delete { client_id: String },
+    /// Give a confidential client a new secret; the old one stops working at once.
+    RotateSecret {
+        client_id: String,
+        /// Print {client_id, client_secret} as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

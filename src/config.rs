@@ -50,6 +50,8 @@ const KEYS: &[Key] = &[
     Key { name: "rate_limit_reset_ip", help: "password-reset requests per address (10/1h)" },
     Key { name: "rate_limit_reset_email", help: "password-reset requests per email (3/1h)" },
     Key { name: "rate_limit_verify_email", help: "verification emails per account (3/1h)" },
+    Key { name: "cors_origins", help: "comma-separated origins whose browsers may call the API" },
+    Key { name: "require_registered_clients", help: "refuse client_ids that are not registered" },
     Key { name: "trusted_proxies", help: "peers whose X-Forwarded-For is believed" },
     Key { name: "header_timeout", help: "request headers must arrive within it; idle connections close after it" },
     Key { name: "request_timeout", help: "a request is answered within it" },
@@ -217,6 +219,12 @@ impl RawConfig {
             verify_email: limit("rate_limit_verify_email", 3, 3600)?,
         };
         let trusted_proxies = self.parse("trusted_proxies", parse_proxies)?.unwrap_or_default();
+        let cors_origins = self
+            .parse("cors_origins", |v| {
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(parse_origin).collect::<Result<Vec<_>, _>>()
+            })?
+            .unwrap_or_default();
+        let require_registered_clients = self.parse("require_registered_clients", parse_bool)?.unwrap_or(false);
         let header_timeout = self.parse("header_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10));
         let request_timeout = self.parse("request_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30));
         let max_connections = self.parse("max_connections", |v| parse_count(v, 1, 10_000_000))?;
@@ -256,6 +264,8 @@ impl RawConfig {
             hash_queue,
             limits,
             trusted_proxies,
+            cors_origins,
+            require_registered_clients,
             header_timeout,
             request_timeout,
             max_connections,
@@ -419,6 +429,18 @@ fn parse_proxies(v: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// A web origin, `scheme://host[:port]` (http or https, nothing after the authority),
+/// in its serialized form: lowercase host, default port dropped.
+pub fn parse_origin(v: &str) -> Result<String, String> {
+    let bad = || format!("`{v}` is not an origin like https://app.example.com (scheme, host and port only)");
+    let url = url::Url::parse(v).map_err(|_| bad())?;
+    let bare = url.path() == "/" && !v.ends_with('/') && url.query().is_none() && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare || !url.username().is_empty() {
+        return Err(bad());
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
 /// Where the data lives.
 #[derive(Debug, Clone)]
 pub enum DatabaseUrl {
@@ -509,6 +531,10 @@ pub struct Config {
     pub hash_queue: usize,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
+    /// Origins allowed for CORS besides the registered clients' (serialized origins).
+    pub cors_origins: Vec<String>,
+    /// Refuse `client_id`s that are not registered.
+    pub require_registered_clients: bool,
     /// Request headers must arrive within it; an idle kept-alive connection is closed
     /// after it.
     pub header_timeout: Duration,

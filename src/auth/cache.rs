@@ -69,7 +69,7 @@ impl State {
             }
             Change::User(id) => self.sessions.retain(|_, (entry, _)| entry.1.id != id),
             Change::All => self.sessions.clear(),
-            Change::Keys => {}
+            Change::Keys | Change::Clients => {}
         }
     }
 }
@@ -195,6 +195,7 @@ mod tests {
             created_at: now,
             last_seen_at: now,
             expires_at: now,
+            scope: "openid".into(),
         };
         let user = UserRecord {
             id: user,

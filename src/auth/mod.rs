@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod cache;
+pub mod clients;
 pub mod emails;
 pub mod kek;
 pub mod limits;
@@ -13,3 +14,35 @@ pub mod password;
 pub mod secret;
 pub mod sessions;
 pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::store::{Change, Store};
+
+/// Runs `reload` whenever the store announces a change that `wants` picks (or that
+/// announcements were missed), and at the store's poll interval for what
+/// announcements cannot reach (another process on a SQLite file). Returns when the
+/// store's announcements end.
+pub(crate) async fn follow<F, Fut>(store: Arc<dyn Store>, wants: fn(Change) -> bool, mut reload: F)
+where
+    F: FnMut(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = store.subscribe();
+    let mut tick = tokio::time::interval(store.poll_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let due = tokio::select! {
+            change = changes.recv() => match change {
+                Ok(change) => wants(change),
+                Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => true,
+        };
+        if due {
+            reload(store.clone()).await;
+        }
+    }
+}

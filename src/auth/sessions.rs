@@ -13,7 +13,7 @@ use crate::auth::cache::{AuthCache, SessionEntry};
 use crate::auth::limits::{LimitError, RateLimiter};
 use crate::auth::password::{HashError, PasswordHasher, Verified};
 use crate::auth::secret;
-use crate::auth::tokens::TokenService;
+use crate::auth::tokens::{AccessClaims, TokenService};
 use crate::clock::Clock;
 use crate::domain::{SessionId, UserId};
 use crate::settings::Settings;
@@ -106,6 +106,20 @@ pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: u64,
+    /// The scopes the access token carries, space-separated.
+    pub scope: String,
+}
+
+/// A token that introspection found active (RFC 7662), with its session and user.
+pub struct Introspection {
+    pub session: SessionRecord,
+    pub user: UserRecord,
+    /// `access_token` or `refresh_token`.
+    pub token_type: &'static str,
+    pub client_id: String,
+    pub scope: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
 }
 
 /// The `client_id` recorded for browser (cookie) sessions.
@@ -255,59 +269,73 @@ impl Sessions {
         }
     }
 
-    /// Starts a token session for `user` and returns its first pair.
+    /// Starts a token session for `user` with the granted `scope` and returns its
+    /// first pair.
     pub async fn start_token(
         &self,
         user: &UserRecord,
         client_id: &str,
+        scope: &str,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
         let sid = SessionId::generate();
         let refresh_token = secret::random_token();
-        self.create(user, sid, client_id, None, Some(&secret::digest(&refresh_token)), client).await?;
-        let access_token = self.tokens.sign(user.id, sid, client_id)?;
+        let new = NewSession {
+            id: sid,
+            user_id: user.id,
+            client_id,
+            scope,
+            cookie_hash: None,
+            refresh_hash: Some(&secret::digest(&refresh_token)),
+            user_agent: client.user_agent,
+            ip: None,
+            now: self.clock.now(),
+            expires_at: self.clock.now(),
+        };
+        self.create(new, client).await?;
+        let access_token = self.tokens.sign(user.id, sid, client_id, scope)?;
         tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
-        Ok(TokenPair { access_token, refresh_token, expires_in: self.tokens.ttl().as_secs() })
+        Ok(TokenPair { access_token, refresh_token, expires_in: self.tokens.ttl().as_secs(), scope: scope.to_owned() })
     }
 
     /// Starts a browser session for `user`; returns the cookie secret.
     pub async fn start_browser(&self, user: &UserRecord, client: Client<'_>) -> Result<String, SessionError> {
         let secret = secret::random_token();
-        self.create(user, SessionId::generate(), BROWSER_CLIENT_ID, Some(&secret::digest(&secret)), None, client)
-            .await?;
+        let new = NewSession {
+            id: SessionId::generate(),
+            user_id: user.id,
+            client_id: BROWSER_CLIENT_ID,
+            scope: &crate::auth::clients::DEFAULT_SCOPES.join(" "),
+            cookie_hash: Some(&secret::digest(&secret)),
+            refresh_hash: None,
+            user_agent: client.user_agent,
+            ip: None,
+            now: self.clock.now(),
+            expires_at: self.clock.now(),
+        };
+        self.create(new, client).await?;
         tracing::info!(user = %user.id, "browser session started");
         Ok(secret)
     }
 
-    async fn create(
-        &self,
-        user: &UserRecord,
-        id: SessionId,
-        client_id: &str,
-        cookie_hash: Option<&[u8]>,
-        refresh_hash: Option<&[u8]>,
-        client: Client<'_>,
-    ) -> Result<(), StoreError> {
+    /// Stores `new`, with the client's address, `now` and the expiry filled in.
+    async fn create(&self, new: NewSession<'_>, client: Client<'_>) -> Result<(), StoreError> {
         let now = self.clock.now();
         let ip = client.ip.map(|ip| ip.to_string());
-        self.store
-            .create_session(&NewSession {
-                id,
-                user_id: user.id,
-                client_id,
-                cookie_hash,
-                refresh_hash,
-                user_agent: client.user_agent,
-                ip: ip.as_deref(),
-                now,
-                expires_at: now + self.settings.refresh_token_ttl,
-            })
-            .await
+        let new = NewSession { ip: ip.as_deref(), now, expires_at: now + self.settings.refresh_token_ttl, ..new };
+        self.store.create_session(&new).await
     }
 
     /// Exchanges a refresh token for a new pair in the same session. A token used
     /// before ends its whole session (reuse detection); a disabled user's session ends.
-    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, SessionError> {
+    /// `accept` decides whether the caller may use the session (its client's rules);
+    /// `scope` may narrow the scopes of the new access token.
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
+        scope: impl FnOnce(&str) -> Result<String, SessionError>,
+    ) -> Result<TokenPair, SessionError> {
         // Checked before the rotation, so that the refused client keeps a refresh token
         // that works once the address is verified.
         if self.settings.require_verified_email
@@ -326,6 +354,7 @@ impl Sessions {
                 &secret::digest(&new_token),
                 now,
                 self.settings.idle_cutoff(now),
+                accept,
             )
             .await?;
         let session = match outcome {
@@ -335,7 +364,7 @@ impl Sessions {
                 tracing::warn!(event = "refresh_token_reused", user, session = %session, "refresh token reused; its session has been ended");
                 return Err(SessionError::InvalidGrant);
             }
-            RotateOutcome::Invalid => return Err(SessionError::InvalidGrant),
+            RotateOutcome::Invalid | RotateOutcome::Refused => return Err(SessionError::InvalidGrant),
         };
         let user = match self.store.user_by_id(session.user_id).await? {
             Some(user) if !user.disabled => user,
@@ -344,8 +373,9 @@ impl Sessions {
                 return Err(SessionError::InvalidGrant);
             }
         };
-        let access_token = self.tokens.sign(user.id, session.id, &session.client_id)?;
-        Ok(TokenPair { access_token, refresh_token: new_token, expires_in: self.tokens.ttl().as_secs() })
+        let scope = scope(&session.scope)?;
+        let access_token = self.tokens.sign(user.id, session.id, &session.client_id, &scope)?;
+        Ok(TokenPair { access_token, refresh_token: new_token, expires_in: self.tokens.ttl().as_secs(), scope })
     }
 
     /// The live session `sid` and its user, or `None` when the session has ended,
@@ -389,6 +419,14 @@ impl Sessions {
     /// The live session behind an access token. `Ended` for a token that does not
     /// verify, or whose session is over.
     pub async fn by_access_token(&self, token: &str) -> Result<(SessionRecord, UserRecord), SessionError> {
+        self.access_token_claims(token).await.map(|(session, user, _)| (session, user))
+    }
+
+    /// [`Self::by_access_token`], with the token's claims.
+    pub async fn access_token_claims(
+        &self,
+        token: &str,
+    ) -> Result<(SessionRecord, UserRecord, Arc<AccessClaims>), SessionError> {
         let claims = match self.cache.token(token) {
             Some(claims) => claims,
             None => {
@@ -404,7 +442,42 @@ impl Sessions {
         if session.user_id != claims.sub {
             return Err(SessionError::Ended);
         }
-        Ok((session, user))
+        Ok((session, user, claims))
+    }
+
+    /// What introspection says of `token` (RFC 7662): an access token that verifies
+    /// and whose session is live, or an unused refresh token of a live session. `None`
+    /// for anything else, malformed input included.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, StoreError> {
+        if let Ok((session, user, claims)) = self.access_token_claims(token).await {
+            return Ok(Some(Introspection {
+                session,
+                user,
+                token_type: "access_token",
+                client_id: claims.client_id.clone(),
+                scope: claims.scope.clone(),
+                issued_at: claims.iat,
+                expires_at: claims.exp,
+            }));
+        }
+        let Some((sid, issued)) = self.store.live_refresh_token(&secret::digest(token)).await? else {
+            return Ok(None);
+        };
+        let Some((session, user)) = self.live(sid).await? else {
+            return Ok(None);
+        };
+        // The session idles out before its absolute end when it is not used.
+        let idle_end = session.last_seen_at + self.settings.session_idle_timeout;
+        let expires_at = session.expires_at.unix().min(idle_end.unix());
+        Ok(Some(Introspection {
+            client_id: session.client_id.clone(),
+            scope: session.scope.clone(),
+            token_type: "refresh_token",
+            issued_at: issued.unix(),
+            expires_at,
+            session,
+            user,
+        }))
     }
 
     /// The live browser session of a cookie secret.

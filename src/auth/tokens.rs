@@ -42,6 +42,9 @@ pub struct AccessClaims {
     pub jti: Uuid,
     pub sid: SessionId,
     pub client_id: String,
+    /// The granted scopes, space-separated (RFC 9068 §2.2.3).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
     /// Set once the key that verified these claims has left the key set (`latch keys
     /// rotate --now`), so that a cache of verified tokens stops trusting them.
     #[serde(skip)]
@@ -68,6 +71,8 @@ struct PresentedClaims {
     jti: Uuid,
     sid: SessionId,
     client_id: String,
+    #[serde(default)]
+    scope: String,
 }
 
 /// Why an access token was refused. Clients only ever learn "invalid token".
@@ -91,12 +96,21 @@ pub enum TokenError {
 
 struct Key {
     algorithm: Algorithm,
-    encoding: EncodingKey,
+    signer: Signer,
     decoding: DecodingKey,
     validation: Validation,
     jwk: serde_json::Value,
     /// Set when the key leaves the set; shared with the claims it verified.
     withdrawn: Arc<AtomicBool>,
+}
+
+/// The private half of a key, parsed once: parsing a PKCS#8 P-256 key derives its public
+/// point, a scalar multiplication as costly as the signature itself, which jsonwebtoken's
+/// encoder would repeat for every token.
+enum Signer {
+    Es256(p256::ecdsa::SigningKey),
+    EdDsa(ed25519_dalek::SigningKey),
+    Rsa(EncodingKey),
 }
 
 /// A key and its schedule, in Unix seconds.
@@ -213,23 +227,16 @@ impl TokenService {
     /// for what announcements cannot reach (another process on a SQLite file).
     pub async fn follow(self, store: std::sync::Arc<dyn Store>) {
         use crate::store::Change;
-        use tokio::sync::broadcast::error::RecvError;
-        let mut changes = store.subscribe();
-        let mut tick = tokio::time::interval(store.poll_interval());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let reload = tokio::select! {
-                change = changes.recv() => match change {
-                    Ok(Change::Keys | Change::All) | Err(RecvError::Lagged(_)) => true,
-                    Ok(_) => false,
-                    Err(RecvError::Closed) => return,
-                },
-                _ = tick.tick() => true,
-            };
-            if reload && let Err(e) = self.reload(&*store).await {
-                tracing::warn!(error = format!("{e:#}"), "could not reload signing keys");
+        let wants = |change| matches!(change, Change::Keys | Change::All);
+        super::follow(store, wants, |store| {
+            let tokens = self.clone();
+            async move {
+                if let Err(e) = tokens.reload(&*store).await {
+                    tracing::warn!(error = format!("{e:#}"), "could not reload signing keys");
+                }
             }
-        }
+        })
+        .await;
     }
 
     /// Makes `stored` the key set. Keys already known are kept as they are (their
@@ -263,18 +270,20 @@ impl TokenService {
         let jwk: serde_json::Value = serde_json::from_str(&k.public_jwk).context("stored JWK")?;
         let field = |name: &str| jwk.get(name).and_then(|v| v.as_str()).with_context(|| format!("JWK without {name}"));
         let der = private_key(k, self.kek.as_ref())?;
-        let (algorithm, encoding, decoding) = match k.algorithm.as_str() {
+        let (algorithm, signer, decoding) = match k.algorithm.as_str() {
             "EdDSA" => {
-                (Algorithm::EdDSA, EncodingKey::from_ed_der(&der), DecodingKey::from_ed_components(field("x")?)?)
+                use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+                let key = ed25519_dalek::SigningKey::from_pkcs8_der(&der).context("stored Ed25519 key")?;
+                (Algorithm::EdDSA, Signer::EdDsa(key), DecodingKey::from_ed_components(field("x")?)?)
             }
-            "ES256" => (
-                Algorithm::ES256,
-                EncodingKey::from_ec_der(&der),
-                DecodingKey::from_ec_components(field("x")?, field("y")?)?,
-            ),
+            "ES256" => {
+                use p256::pkcs8::DecodePrivateKey as _;
+                let key = p256::ecdsa::SigningKey::from_pkcs8_der(&der).context("stored P-256 key")?;
+                (Algorithm::ES256, Signer::Es256(key), DecodingKey::from_ec_components(field("x")?, field("y")?)?)
+            }
             "RS256" => (
                 Algorithm::RS256,
-                EncodingKey::from_rsa_der(&der),
+                Signer::Rsa(EncodingKey::from_rsa_der(&der)),
                 DecodingKey::from_rsa_components(field("n")?, field("e")?)?,
             ),
             other => anyhow::bail!("unknown key algorithm {other}"),
@@ -288,7 +297,7 @@ impl TokenService {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = 0;
-        Ok(Key { algorithm, encoding, decoding, validation, jwk, withdrawn: Arc::new(AtomicBool::new(false)) })
+        Ok(Key { algorithm, signer, decoding, validation, jwk, withdrawn: Arc::new(AtomicBool::new(false)) })
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -307,8 +316,13 @@ impl TokenService {
         &self.issuer
     }
 
+    /// The `aud` of the tokens signed here.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
     /// Signs a new access token for `user` in session `sid`.
-    pub fn sign(&self, user: UserId, sid: SessionId, client_id: &str) -> anyhow::Result<String> {
+    pub fn sign(&self, user: UserId, sid: SessionId, client_id: &str, scope: &str) -> anyhow::Result<String> {
         let set = self.current();
         let now = self.clock.now().unix();
         let (kid, entry) = set.signing(now).context("no signing key")?;
@@ -322,12 +336,25 @@ impl TokenService {
             jti: Uuid::new_v4(),
             sid,
             client_id: client_id.to_owned(),
+            scope: scope.to_owned(),
             key_withdrawn: None,
         };
         let mut header = Header::new(key.algorithm);
         header.typ = Some("at+jwt".to_owned());
         header.kid = Some(kid.to_owned());
-        Ok(jsonwebtoken::encode(&header, &claims, &key.encoding)?)
+        Ok(match &key.signer {
+            Signer::Es256(key) => compact(&header, &claims, |input| {
+                use p256::ecdsa::signature::Signer as _;
+                // RFC 7518 §3.4: R || S, 32 bytes each.
+                let signature: p256::ecdsa::Signature = key.sign(input);
+                signature.to_bytes().to_vec()
+            })?,
+            Signer::EdDsa(key) => compact(&header, &claims, |input| {
+                use ed25519_dalek::Signer as _;
+                key.sign(input).to_bytes().to_vec()
+            })?,
+            Signer::Rsa(encoding) => jsonwebtoken::encode(&header, &claims, encoding)?,
+        })
     }
 
     /// Verifies signature, header and claims of an access token.
@@ -372,6 +399,7 @@ impl TokenService {
             jti: c.jti,
             sid: c.sid,
             client_id: c.client_id,
+            scope: c.scope,
             key_withdrawn: Some(key.withdrawn.clone()),
         })
     }
@@ -409,6 +437,18 @@ impl TokenService {
         algs.dedup();
         algs
     }
+}
+
+/// RFC 7515 compact serialization: BASE64URL(header) . BASE64URL(claims) . BASE64URL(signature
+/// over the first two parts).
+fn compact(header: &Header, claims: &impl Serialize, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> anyhow::Result<String> {
+    let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut token);
+    let signature = sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    Ok(token)
 }
 
 fn algorithm_name(algorithm: SigningAlgorithm) -> &'static str {
@@ -539,6 +579,8 @@ pub async fn encrypt_plaintext_keys(store: &(impl KeyStore + ?Sized), kek: &KeyE
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr as _;
+
     use super::*;
 
     fn service(kek: Option<KeyEncryptionKey>) -> TokenService {
@@ -571,12 +613,34 @@ mod tests {
             jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert_eq!(published, [old.kid.as_str(), new.kid.as_str()], "the signing key first");
 
-        let claims = tokens.verify(&tokens.sign(UserId::generate(), SessionId::generate(), "latch").unwrap()).unwrap();
+        let claims =
+            tokens.verify(&tokens.sign(UserId::generate(), SessionId::generate(), "latch", "openid").unwrap()).unwrap();
         assert!(claims.key_still_trusted());
         let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, t0, None).unwrap();
         replacement.retired_at = None;
         tokens.install(&[replacement]).unwrap();
         assert!(!claims.key_still_trusted(), "the key that verified them is gone");
+    }
+
+    #[test]
+    fn every_algorithm_signs_tokens_that_jsonwebtoken_verifies() {
+        for algorithm in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa, SigningAlgorithm::Rs256] {
+            let now = Clock::system().now();
+            let tokens = service(None);
+            tokens.install(&[generate_key(algorithm, now, now, None).unwrap()]).unwrap();
+            let (user, sid) = (UserId::generate(), SessionId::generate());
+            let token = tokens.sign(user, sid, "app", "openid email").unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.alg, Algorithm::from_str(algorithm_name(algorithm)).unwrap());
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            let claims = tokens.verify(&token).unwrap();
+            assert_eq!((claims.sub, claims.sid, claims.client_id.as_str()), (user, sid, "app"));
+            // A flipped signature bit is refused.
+            let mut bytes = token.into_bytes();
+            let last = bytes.len() - 2;
+            bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+            assert!(tokens.verify(std::str::from_utf8(&bytes).unwrap()).is_err(), "{algorithm:?}");
+        }
     }
 
     #[test]
@@ -601,7 +665,7 @@ mod tests {
 
         let tokens = service(Some(kek));
         tokens.install(&[key]).unwrap();
-        assert!(tokens.sign(UserId::generate(), SessionId::generate(), "latch").is_ok());
+        assert!(tokens.sign(UserId::generate(), SessionId::generate(), "latch", "openid").is_ok());
         assert!(
             service(None)
                 .install(&[generate_key(

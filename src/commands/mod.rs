@@ -3,6 +3,7 @@
 //! the server, so they work next to a running `latch serve` on the same database.
 
 mod backup;
+mod client;
 mod import;
 mod keys;
 mod serve;
@@ -24,6 +25,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(command) => user::run(command, config).await,
         Command::Import { file } => import::run(&file, config).await,
         Command::Keys(command) => keys::run(command, config).await,
+        Command::Client(command) => client::run(command, config).await,
         Command::Backup { path } => backup::run(&path, config).await,
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::accounts::AccountError;
+use crate::auth::clients::ClientError;
 use crate::auth::password::HashError;
 use crate::auth::sessions::SessionError;
 use crate::domain::FieldError;
@@ -391,6 +392,20 @@ impl From<SessionError> for OAuthError {
     }
 }
 
+/// RFC 6749 §5.2: a client that failed to authenticate gets 401 `invalid_client`.
+impl From<ClientError> for OAuthError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::InvalidClient => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed: unknown client, wrong secret, or a client that must authenticate",
+            ),
+            ClientError::InvalidScope(message) => Self::new(StatusCode::BAD_REQUEST, "invalid_scope", message),
+        }
+    }
+}
+
 /// The token endpoints speak OAuth; every problem maps onto its vocabulary.
 impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {
@@ -437,6 +452,10 @@ impl IntoResponse for OAuthError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_client" {
+            headers
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"latch\", charset=\"UTF-8\""));
         }
         response
     }

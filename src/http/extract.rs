@@ -12,10 +12,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
 
+use crate::auth::clients::Credentials;
 use crate::auth::sessions::{Client, LoginOptions, SessionError};
 use crate::domain::SessionId;
 use crate::http::cookies;
-use crate::http::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode, OAuthError};
 use crate::http::state::AppState;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -213,7 +214,7 @@ impl<const ALLOW_UNVERIFIED: bool> AuthUser<ALLOW_UNVERIFIED> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return match cookies::read(&parts.headers, cookies::session_name(&state.settings)) {
                 Some(secret) => {
-                    refuse_cross_site(&parts.method, &parts.headers, &state.settings.public_url)?;
+                    refuse_cross_site(&parts.method, &parts.headers, state)?;
                     let (session, user) = state.sessions.by_cookie(&secret).await?;
                     Ok(Self { user, session: Some(session), via: Via::Cookie })
                 }
@@ -244,30 +245,67 @@ fn decode_basic(credentials: &str) -> Option<String> {
     STANDARD.decode(credentials).ok().and_then(|b| String::from_utf8(b).ok())
 }
 
-/// The client id of OAuth client authentication by HTTP Basic (RFC 6749, section
-/// 2.3.1: the form-urlencoded id as the user name), as client libraries send it for a
-/// public client: with an empty secret. Anything else in a Basic header (a user's
-/// password, a token) is not client authentication and is ignored.
-pub fn basic_client_id(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, credentials) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+/// OAuth client authentication (RFC 6749 §2.3.1) on the token endpoints: HTTP Basic
+/// with the form-urlencoded id and secret (`client_secret_basic`; an empty secret for
+/// a public client), or `client_id` and `client_secret` in the body
+/// (`client_secret_post`). Using both methods at once, or naming two different
+/// clients, is `invalid_request`.
+pub fn client_credentials(
+    headers: &HeaderMap,
+    form_id: Option<&str>,
+    form_secret: Option<&str>,
+) -> Result<Credentials, OAuthError> {
+    let form_id = form_id.filter(|s| !s.is_empty());
+    let form_secret = form_secret.filter(|s| !s.is_empty());
+    let Some((id, secret)) = basic_client(headers)? else {
+        return Ok(Credentials { id: form_id.map(str::to_owned), secret: form_secret.map(str::to_owned) });
+    };
+    if form_secret.is_some() {
+        return Err(OAuthError::invalid_request("use one client authentication method: Basic or client_secret"));
     }
-    let decoded = decode_basic(credentials.trim())?;
-    let id = decoded.strip_suffix(':')?;
-    let id = form_urlencoded::parse(format!("id={id}").as_bytes()).next().map(|(_, v)| v.into_owned())?;
-    (!id.is_empty()).then_some(id)
+    if form_id.is_some_and(|f| f != id) {
+        return Err(OAuthError::invalid_request("client_id differs from the client of the Authorization header"));
+    }
+    Ok(Credentials { id: Some(id), secret: Some(secret).filter(|s| !s.is_empty()) })
+}
+
+/// The (id, secret) of a Basic Authorization header; `None` without one.
+fn basic_client(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || OAuthError::invalid_request("malformed Authorization header");
+    let value = value.to_str().map_err(|_| malformed())?.trim();
+    let (scheme, credentials) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_request("client authentication uses the Basic scheme"));
+    }
+    let decoded = decode_basic(credentials.trim()).ok_or_else(malformed)?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("v={s}").as_bytes()).map(|(_, v)| v.into_owned()).next().unwrap_or_default()
+    };
+    let (id, secret) = (unescape(id), unescape(secret));
+    match (id.is_empty(), secret.is_empty()) {
+        // Swagger UI sends `Basic Og==` (":") when no client is filled in.
+        (true, true) => Ok(None),
+        (true, false) => Err(malformed()),
+        (false, _) => Ok(Some((id, secret))),
+    }
 }
 
 /// Cookies ride along on requests from any site, so a state-changing request that
 /// shows another site's `Sec-Fetch-Site` or `Origin` is refused (CSRF). Logins use the
-/// same rule (login CSRF).
-pub fn refuse_cross_site(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
+/// same rule (login CSRF). An origin allowed for CORS is trusted like our own site.
+pub fn refuse_cross_site(method: &Method, headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
     if method.is_safe() {
         return Ok(());
     }
+    let public_url = state.settings.public_url.as_str();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("origin").is_some_and(|origin| state.clients.origin_allowed(origin)) {
+        return Ok(());
+    }
     let refused = || ApiError::forbidden("cross-site requests cannot use or start a browser session");
     match header("sec-fetch-site").map(str::to_ascii_lowercase).as_deref() {
         Some("cross-site") => return Err(refused()),

@@ -3,6 +3,7 @@
 //! `crate::server`'s.
 
 pub mod cookies;
+mod cors;
 mod email;
 pub mod error;
 pub mod extract;
@@ -11,6 +12,7 @@ mod keep_alive;
 pub mod metrics;
 mod openapi;
 mod password_reset;
+mod resource;
 mod sessions;
 pub mod state;
 mod tokens;
@@ -28,6 +30,7 @@ use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+use crate::auth::clients::Clients;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::settings::Settings;
 use state::AppState;
@@ -71,6 +74,7 @@ pub fn router(state: AppState) -> Api {
         .merge(sessions::router())
         .merge(email::router())
         .merge(password_reset::router())
+        .merge(resource::router())
         .merge(well_known::router())
         .merge(health::router())
         .merge(openapi::router(&state.settings));
@@ -78,6 +82,7 @@ pub fn router(state: AppState) -> Api {
         api = api.merge(metrics::router());
     }
     let settings = state.settings.clone();
+    let clients = state.clients.clone();
     let router = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -88,7 +93,7 @@ pub fn router(state: AppState) -> Api {
         .layer(CatchPanicLayer::custom(|_| ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .with_state(state);
-    Api::new(router, &settings)
+    Api::new(router, &settings, Some(clients))
 }
 
 /// `/metrics` alone, for the listener of `LATCH_METRICS_LISTEN`; everything else is 404.
@@ -96,7 +101,7 @@ pub fn metrics_router(state: AppState) -> Api {
     let settings = state.settings.clone();
     let router =
         metrics::router().fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state);
-    Api::new(router, &settings)
+    Api::new(router, &settings, None)
 }
 
 /// A router with what every request passes through once: see [`router`].
@@ -106,12 +111,15 @@ pub struct Api {
     drain_within: Duration,
     request_timeout: Duration,
     hsts: Option<HeaderValue>,
+    /// CORS origins; `None` on the metrics listener, which browsers have no business with.
+    clients: Option<Clients>,
 }
 
 impl Api {
-    fn new(router: Router, settings: &Settings) -> Self {
+    fn new(router: Router, settings: &Settings, clients: Option<Clients>) -> Self {
         Self {
             router,
+            clients,
             drain_within: settings.header_timeout,
             request_timeout: settings.request_timeout,
             hsts: settings.secure_cookies().then_some(HeaderValue::from_static(HSTS)),
@@ -121,6 +129,15 @@ impl Api {
     /// Answers one request.
     pub async fn handle(self, request: Request) -> Response {
         let (router, limit) = (self.router, self.request_timeout);
+        let cors = self.clients.map(|clients| {
+            let origin = request.headers().get(header::ORIGIN).cloned();
+            (clients, cors::public(request.uri().path()), origin)
+        });
+        if let Some((clients, ..)) = &cors
+            && let Some(answer) = cors::preflight(&request, clients)
+        {
+            return finish(answer, self.hsts.as_ref());
+        }
         let mut response = keep_alive::guard(self.drain_within, request, |request| async move {
             // Dropping the router's future cancels its work (database transactions roll
             // back, a queued password hash is abandoned).
@@ -134,16 +151,24 @@ impl Api {
             }
         })
         .await;
-        let headers = response.headers_mut();
-        headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(API_CSP));
-        if let Some(hsts) = &self.hsts {
-            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        if let Some((clients, public, origin)) = &cors {
+            cors::decorate(*public, origin.as_ref(), clients, &mut response);
         }
-        response
+        finish(response, self.hsts.as_ref())
     }
+}
+
+/// The headers every answer carries (see [`router`]).
+fn finish(mut response: Response, hsts: Option<&HeaderValue>) -> Response {
+    let headers = response.headers_mut();
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(API_CSP));
+    if let Some(hsts) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -24,7 +24,7 @@ use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr, R
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::http::{email, health, metrics, password_reset, sessions, tokens, users, well_known};
+use crate::http::{email, health, metrics, password_reset, resource, sessions, tokens, users, well_known};
 use crate::settings::Settings;
 
 /// An RFC 9457 problem, as every endpoint but `/token` and `/revoke` answers errors.
@@ -107,6 +107,9 @@ pub struct Status {
         tokens::token,
         tokens::revoke,
         tokens::logout,
+        resource::introspect,
+        resource::userinfo,
+        resource::userinfo_post,
         sessions::create,
         sessions::end_current,
         sessions::list,
@@ -190,6 +193,18 @@ pub fn document(settings: &Settings) -> Document {
         ),
     );
     components.add_security_scheme(
+        "client",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Basic)
+                .description(Some(
+                    "A registered confidential client: `<client_id>:<client_secret>` (`client_secret_basic`), \
+                     or `client_id` and `client_secret` in the body (`client_secret_post`).",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
         "cookie",
         SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
             crate::http::cookies::session_name(settings),
@@ -209,7 +224,7 @@ pub fn document(settings: &Settings) -> Document {
         body.required = Some(utoipa::openapi::Required::False);
     }
     for (path, item) in doc.paths.paths.iter_mut() {
-        let oauth = path == "/token" || path == "/revoke";
+        let oauth = ["/token", "/revoke", "/introspect"].contains(&path.as_str());
         let needs_database =
             !(path.starts_with("/.well-known/") || ["/health", "/metrics", "/openapi.json"].contains(&path.as_str()));
         for operation in operations(item) {
@@ -247,7 +262,8 @@ fn add_shared_responses(operation: &mut Operation, oauth: bool, needs_database: 
             shared.push(("422", "A field is missing, unknown or invalid (`validation_failed`)"));
         }
     }
-    if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+    let client_auth = serde_json::to_value(&operation.security).is_ok_and(|s| s.to_string().contains("\"client\""));
+    if operation.security.as_ref().is_some_and(|s| !s.is_empty()) && !client_auth {
         shared.push(("401", "No usable credentials: missing, invalid, expired or ended (`unauthorized`), or a wrong Basic password (`invalid_credentials`)"));
         shared.push(("403", "A cookie-authenticated state-changing request from another site (`forbidden`), or the right Basic password of a disabled account (`account_disabled`)"));
         shared.push(("429", "Too many failed Basic logins for this account or address (`rate_limited`)"));

@@ -68,7 +68,7 @@ async fn create(
     Input(req): JsonOrForm<LoginRequest>,
 ) -> Result<Response, ApiError> {
     // Login CSRF: another site must not sign the browser in to an account of its choosing.
-    refuse_cross_site(&method, &headers, &state.settings.public_url)?;
+    refuse_cross_site(&method, &headers, &state)?;
     let login = req.username.as_deref().or(req.email.as_deref()).unwrap_or("");
     let password = req.password.as_deref().unwrap_or("");
     if login.is_empty() || password.is_empty() {

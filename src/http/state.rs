@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::auth::accounts::Accounts;
+use crate::auth::clients::Clients;
 use crate::auth::sessions::Sessions;
 use crate::auth::tokens::TokenService;
 use crate::settings::Settings;
@@ -31,6 +32,8 @@ impl std::ops::Deref for AppState {
 pub struct Services {
     pub sessions: Sessions,
     pub accounts: Accounts,
+    /// The registered clients and the CORS origins.
+    pub clients: Clients,
     pub store: Arc<dyn Store>,
     /// Signs and publishes: JWKS and discovery read it.
     pub tokens: TokenService,

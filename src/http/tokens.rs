@@ -9,17 +9,16 @@ use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::sessions::{LoginOptions, TokenPair};
+use crate::auth::clients::{self, Caller};
+use crate::auth::sessions::{LoginOptions, SessionError, TokenPair};
 use crate::http::error::{ApiError, OAuthError};
 use crate::http::extract::{self, AuthUser, ClientInfo, Input, JsonOrForm};
 use crate::http::state::AppState;
+use crate::store::SessionRecord;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token)).route("/revoke", post(revoke)).route("/logout", post(logout))
 }
-
-/// The `client_id` of first-party clients that send none.
-pub const DEFAULT_CLIENT_ID: &str = "latch";
 
 /// Parameters of `/token`. Unknown parameters are ignored, as RFC 6749 asks.
 #[derive(Deserialize, ToSchema)]
@@ -40,6 +39,13 @@ struct TokenRequest {
     /// May come instead as the user name of HTTP Basic client authentication.
     #[schema(value_type = String, required = false, example = "latch")]
     client_id: Option<String>,
+    /// A confidential client's secret (`client_secret_post`); or use HTTP Basic.
+    #[schema(value_type = String, required = false, format = Password)]
+    client_secret: Option<String>,
+    /// Space-separated scopes to grant (default `openid profile email`); each must be
+    /// allowed for the client. On a refresh, a subset of the session's scopes.
+    #[schema(value_type = String, required = false, example = "openid profile email")]
+    scope: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -53,6 +59,9 @@ struct TokenResponse {
     expires_in: u64,
     /// Opaque and single-use: a refresh returns a new one.
     refresh_token: String,
+    /// The granted scopes, space-separated.
+    #[schema(example = "openid profile email")]
+    scope: String,
 }
 
 impl IntoResponse for TokenPair {
@@ -62,6 +71,7 @@ impl IntoResponse for TokenPair {
             token_type: "Bearer",
             expires_in: self.expires_in,
             refresh_token: self.refresh_token,
+            scope: self.scope,
         };
         let mut response = JsonBody(body).into_response();
         let headers = response.headers_mut();
@@ -91,19 +101,24 @@ impl IntoResponse for TokenPair {
         (status = 400, description = "`invalid_request` (missing or malformed parameters), `invalid_grant` \
                                       (one answer for an unknown user and a wrong password; an invalid, \
                                       expired, revoked or reused refresh token) or `unsupported_grant_type`"),
+        (status = 401, description = "`invalid_client`: a secret for an unknown or public client, a wrong secret, a \
+                                      confidential client without its secret, or an unregistered client when \
+                                      `LATCH_REQUIRE_REGISTERED_CLIENTS` is on"),
         (status = 403, description = "`account_disabled`, or `email_not_verified` when verified emails are required"),
         (status = 429, description = "Too many failed logins (`rate_limited`); the password was not checked"),
     ),
 )]
 async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) -> Result<TokenPair, OAuthError> {
-    let basic_client = extract::basic_client_id(req.headers()).filter(|id| valid_client_id(id));
-    let Input(mut req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
-    if req.client_id.as_deref().is_none_or(str::is_empty) {
-        req.client_id = basic_client;
+    let headers = req.headers().clone();
+    let Input(req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
+    let credentials = extract::client_credentials(&headers, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    if credentials.id.as_deref().is_some_and(|id| !valid_client_id(id)) {
+        return Err(OAuthError::invalid_request("client_id must be at most 255 printable ASCII characters"));
     }
+    let caller = state.clients.caller(&credentials)?;
     match req.grant_type.as_deref().unwrap_or("password") {
-        "password" => password_grant(&state, &client, req).await,
-        "refresh_token" => refresh_grant(&state, req).await,
+        "password" => password_grant(&state, &client, &caller, req).await,
+        "refresh_token" => refresh_grant(&state, &caller, req).await,
         other => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -112,38 +127,65 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
     }
 }
 
-fn client_id(req: &TokenRequest) -> Result<&str, OAuthError> {
-    match req.client_id.as_deref() {
-        None | Some("") => Ok(DEFAULT_CLIENT_ID),
-        Some(id) if valid_client_id(id) => Ok(id),
-        Some(_) => Err(OAuthError::invalid_request("client_id must be at most 255 printable ASCII characters")),
-    }
-}
-
 /// Up to 255 printable ASCII characters.
 fn valid_client_id(id: &str) -> bool {
     id.len() <= 255 && id.chars().all(|c| c.is_ascii_graphic())
 }
 
-async fn password_grant(state: &AppState, client: &ClientInfo, req: TokenRequest) -> Result<TokenPair, OAuthError> {
-    let client_id = client_id(&req)?;
+async fn password_grant(
+    state: &AppState,
+    client: &ClientInfo,
+    caller: &Caller,
+    req: TokenRequest,
+) -> Result<TokenPair, OAuthError> {
     let (Some(username), Some(password)) = (req.username.as_deref(), req.password.as_deref()) else {
         return Err(OAuthError::invalid_request("username and password are required"));
     };
+    // Checked before the password, so that a bad request costs no hash.
+    let scope = clients::grant_scope(caller, req.scope.as_deref())?;
     let options = LoginOptions { require_verified: true, issue_device: false };
     let outcome = state.sessions.login(username, password, client.client(), options).await;
     state.metrics.login(&outcome);
     let user = outcome?.user;
-    let pair = state.sessions.start_token(&user, client_id, client.client()).await?;
+    let pair = state.sessions.start_token(&user, &caller.client_id, &scope, client.client()).await?;
     state.metrics.tokens_issued("password");
     Ok(pair)
 }
 
-async fn refresh_grant(state: &AppState, req: TokenRequest) -> Result<TokenPair, OAuthError> {
+async fn refresh_grant(state: &AppState, caller: &Caller, req: TokenRequest) -> Result<TokenPair, OAuthError> {
     let Some(presented) = req.refresh_token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(OAuthError::invalid_request("refresh_token is required"));
     };
-    let pair = state.sessions.refresh(presented).await?;
+    if let Some(scope) = req.scope.as_deref() {
+        clients::parse_scope(scope)?;
+    }
+    // Both checks run before the token is used up, so that a refused request leaves the
+    // client its refresh token; a scope refusal is reported as such.
+    let scope_refused = std::sync::Mutex::new(None);
+    let accept = |session: &SessionRecord| {
+        if !caller.may_use_session_of(&session.client_id, &state.clients) {
+            return false;
+        }
+        match clients::narrow_scope(&session.scope, req.scope.as_deref()) {
+            Ok(_) => true,
+            Err(e) => {
+                if let Ok(mut refused) = scope_refused.lock() {
+                    *refused = Some(e);
+                }
+                false
+            }
+        }
+    };
+    let narrow = |granted: &str| {
+        clients::narrow_scope(granted, req.scope.as_deref()).map_err(|e| SessionError::Internal(e.into()))
+    };
+    let pair = match state.sessions.refresh(presented, &accept, narrow).await {
+        Err(SessionError::InvalidGrant) => {
+            let refused = scope_refused.lock().ok().and_then(|mut r| r.take());
+            return Err(refused.map_or_else(|| SessionError::InvalidGrant.into(), OAuthError::from));
+        }
+        other => other?,
+    };
     state.metrics.tokens_issued("refresh_token");
     Ok(pair)
 }

@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::auth::clients::STANDARD_SCOPES;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -51,12 +52,16 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "token_endpoint": format!("{base}/token"),
         "revocation_endpoint": format!("{base}/revoke"),
-        "userinfo_endpoint": format!("{base}/users/me"),
+        "introspection_endpoint": format!("{base}/introspect"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
         "grant_types_supported": ["password", "refresh_token"],
         "response_types_supported": ["none"],
         "subject_types_supported": ["public"],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": STANDARD_SCOPES,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "email_verified"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": state.tokens.algorithms(),
         "access_token_signing_alg_values_supported": state.tokens.algorithms(),
         "service_documentation": format!("{base}/openapi.json"),

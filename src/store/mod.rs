@@ -11,6 +11,7 @@
 //! key) are announced as [`Change`]s after they commit: within the process, and on
 //! PostgreSQL to every instance through `NOTIFY`.
 
+mod clients;
 mod file_watch;
 mod keys;
 mod one_time_tokens;
@@ -22,6 +23,7 @@ pub(crate) mod users;
 
 use std::sync::Arc;
 
+pub use clients::{ClientRecord, ClientStore};
 pub use keys::{KeyStore, SealedKey, StoredKey};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
@@ -42,7 +44,7 @@ const VOID_RESET_LINKS: &str = "DELETE FROM one_time_tokens WHERE user_id = $1 A
 /// All of Latch's persistent state.
 #[async_trait::async_trait]
 pub trait Store:
-    UserStore + SessionStore + OneTimeTokenStore + KeyStore + RateLimitStore + Send + Sync + 'static
+    UserStore + SessionStore + OneTimeTokenStore + KeyStore + ClientStore + RateLimitStore + Send + Sync + 'static
 {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -74,6 +76,8 @@ pub enum Change {
     User(UserId),
     /// The signing keys changed.
     Keys,
+    /// The registered clients changed.
+    Clients,
     /// Announcements may have been missed: forget everything cached.
     All,
 }
@@ -85,6 +89,7 @@ impl Change {
             Self::Session(id) => format!("s:{id}"),
             Self::User(id) => format!("u:{id}"),
             Self::Keys => "k".to_owned(),
+            Self::Clients => "c".to_owned(),
             Self::All => "*".to_owned(),
         }
     }
@@ -94,6 +99,7 @@ impl Change {
             Some(("s", rest)) => SessionId::parse(rest).map_or(Self::All, Self::Session),
             Some(("u", rest)) => UserId::parse(rest).map_or(Self::All, Self::User),
             _ if text == "k" => Self::Keys,
+            _ if text == "c" => Self::Clients,
             _ => Self::All,
         }
     }

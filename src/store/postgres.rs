@@ -123,4 +123,5 @@ super::users::impl_user_store!(PgStore);
 super::sessions::impl_session_store!(PgStore);
 super::one_time_tokens::impl_one_time_token_store!(PgStore);
 super::keys::impl_key_store!(PgStore);
+super::clients::impl_client_store!(PgStore);
 super::rate_limits::impl_rate_limit_store!(PgStore);

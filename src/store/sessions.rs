@@ -17,6 +17,8 @@ pub struct SessionRecord {
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The granted scopes, space-separated; refreshed tokens carry them.
+    pub scope: String,
 }
 
 impl SessionRecord {
@@ -63,6 +65,7 @@ pub struct NewSession<'a> {
     pub id: SessionId,
     pub user_id: UserId,
     pub client_id: &'a str,
+    pub scope: &'a str,
     /// SHA-256 of the cookie secret, for browser sessions.
     pub cookie_hash: Option<&'a [u8]>,
     /// SHA-256 of the first refresh token, for token sessions.
@@ -82,6 +85,8 @@ pub enum RotateOutcome {
     Reused { session: SessionId, user: Option<UserId> },
     /// Unknown token, or its session expired (and has been ended).
     Invalid,
+    /// The session is live but the caller may not use it; nothing changed.
+    Refused,
 }
 
 #[async_trait::async_trait]
@@ -104,13 +109,18 @@ pub trait SessionStore {
     ) -> Result<Vec<SessionRecord>, StoreError>;
     /// Uses up the refresh token `old_hash` and issues `new_hash` in its place, or
     /// detects reuse, atomically: of two concurrent presentations only one rotates.
+    /// When `accept` refuses the live session (another client presents its token),
+    /// nothing changes and the outcome is `Refused`.
     async fn rotate_refresh_token(
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
         now: Timestamp,
         idle_cutoff: Timestamp,
+        accept: &(dyn for<'s> Fn(&'s SessionRecord) -> bool + Sync),
     ) -> Result<RotateOutcome, StoreError>;
+    /// The session of a refresh token not used yet, and when the token was issued.
+    async fn live_refresh_token(&self, hash: &[u8]) -> Result<Option<(SessionId, Timestamp)>, StoreError>;
     /// The session a refresh token (used or not) belongs to.
     async fn session_of_refresh_token(&self, hash: &[u8]) -> Result<Option<SessionId>, StoreError>;
     /// Deletes sessions past their lifetime or idle since `idle_cutoff`.
@@ -124,8 +134,9 @@ macro_rules! impl_session_store {
             async fn create_session(&self, s: &$crate::store::NewSession<'_>) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 sqlx::query(
-                    "INSERT INTO sessions (id, user_id, client_id, cookie_hash, user_agent, ip, created_at, last_seen_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+                    "INSERT INTO sessions
+                         (id, user_id, client_id, cookie_hash, user_agent, ip, created_at, last_seen_at, expires_at, scope)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
                 )
                 .bind(s.id)
                 .bind(s.user_id)
@@ -135,6 +146,7 @@ macro_rules! impl_session_store {
                 .bind(s.ip)
                 .bind(s.now)
                 .bind(s.expires_at)
+                .bind(s.scope)
                 .execute(&mut *tx)
                 .await?;
                 if let Some(hash) = s.refresh_hash {
@@ -232,6 +244,7 @@ macro_rules! impl_session_store {
                 new_hash: &[u8],
                 now: $crate::domain::Timestamp,
                 idle_cutoff: $crate::domain::Timestamp,
+                accept: &(dyn for<'s> Fn(&'s $crate::store::SessionRecord) -> bool + Sync),
             ) -> Result<$crate::store::RotateOutcome, $crate::store::StoreError> {
                 use $crate::store::RotateOutcome;
                 let mut tx = self.write().begin().await?;
@@ -277,6 +290,10 @@ macro_rules! impl_session_store {
                     self.changed($crate::store::Change::Session(session_id)).await;
                     return Ok(RotateOutcome::Invalid);
                 }
+                if !accept(&session) {
+                    // Dropping the transaction gives the token back.
+                    return Ok(RotateOutcome::Refused);
+                }
                 sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
                     .bind(new_hash)
                     .bind(session_id)
@@ -302,6 +319,18 @@ macro_rules! impl_session_store {
                         .fetch_optional(self.read())
                         .await?;
                 Ok(row.map(|(id,)| id))
+            }
+
+            async fn live_refresh_token(
+                &self,
+                hash: &[u8],
+            ) -> Result<Option<($crate::domain::SessionId, $crate::domain::Timestamp)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT session_id, created_at FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NULL",
+                )
+                .bind(hash)
+                .fetch_optional(self.read())
+                .await?)
             }
 
             async fn delete_expired_sessions(

@@ -122,4 +122,5 @@ super::users::impl_user_store!(SqliteStore);
 super::sessions::impl_session_store!(SqliteStore);
 super::one_time_tokens::impl_one_time_token_store!(SqliteStore);
 super::keys::impl_key_store!(SqliteStore);
+super::clients::impl_client_store!(SqliteStore);
 super::rate_limits::impl_rate_limit_store!(SqliteStore);

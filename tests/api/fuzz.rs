@@ -919,7 +919,7 @@ async fn bodies_past_64_kib_are_413() {
 }
 
 /// Basic credentials that are not UTF-8 are malformed credentials: 401, not a 5xx;
-/// as client authentication on `/token` they are ignored.
+/// as client authentication on `/token`, a malformed request (400).
 #[tokio::test]
 async fn basic_credentials_that_are_not_utf8_are_401() {
     let app = fuzz_app().await;
@@ -936,6 +936,7 @@ async fn basic_credentials_that_are_not_utf8_are_401() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{}", credentials.escape_ascii());
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", credentials.escape_ascii());
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
     }
 }

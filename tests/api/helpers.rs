@@ -224,6 +224,44 @@ impl TestApp {
         self.me(access_token).await.status()
     }
 
+    /// The `latch` command line on this server's database.
+    pub fn cli(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latch"));
+        let url = match (&self.database, &self.config.database_url) {
+            (Some(db), _) => db.url.clone(),
+            (None, DatabaseUrl::Sqlite(path)) => format!("sqlite://{}", path.display()),
+            (None, DatabaseUrl::Postgres(_)) => unreachable!("PostgreSQL test servers have their database"),
+        };
+        cmd.env("LATCH_DATABASE_URL", url).env("LATCH_DATA_DIR", self.dir.path()).env("LATCH_LOG", "warn");
+        cmd
+    }
+
+    /// Registers a client with `latch client create --json <args>`, returns what it
+    /// printed (`client_id`, `client_secret`), and waits until the server knows it.
+    pub async fn create_client(&self, args: &[&str]) -> Value {
+        let client = self.run_cli(&[&["client", "create", "--json"], args].concat());
+        // Clients are reloaded whole: once a client made after this one authenticates,
+        // this one is known too.
+        let probe = self.run_cli(&["client", "create", "--json", "--name", "probe", "--confidential"]);
+        let (id, secret) = (probe["client_id"].as_str().unwrap(), probe["client_secret"].as_str().unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = self.client.post(self.url("/introspect")).basic_auth(id, Some(secret)).form(&[("token", "x")]);
+            if r.send().await.unwrap().status() == StatusCode::OK {
+                return client;
+            }
+            assert!(std::time::Instant::now() < deadline, "the server did not learn of the new client");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `latch <args>` on this server's database; its standard output as JSON.
+    pub fn run_cli(&self, args: &[&str]) -> Value {
+        let out = self.cli().args(args).output().unwrap();
+        assert!(out.status.success(), "latch {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
     /// Every email written by the file mailer, oldest first.
     pub fn emails(&self) -> Vec<String> {
         let dir = self.dir.path().join("mail");

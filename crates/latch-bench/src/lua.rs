@@ -106,6 +106,22 @@ wrk.headers["Authorization"] = {authorization}
     )
 }
 
+/// `POST path` with a fixed form body and `Authorization` header (static request).
+pub fn form_post(path: &str, authorization: &str, body: &str) -> String {
+    format!(
+        r#"-- POST {path} with a fixed form body (static request).
+wrk.method = "POST"
+wrk.path = {path_literal}
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = {authorization}
+"#,
+        path_literal = quote(path),
+        body = quote(body),
+        authorization = quote(authorization),
+    )
+}
+
 /// `POST /token` refresh grant (form). Each request presents an unused refresh token:
 /// first those of `seed` (created through the store; thread `tid` takes every
 /// `threads`-th), then the ones the server returns, since rotation kills each token

@@ -99,6 +99,26 @@ pub async fn grow(store: &dyn Store, from: u64, count: u64) -> anyhow::Result<Pr
     Ok(Preloaded { login_users, elapsed: started.elapsed() })
 }
 
+/// Registers a confidential client with `secret`; returns its id.
+pub async fn confidential_client(store: &dyn Store, secret: &str) -> anyhow::Result<String> {
+    let now = Clock::system().now();
+    let client = latch::store::ClientRecord {
+        client_id: uuid::Uuid::new_v4().to_string(),
+        name: "latch-bench".to_owned(),
+        confidential: true,
+        first_party: true,
+        secret_hash: Some(secret::digest(secret).to_vec()),
+        origins: "[]".to_owned(),
+        redirect_uris: "[]".to_owned(),
+        post_logout_redirect_uris: "[]".to_owned(),
+        scopes: "openid profile email".to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_client(&client).await.context("cannot register the benchmark's client")?;
+    Ok(client.client_id)
+}
+
 /// Starts `count` token sessions through the store, one per refresh token, spread
 /// over `users`; returns the refresh tokens.
 pub async fn refresh_tokens(
@@ -118,6 +138,7 @@ pub async fn refresh_tokens(
             id: SessionId::generate(),
             user_id: *user_id,
             client_id: "latch",
+            scope: "openid profile email",
             cookie_hash: None,
             refresh_hash: Some(&digest),
             user_agent: Some("latch-bench"),

@@ -33,6 +33,8 @@ pub struct Results {
     pub login_limits: Report,
     pub me: Report,
     pub refresh: Report,
+    /// `POST /introspect` of a live access token by a confidential client.
+    pub introspect: Report,
     pub flood_login: Report,
     pub flood_me: Report,
     pub crowd_login: Report,
@@ -130,13 +132,14 @@ impl Results {
         let _ = writeln!(out, "| scenario | connections | req/s | p50 | p99 | errors |");
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
         let _ = writeln!(out, "| ceiling: Argon2id hashes, one core | – | {} | – | – | – |", rate(self.hash_ceiling));
-        let rows: [(&str, u64, &Report); 9] = [
+        let rows: [(&str, u64, &Report); 10] = [
             ("ceiling: bare axum `GET /users/me`", self.connections, &self.bare),
             ("register (`POST /users`)", self.connections, &self.register),
             ("login (`POST /token` password grant, 100 users)", self.connections, &self.login),
             ("login, abuse limits on", self.connections, &self.login_limits),
             ("me (`GET /users/me`, bearer token)", self.connections, &self.me),
             ("refresh (`POST /token` refresh grant)", self.connections, &self.refresh),
+            ("introspect (`POST /introspect`, live access token)", self.connections, &self.introspect),
             ("login flood, alongside the next row", self.connections, &self.flood_login),
             ("me during the login flood", self.connections, &self.flood_me),
             ("login", self.rss_connections, &self.crowd_login),
@@ -171,6 +174,12 @@ impl Results {
             met(limited >= 0.90)
         );
         let _ = writeln!(out, "| me / bare-axum ceiling | {me:.3} | ≥ 0.50 | {} |", met(me >= 0.50));
+        let introspect = ratio(self.introspect.ok_per_sec(), self.bare.ok_per_sec());
+        let _ = writeln!(
+            out,
+            "| introspect / bare-axum ceiling | {introspect:.3} | ≥ 0.50 | {} |",
+            met(introspect >= 0.50)
+        );
         let flood = ratio(self.flood_login.ok_per_sec(), self.hash_ceiling);
         let _ =
             writeln!(out, "| login during the flood / hash ceiling | {flood:.3} | ≥ 0.50 | {} |", met(flood >= 0.50));
@@ -264,6 +273,7 @@ mod tests {
             login_limits: report(27.9, 500_000, 600_000),
             me: report(10_000.0, 1_000, 4_000),
             refresh: report(900.0, 10_000, 30_000),
+            introspect: report(30_000.0, 300, 900),
             flood_login: report(28.0, 500_000, 600_000),
             flood_me: report(5_000.0, 2_000, 12_000),
             crowd_login: report(28.0, 2_000_000, 3_000_000),

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use latch::config::DatabaseUrl;
 use uuid::Uuid;
 
@@ -212,6 +214,25 @@ impl<'a> Bench<'a> {
             )
         })?;
 
+        eprintln!("introspect…");
+        // A confidential client, registered before the server starts, asks about a
+        // live access token.
+        let secret = "bench-client-secret-0123456789abcdefghijklmnop";
+        let client_id = self.runtime.block_on(preload::confidential_client(&*store, secret))?;
+        let basic = format!("Basic {}", STANDARD.encode(format!("{client_id}:{secret}")));
+        let introspect = self.with_latch(&data_dir, "introspect", |latch| {
+            let user = usernames.first().context("no users")?;
+            let tokens = http::login(latch.addr(), user, preload::PASSWORD)?;
+            let body = format!("token={}", tokens.access_token);
+            let form = "application/x-www-form-urlencoded";
+            let res = http::request(latch.addr(), "POST", "/introspect", &[("Authorization", &basic)], form, &body)?;
+            if res.status != 200 || !res.body.contains("\"active\":true") {
+                bail!("introspection answered {}: {}", res.status, res.body);
+            }
+            let script = lua::form_post("/introspect", &basic, &body);
+            self.scenario(latch, "introspect", &script, &script, args.connections)
+        })?;
+
         eprintln!("me during a login flood…");
         let (flood_login, flood_me) = self.with_latch(&data_dir, "flood", |latch| {
             let me_script = self.me_script(latch.addr(), &usernames)?;
@@ -279,6 +300,7 @@ impl<'a> Bench<'a> {
             login_limits,
             me,
             refresh,
+            introspect,
             flood_login,
             flood_me,
             crowd_login,
@@ -406,13 +428,14 @@ impl<'a> Bench<'a> {
 /// only needs some successes.)
 fn problems(r: &Results) -> Vec<String> {
     let mut problems = Vec::new();
-    let checks: [(&str, &Report); 8] = [
+    let checks: [(&str, &Report); 9] = [
         ("bare ceiling", &r.bare),
         ("register", &r.register),
         ("login", &r.login),
         ("login with limits on", &r.login_limits),
         ("me", &r.me),
         ("refresh", &r.refresh),
+        ("introspect", &r.introspect),
         ("login flood", &r.flood_login),
         ("me during the login flood", &r.flood_me),
     ];

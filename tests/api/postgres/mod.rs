@@ -18,6 +18,9 @@ mod helpers {
 #[path = "../suite/abuse.rs"]
 mod abuse;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/clients.rs"]
+mod clients;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/email.rs"]
 mod email;
 #[cfg(latch_postgres_tests)]

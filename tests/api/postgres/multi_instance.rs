@@ -395,3 +395,42 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
 }
+
+#[tokio::test]
+async fn introspection_on_every_instance_sees_a_logout_within_a_second() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &[]).await;
+    let client = Client::new();
+    client.register(&nodes[0].base, "alice").await;
+    let out = latch(&db.url).args(["client", "create", "--json", "--name", "rs", "--confidential"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, secret) = (rs["client_id"].as_str().unwrap(), rs["client_secret"].as_str().unwrap());
+    let active = |base: String, token: String| {
+        let http = client.http.clone();
+        async move {
+            let r = http.post(format!("{base}/introspect")).basic_auth(id, Some(secret)).form(&[("token", &token)]);
+            let r = r.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.map(|v| v["active"] == true).unwrap_or(false))
+        }
+    };
+    let t = client.login(&nodes[1].base, "alice").await;
+    // The registration reaches every instance (NOTIFY), then the token is active on all.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for node in &nodes {
+        while active(node.base.clone(), t.access_token.clone()).await != (StatusCode::OK, true) {
+            assert!(Instant::now() < deadline, "{}: the client or token is unknown after 1 s", node.base);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let r = client.http.post(format!("{}/logout", nodes[2].base)).bearer_auth(&t.access_token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let start = Instant::now();
+    for node in &nodes {
+        while active(node.base.clone(), t.access_token.clone()).await.1 {
+            assert!(start.elapsed() < Duration::from_secs(1), "{} still says active after 1 s", node.base);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    eprintln!("cross-instance introspection delay: {:?}", start.elapsed());
+}

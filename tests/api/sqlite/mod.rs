@@ -14,6 +14,8 @@ mod helpers {
 
 #[path = "../suite/abuse.rs"]
 mod abuse;
+#[path = "../suite/clients.rs"]
+mod clients;
 #[path = "../suite/email.rs"]
 mod email;
 #[path = "../suite/errors.rs"]

@@ -14,6 +14,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/token", &["post"]),
     ("/revoke", &["post"]),
     ("/logout", &["post"]),
+    ("/introspect", &["post"]),
+    ("/userinfo", &["get", "post"]),
     ("/sessions", &["post", "delete"]),
     ("/users/me/sessions", &["get"]),
     ("/users/me/sessions/{id}", &["delete"]),

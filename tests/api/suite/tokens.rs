@@ -58,12 +58,22 @@ async fn a_client_id_sent_by_http_basic_client_authentication_is_used() {
     let tokens: Tokens = r.json().await.unwrap();
     assert_eq!(jwt_parts(&tokens.access_token).1["client_id"], "my:app");
 
-    // A user's Basic credentials are not client authentication; the form field wins.
+    // Basic with a secret on /token is client authentication (a user's credentials
+    // there are a secret for an unknown client); naming two clients is malformed.
     let r = app.client.post(app.url("/token")).basic_auth("bob", Some(PASSWORD)).form(&form).send().await.unwrap();
-    assert_eq!(jwt_parts(&r.json::<Tokens>().await.unwrap().access_token).1["client_id"], "latch");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
     let with_field = [("client_id", "web"), ("username", "bob"), ("password", PASSWORD)];
     let r = app.client.post(app.url("/token")).basic_auth("my-app", Some("")).form(&with_field).send().await.unwrap();
-    assert_eq!(jwt_parts(&r.json::<Tokens>().await.unwrap().access_token).1["client_id"], "web");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Swagger UI's Authorize with no client filled in: an empty Basic pair and scope.
+    let swagger = [form.as_slice(), &[("scope", "")]].concat();
+    let r = app.client.post(app.url("/token")).basic_auth("", Some("")).form(&swagger).send().await.unwrap();
+    let tokens: Tokens = r.json().await.unwrap();
+    assert_eq!(jwt_parts(&tokens.access_token).1["scope"], "openid profile email");
+    let same = [("client_id", "my-app"), ("username", "bob"), ("password", PASSWORD)];
+    let r = app.client.post(app.url("/token")).basic_auth("my-app", Some("")).form(&same).send().await.unwrap();
+    assert_eq!(jwt_parts(&r.json::<Tokens>().await.unwrap().access_token).1["client_id"], "my-app");
 }
 
 #[tokio::test]

@@ -1,0 +1,348 @@
+//! OAuth clients: the registry kept in the store (`latch client …`), cached in memory
+//! and followed like the signing keys, and the rules of the token endpoint — who must
+//! authenticate, with what, and which scopes a client may be granted.
+//!
+//! A `client_id` that is not registered stays what it always was, a label recorded on
+//! the session and put in its tokens, unless `LATCH_REQUIRE_REGISTERED_CLIENTS` is on.
+//! A confidential client must prove its secret everywhere it names itself; a secret
+//! presented for a public or unknown client is refused rather than ignored, since a
+//! client that believes it authenticated should learn that it did not.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use subtle::ConstantTimeEq as _;
+
+use crate::auth::secret;
+use crate::store::{Change, ClientRecord, Store, StoreError};
+
+/// The `client_id` of first-party clients that send none.
+pub const DEFAULT_CLIENT_ID: &str = "latch";
+
+/// Scopes granted when a request asks for none.
+pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
+
+/// Scopes an unregistered client may ask for, and a new client's allowed scopes unless
+/// the operator names others.
+pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// Longest `scope` parameter accepted.
+const MAX_SCOPE_BYTES: usize = 1024;
+
+/// Why a client or its scope was refused (RFC 6749 §5.2).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Unknown client with a secret, wrong or missing secret, a secret for a public
+    /// client, or no registered client where one is required.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// A malformed `scope`, or one the client may not have; names the scope.
+    #[error("{0}")]
+    InvalidScope(String),
+}
+
+/// A registered client, its lists parsed.
+#[derive(Debug, Clone)]
+pub struct RegisteredClient {
+    pub client_id: String,
+    pub name: String,
+    pub confidential: bool,
+    pub first_party: bool,
+    secret_hash: Option<[u8; 32]>,
+    pub origins: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+impl RegisteredClient {
+    fn from_record(r: &ClientRecord) -> Self {
+        let list = |json: &str| serde_json::from_str::<Vec<String>>(json).unwrap_or_default();
+        Self {
+            client_id: r.client_id.clone(),
+            name: r.name.clone(),
+            confidential: r.confidential,
+            first_party: r.first_party,
+            secret_hash: r.secret_hash.as_deref().and_then(|h| <[u8; 32]>::try_from(h).ok()),
+            origins: list(&r.origins),
+            redirect_uris: list(&r.redirect_uris),
+            post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
+            scopes: r.scopes.split_ascii_whitespace().map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// What a request says about its client: the id (form field or HTTP Basic user name)
+/// and the secret, if any (`client_secret_post` or `client_secret_basic`).
+#[derive(Default)]
+pub struct Credentials {
+    pub id: Option<String>,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// The client a token request is made for.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Recorded on the session and in its tokens.
+    pub client_id: String,
+    /// The registered client, when it is one.
+    pub registered: Option<Arc<RegisteredClient>>,
+    /// Whether the caller proved a confidential client's secret.
+    pub authenticated: bool,
+}
+
+impl Caller {
+    /// Whether this caller may use a session started by `client_id`: a confidential
+    /// client's sessions only by that client, authenticated; and an authenticated
+    /// client only its own sessions.
+    pub fn may_use_session_of(&self, client_id: &str, clients: &Clients) -> bool {
+        let owner_confidential = clients.get(client_id).is_some_and(|c| c.confidential);
+        if owner_confidential || self.authenticated {
+            return self.authenticated && self.client_id == client_id;
+        }
+        true
+    }
+}
+
+struct ClientSet {
+    by_id: HashMap<String, Arc<RegisteredClient>>,
+    origins: HashSet<String>,
+}
+
+/// The registry, cached. Cheap to clone.
+#[derive(Clone)]
+pub struct Clients {
+    set: Arc<RwLock<Arc<ClientSet>>>,
+    /// `LATCH_CORS_ORIGINS`, lowercased.
+    configured_origins: Arc<HashSet<String>>,
+    require_registered: bool,
+    /// Compared against when the client is unknown, so that an unknown id costs what a
+    /// wrong secret does.
+    dummy_hash: [u8; 32],
+}
+
+impl Clients {
+    /// Loads the registry from the store.
+    pub async fn load(
+        store: &dyn Store,
+        cors_origins: &[String],
+        require_registered: bool,
+    ) -> Result<Self, StoreError> {
+        let clients = Self {
+            set: Arc::new(RwLock::new(Arc::new(ClientSet { by_id: HashMap::new(), origins: HashSet::new() }))),
+            configured_origins: Arc::new(cors_origins.iter().map(|o| o.to_ascii_lowercase()).collect()),
+            require_registered,
+            dummy_hash: secret::digest(&secret::random_token()),
+        };
+        clients.reload(store).await?;
+        Ok(clients)
+    }
+
+    /// Rereads the registry.
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let records = store.clients().await?;
+        let by_id: HashMap<String, Arc<RegisteredClient>> =
+            records.iter().map(|r| (r.client_id.clone(), Arc::new(RegisteredClient::from_record(r)))).collect();
+        let origins = by_id.values().flat_map(|c| c.origins.iter().map(|o| o.to_ascii_lowercase())).collect();
+        let set = Arc::new(ClientSet { by_id, origins });
+        match self.set.write() {
+            Ok(mut guard) => *guard = set,
+            Err(poisoned) => *poisoned.into_inner() = set,
+        }
+        Ok(())
+    }
+
+    /// Follows changes announced by the store, and polls at the store's interval for
+    /// what announcements cannot reach (`latch client` on a SQLite file).
+    pub async fn follow(self, store: Arc<dyn Store>) {
+        let wants = |change| matches!(change, Change::Clients | Change::All);
+        super::follow(store, wants, |store| {
+            let clients = self.clone();
+            async move {
+                if let Err(e) = clients.reload(&*store).await {
+                    tracing::warn!(error = %e, "could not reload the registered clients");
+                }
+            }
+        })
+        .await;
+    }
+
+    fn current(&self) -> Arc<ClientSet> {
+        match self.set.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The registered client `client_id`.
+    pub fn get(&self, client_id: &str) -> Option<Arc<RegisteredClient>> {
+        self.current().by_id.get(client_id).cloned()
+    }
+
+    /// Whether browsers on `origin` may call the API (CORS): a configured origin or a
+    /// registered client's. Origins compare ASCII-case-insensitively.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        self.configured_origins.contains(&origin) || self.current().origins.contains(&origin)
+    }
+
+    /// Checks a confidential client's secret. Every failure is the same error, and an
+    /// unknown id costs the same as a wrong secret.
+    pub fn authenticate(&self, client_id: &str, presented: &str) -> Result<Arc<RegisteredClient>, ClientError> {
+        let client = self.get(client_id);
+        let expected = client.as_ref().and_then(|c| c.secret_hash).unwrap_or(self.dummy_hash);
+        let matches: bool = secret::digest(presented).ct_eq(&expected).into();
+        match client {
+            Some(c) if matches && c.confidential && c.secret_hash.is_some() => Ok(c),
+            _ => Err(ClientError::InvalidClient),
+        }
+    }
+
+    /// The client a token request is made for, under the rules in the module docs.
+    pub fn caller(&self, credentials: &Credentials) -> Result<Caller, ClientError> {
+        let secret = credentials.secret.as_deref().filter(|s| !s.is_empty());
+        let Some(id) = credentials.id.as_deref().filter(|id| !id.is_empty()) else {
+            if secret.is_some() || self.require_registered {
+                return Err(ClientError::InvalidClient);
+            }
+            return Ok(Caller { client_id: DEFAULT_CLIENT_ID.to_owned(), registered: None, authenticated: false });
+        };
+        if let Some(secret) = secret {
+            let client = self.authenticate(id, secret)?;
+            return Ok(Caller { client_id: client.client_id.clone(), registered: Some(client), authenticated: true });
+        }
+        match self.get(id) {
+            Some(client) if client.confidential => Err(ClientError::InvalidClient),
+            Some(client) => {
+                Ok(Caller { client_id: client.client_id.clone(), registered: Some(client), authenticated: false })
+            }
+            None if self.require_registered => Err(ClientError::InvalidClient),
+            None => Ok(Caller { client_id: id.to_owned(), registered: None, authenticated: false }),
+        }
+    }
+
+    /// A confidential client proven by its secret, as introspection requires.
+    pub fn confidential(&self, credentials: &Credentials) -> Result<Arc<RegisteredClient>, ClientError> {
+        match (credentials.id.as_deref(), credentials.secret.as_deref()) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => self.authenticate(id, secret),
+            _ => Err(ClientError::InvalidClient),
+        }
+    }
+}
+
+/// The scopes to grant `caller` for `requested` (a `scope` parameter): each must be
+/// one the client may have (a registered client's allowed scopes; the standard ones
+/// for a label). Without a request, the default scopes the client may have.
+pub fn grant_scope(caller: &Caller, requested: Option<&str>) -> Result<String, ClientError> {
+    let allowed: Vec<&str> = match &caller.registered {
+        Some(client) => client.scopes.iter().map(String::as_str).collect(),
+        None => STANDARD_SCOPES.to_vec(),
+    };
+    let granted: Vec<&str> = match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        None => {
+            let defaults: Vec<&str> = DEFAULT_SCOPES.iter().copied().filter(|s| allowed.contains(s)).collect();
+            if defaults.is_empty() {
+                allowed.into_iter().filter(|s| *s != "offline_access").collect()
+            } else {
+                defaults
+            }
+        }
+        Some(requested) => {
+            let scopes = parse_scope(requested)?;
+            if let Some(refused) = scopes.iter().find(|s| !allowed.contains(s)) {
+                return Err(ClientError::InvalidScope(format!("scope {refused} is not allowed for this client")));
+            }
+            scopes
+        }
+    };
+    Ok(granted.join(" "))
+}
+
+/// `requested` when every scope in it is also in `granted` (a refresh may narrow the
+/// session's scopes, never widen them).
+pub fn narrow_scope(granted: &str, requested: Option<&str>) -> Result<String, ClientError> {
+    let Some(requested) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(granted.to_owned());
+    };
+    let scopes = parse_scope(requested)?;
+    let have: Vec<&str> = granted.split_ascii_whitespace().collect();
+    if let Some(refused) = scopes.iter().find(|s| !have.contains(s)) {
+        return Err(ClientError::InvalidScope(format!("scope {refused} was not granted to this session")));
+    }
+    Ok(scopes.join(" "))
+}
+
+/// RFC 6749 §3.3: space-delimited tokens of printable ASCII but `"` and `\`; repeats
+/// are dropped, the order kept.
+pub fn parse_scope(text: &str) -> Result<Vec<&str>, ClientError> {
+    if text.len() > MAX_SCOPE_BYTES {
+        return Err(ClientError::InvalidScope(format!("scope is longer than {MAX_SCOPE_BYTES} bytes")));
+    }
+    let mut scopes = Vec::new();
+    for scope in text.split(' ').filter(|s| !s.is_empty()) {
+        if !scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
+            return Err(ClientError::InvalidScope("scope holds a character RFC 6749 does not allow".to_owned()));
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    Ok(scopes)
+}
+
+/// A scope token as `latch client --scope` accepts it.
+pub fn valid_scope_token(scope: &str) -> bool {
+    !scope.is_empty() && parse_scope(scope).is_ok_and(|s| s.len() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(scopes: Option<&[&str]>) -> Caller {
+        Caller {
+            client_id: "c".to_owned(),
+            registered: scopes.map(|s| {
+                Arc::new(RegisteredClient {
+                    client_id: "c".to_owned(),
+                    name: "c".to_owned(),
+                    confidential: false,
+                    first_party: false,
+                    secret_hash: None,
+                    origins: vec![],
+                    redirect_uris: vec![],
+                    post_logout_redirect_uris: vec![],
+                    scopes: s.iter().map(|s| s.to_string()).collect(),
+                })
+            }),
+            authenticated: false,
+        }
+    }
+
+    #[test]
+    fn scopes_are_granted_within_what_the_client_may_have() {
+        assert_eq!(grant_scope(&caller(None), None).unwrap(), "openid profile email");
+        assert_eq!(grant_scope(&caller(None), Some("  ")).unwrap(), "openid profile email");
+        assert_eq!(grant_scope(&caller(None), Some("email openid email")).unwrap(), "email openid");
+        assert!(
+            matches!(grant_scope(&caller(None), Some("admin")), Err(ClientError::InvalidScope(m)) if m.contains("admin"))
+        );
+        let api = caller(Some(&["api:read", "email", "offline_access"]));
+        assert_eq!(grant_scope(&api, None).unwrap(), "email");
+        assert_eq!(grant_scope(&api, Some("api:read")).unwrap(), "api:read");
+        assert!(grant_scope(&api, Some("openid")).is_err());
+        let narrow = caller(Some(&["api:read", "offline_access"]));
+        assert_eq!(grant_scope(&narrow, None).unwrap(), "api:read");
+        assert!(parse_scope("a\"b").is_err() && parse_scope("a\\b").is_err() && parse_scope("é").is_err());
+        assert!(parse_scope(&"a".repeat(2000)).is_err());
+        assert_eq!(narrow_scope("openid email", Some("email")).unwrap(), "email");
+        assert_eq!(narrow_scope("openid email", None).unwrap(), "openid email");
+        assert!(narrow_scope("openid email", Some("profile")).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Registered OAuth clients. A client's lists (origins, redirect URIs) are stored as
+//! JSON arrays in text columns, which read the same on both backends; its secret as
+//! a SHA-256 digest. Deleting a client ends the sessions it started.
+
+use super::StoreError;
+use crate::domain::Timestamp;
+
+/// A client row. `Debug` leaves the secret's digest out.
+#[derive(Clone, sqlx::FromRow)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    /// Has a secret and must authenticate with it.
+    pub confidential: bool,
+    /// Trusted by the operator: no consent screen (the OpenID provider's flows).
+    pub first_party: bool,
+    /// SHA-256 of the secret, for confidential clients.
+    pub secret_hash: Option<Vec<u8>>,
+    /// JSON array of exact origins allowed for CORS.
+    pub origins: String,
+    /// JSON array of exact redirect URIs.
+    pub redirect_uris: String,
+    /// JSON array of exact post-logout redirect URIs.
+    pub post_logout_redirect_uris: String,
+    /// Space-separated scopes the client may be granted.
+    pub scopes: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("confidential", &self.confidential)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+pub trait ClientStore {
+    /// Adds a client; `Conflict("client_id")` when the id exists.
+    async fn create_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    /// Every client, oldest first.
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Replaces the row of `client.client_id`; false when there is none.
+    async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError>;
+    /// Deletes a client and ends its sessions; false when there was none.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+}
+
+macro_rules! impl_client_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::ClientStore for $store {
+            async fn create_client(&self, c: &$crate::store::ClientRecord) -> Result<(), $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO clients (client_id, name, confidential, first_party, secret_hash, origins,
+                         redirect_uris, post_logout_redirect_uris, scopes, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (client_id) DO NOTHING",
+                )
+                .bind(&c.client_id)
+                .bind(&c.name)
+                .bind(c.confidential)
+                .bind(c.first_party)
+                .bind(&c.secret_hash)
+                .bind(&c.origins)
+                .bind(&c.redirect_uris)
+                .bind(&c.post_logout_redirect_uris)
+                .bind(&c.scopes)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .execute(self.write())
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::Conflict("client_id"));
+                }
+                self.changed($crate::store::Change::Clients).await;
+                Ok(())
+            }
+
+            async fn clients(&self) -> Result<Vec<$crate::store::ClientRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM clients ORDER BY created_at, client_id")
+                    .fetch_all(self.read())
+                    .await?)
+            }
+
+            async fn update_client(&self, c: &$crate::store::ClientRecord) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE clients SET name = $2, confidential = $3, first_party = $4, secret_hash = $5, origins = $6,
+                         redirect_uris = $7, post_logout_redirect_uris = $8, scopes = $9, updated_at = $10
+                     WHERE client_id = $1",
+                )
+                .bind(&c.client_id)
+                .bind(&c.name)
+                .bind(c.confidential)
+                .bind(c.first_party)
+                .bind(&c.secret_hash)
+                .bind(&c.origins)
+                .bind(&c.redirect_uris)
+                .bind(&c.post_logout_redirect_uris)
+                .bind(&c.scopes)
+                .bind(c.updated_at)
+                .execute(self.write())
+                .await?;
+                self.changed($crate::store::Change::Clients).await;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_client(&self, client_id: &str) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let done =
+                    sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM sessions WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                // Sessions of many users ended: caches start over.
+                self.changed($crate::store::Change::All).await;
+                Ok(true)
+            }
+        }
+    };
+}
+pub(crate) use impl_client_store;
