@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import jwt
@@ -28,6 +29,30 @@ REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 """RFC 9068 §2.2: the claims every access token carries."""
 
 _ACCEPTED_TYPES = ("at+jwt", "application/at+jwt")
+
+
+@dataclass(frozen=True)
+class _Key:
+    """A published public key and the one algorithm it verifies."""
+
+    algorithm: str
+    key: Any
+
+
+def _algorithm_of(jwk: Mapping[str, Any]) -> Optional[str]:
+    """The JWK's ``alg``, or the algorithm its key type implies (Latch always sets
+    ``alg``; other issuers may not)."""
+    alg = jwk.get("alg")
+    if isinstance(alg, str):
+        return alg
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    if kty == "EC" and crv == "P-256":
+        return "ES256"
+    if kty == "OKP" and crv == "Ed25519":
+        return "EdDSA"
+    if kty == "RSA":
+        return "RS256"
+    return None
 
 
 class Verifier:
@@ -73,7 +98,7 @@ class Verifier:
         self._jwks_uri = jwks_uri
         self._discovery: Optional[Mapping[str, Any]] = None
         self._lock = threading.Lock()
-        self._keys: Optional[dict[str, jwt.PyJWK]] = None
+        self._keys: Optional[dict[str, _Key]] = None
         self._fetched_at = 0.0
         self._last_attempt: Optional[float] = None
         self._last_error: Optional[LatchUnavailable] = None
@@ -116,14 +141,14 @@ class Verifier:
             raise InvalidToken("token has no kid")
 
         key = self._key(kid)
-        if header.get("alg") != key.algorithm_name:
-            raise InvalidToken(f"token alg {header.get('alg')!r} is not its key's {key.algorithm_name}")
+        if header.get("alg") != key.algorithm:
+            raise InvalidToken(f"token alg {header.get('alg')!r} is not its key's {key.algorithm}")
 
         try:
             payload: dict[str, Any] = jwt.decode(
                 token,
                 key.key,
-                algorithms=[key.algorithm_name],
+                algorithms=[key.algorithm],
                 audience=list(self.audience),
                 issuer=self.issuer,
                 leeway=self.leeway,
@@ -140,7 +165,7 @@ class Verifier:
             raise InvalidToken("token is issued in the future")
         return Claims.from_payload(payload)
 
-    def _key(self, kid: str) -> jwt.PyJWK:
+    def _key(self, kid: str) -> _Key:
         with self._lock:
             now = time.monotonic()
             stale = self._keys is None or now - self._fetched_at >= self.jwks_cache_ttl
@@ -175,22 +200,22 @@ class Verifier:
         self._fetched_at = now
         self._last_error = None
 
-    def _parse_jwks(self, document: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:
+    def _parse_jwks(self, document: Mapping[str, Any]) -> dict[str, _Key]:
         entries = document.get("keys")
         if not isinstance(entries, list):
             raise LatchUnavailable("JWKS has no keys array")
-        keys: dict[str, jwt.PyJWK] = {}
+        keys: dict[str, _Key] = {}
         for entry in entries:
             if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
                 continue
-            if entry.get("use", "sig") != "sig":
+            algorithm = _algorithm_of(entry)
+            if entry.get("use", "sig") != "sig" or algorithm not in self.algorithms:
                 continue
             try:
-                key = jwt.PyJWK(entry)
-            except jwt.PyJWTError as error:
-                # One key we cannot use (a newer algorithm) must not hide the others.
+                key = jwt.PyJWK(entry, algorithm).key
+            except (jwt.PyJWTError, ValueError, TypeError) as error:
+                # One key we cannot use must not hide the others.
                 logger.warning("ignoring JWKS key %s: %s", entry["kid"], error)
                 continue
-            if key.algorithm_name in self.algorithms:
-                keys[entry["kid"]] = key
+            keys[entry["kid"]] = _Key(algorithm, key)
         return keys
