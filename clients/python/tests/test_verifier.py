@@ -55,6 +55,18 @@ def test_verifies_a_real_token(latch: LatchServer, user: User) -> None:
     assert claims.raw["sub"] == user.id
 
 
+@pytest.mark.parametrize("algorithm", ["EdDSA", "RS256"])
+def test_verifies_every_algorithm_latch_signs_with(start_latch: Callable[..., LatchServer], algorithm: str) -> None:
+    server = start_latch(LATCH_SIGNING_ALGORITHM=algorithm)
+    account = server.register()
+    token = server.token(account)
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
+
+    assert Verifier(server.url).verify(token).sub == account.id
+    with pytest.raises(InvalidToken):
+        Verifier(server.url).verify(token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB"))
+
+
 def test_scope_claim_is_a_tuple_of_granted_scopes(latch: LatchServer, user: User) -> None:
     claims = Verifier(latch.url).verify(latch.token(user))
 
