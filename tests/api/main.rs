@@ -14,6 +14,7 @@ mod helpers;
 
 mod architecture;
 mod cli;
+mod ecosystem;
 mod fuzz;
 mod postgres;
 mod server;
