@@ -147,11 +147,13 @@ impl Introspector {
             .await
             .map_err(|e| Error::with(ErrorKind::Http, e))?;
         let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(Error::with(ErrorKind::ClientRejected, format!("POST {}: {status}", self.endpoint)));
-        }
         if !status.is_success() {
-            return Err(Error::with(ErrorKind::Http, format!("POST {}: {status}", self.endpoint)));
+            // The OAuth error body says why (RFC 6749 §5.2); a bounded excerpt of it.
+            let body = response.text().await.unwrap_or_default();
+            let excerpt: String = body.chars().take(200).collect();
+            let kind =
+                if status == reqwest::StatusCode::UNAUTHORIZED { ErrorKind::ClientRejected } else { ErrorKind::Http };
+            return Err(Error::with(kind, format!("POST {}: {status}: {excerpt}", self.endpoint)));
         }
         response.json().await.map_err(|e| Error::with(ErrorKind::Http, e))
     }
