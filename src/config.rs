@@ -435,7 +435,9 @@ pub fn parse_origin(v: &str) -> Result<String, String> {
     let bad = || format!("`{v}` is not an origin like https://app.example.com (scheme, host and port only)");
     let url = url::Url::parse(v).map_err(|_| bad())?;
     let bare = url.path() == "/" && !v.ends_with('/') && url.query().is_none() && url.fragment().is_none();
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare || !url.username().is_empty() {
+    let plain_host = url.host_str().is_some_and(|h| !h.contains('*'));
+    let no_credentials = url.username().is_empty() && url.password().is_none();
+    if !matches!(url.scheme(), "http" | "https") || !plain_host || !bare || !no_credentials {
         return Err(bad());
     }
     Ok(url.origin().ascii_serialization())

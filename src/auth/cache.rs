@@ -38,9 +38,11 @@ pub struct AuthCache {
 
 struct State {
     changes: broadcast::Receiver<Change>,
-    tokens: HashMap<Box<str>, Arc<AccessClaims>>,
+    /// Keyed by the whole token, hashed with foldhash: SipHash over a 600-byte token
+    /// would cost more than the rest of a lookup, and only verified tokens are inserted.
+    tokens: HashMap<Box<str>, Arc<AccessClaims>, foldhash::quality::RandomState>,
     /// Session cookie secret → session id; a cookie names one session for good.
-    cookies: HashMap<Box<str>, SessionId>,
+    cookies: HashMap<Box<str>, SessionId, foldhash::quality::RandomState>,
     sessions: HashMap<SessionId, (SessionEntry, Instant)>,
     /// Counts applied changes; a database read that saw another generation start
     /// may be stale and is not stored.
@@ -83,8 +85,8 @@ impl AuthCache {
             clock,
             state: Mutex::new(State {
                 changes,
-                tokens: HashMap::new(),
-                cookies: HashMap::new(),
+                tokens: HashMap::default(),
+                cookies: HashMap::default(),
                 sessions: HashMap::new(),
                 generation: 0,
                 seen,

@@ -3,7 +3,9 @@
 //! authenticate, with what, and which scopes a client may be granted.
 //!
 //! A `client_id` that is not registered stays what it always was, a label recorded on
-//! the session and put in its tokens, unless `LATCH_REQUIRE_REGISTERED_CLIENTS` is on.
+//! the session and put in its tokens, unless `LATCH_REQUIRE_REGISTERED_CLIENTS` is on —
+//! but never one that reads as a UUID, the form of registered ids, so that no label
+//! passes for a registered client (another spelling of its id) or a deleted one.
 //! A confidential client must prove its secret everywhere it names itself; a secret
 //! presented for a public or unknown client is refused rather than ignored, since a
 //! client that believes it authenticated should learn that it did not.
@@ -95,18 +97,22 @@ pub struct Caller {
     pub registered: Option<Arc<RegisteredClient>>,
     /// Whether the caller proved a confidential client's secret.
     pub authenticated: bool,
+    /// Whether the request named a client (else it is the default label).
+    pub named: bool,
 }
 
 impl Caller {
-    /// Whether this caller may use a session started by `client_id`: a confidential
-    /// client's sessions only by that client, authenticated; and an authenticated
-    /// client only its own sessions.
+    /// Whether this caller may use a session started by `client_id` (RFC 6749 §10.4:
+    /// a refresh token is bound to its client): a confidential client's sessions only
+    /// by that client, authenticated; a caller that names a client only that client's
+    /// sessions. A request that names none may refresh any public session, as before
+    /// clients were registered.
     pub fn may_use_session_of(&self, client_id: &str, clients: &Clients) -> bool {
         let owner_confidential = clients.get(client_id).is_some_and(|c| c.confidential);
         if owner_confidential || self.authenticated {
             return self.authenticated && self.client_id == client_id;
         }
-        true
+        !self.named || self.client_id == client_id
     }
 }
 
@@ -192,6 +198,11 @@ impl Clients {
         self.configured_origins.contains(&origin) || self.current().origins.contains(&origin)
     }
 
+    /// Whether any origin at all is allowed for CORS.
+    pub fn any_origin_allowed(&self) -> bool {
+        !self.configured_origins.is_empty() || !self.current().origins.is_empty()
+    }
+
     /// Checks a confidential client's secret. Every failure is the same error, and an
     /// unknown id costs the same as a wrong secret.
     pub fn authenticate(&self, client_id: &str, presented: &str) -> Result<Arc<RegisteredClient>, ClientError> {
@@ -211,19 +222,31 @@ impl Clients {
             if secret.is_some() || self.require_registered {
                 return Err(ClientError::InvalidClient);
             }
-            return Ok(Caller { client_id: DEFAULT_CLIENT_ID.to_owned(), registered: None, authenticated: false });
+            let client_id = DEFAULT_CLIENT_ID.to_owned();
+            return Ok(Caller { client_id, registered: None, authenticated: false, named: false });
         };
         if let Some(secret) = secret {
             let client = self.authenticate(id, secret)?;
-            return Ok(Caller { client_id: client.client_id.clone(), registered: Some(client), authenticated: true });
+            let client_id = client.client_id.clone();
+            return Ok(Caller { client_id, registered: Some(client), authenticated: true, named: true });
         }
         match self.get(id) {
             Some(client) if client.confidential => Err(ClientError::InvalidClient),
             Some(client) => {
-                Ok(Caller { client_id: client.client_id.clone(), registered: Some(client), authenticated: false })
+                let client_id = client.client_id.clone();
+                Ok(Caller { client_id, registered: Some(client), authenticated: false, named: true })
             }
-            None if self.require_registered => Err(ClientError::InvalidClient),
-            None => Ok(Caller { client_id: id.to_owned(), registered: None, authenticated: false }),
+            None if self.require_registered || uuid::Uuid::parse_str(id).is_ok() => Err(ClientError::InvalidClient),
+            None => Ok(Caller { client_id: id.to_owned(), registered: None, authenticated: false, named: true }),
+        }
+    }
+
+    /// The scopes `client_id` may be granted now: a registered client's list, else
+    /// the standard ones. A refresh keeps no scope the client has since lost.
+    pub fn allowed_scopes(&self, client_id: &str) -> Vec<String> {
+        match self.get(client_id) {
+            Some(client) => client.scopes.clone(),
+            None => STANDARD_SCOPES.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -244,7 +267,7 @@ pub fn grant_scope(caller: &Caller, requested: Option<&str>) -> Result<String, C
         Some(client) => client.scopes.iter().map(String::as_str).collect(),
         None => STANDARD_SCOPES.to_vec(),
     };
-    let granted: Vec<&str> = match requested.map(str::trim).filter(|s| !s.is_empty()) {
+    let granted: Vec<&str> = match requested.filter(|s| !blank(s)) {
         None => {
             let defaults: Vec<&str> = DEFAULT_SCOPES.iter().copied().filter(|s| allowed.contains(s)).collect();
             if defaults.is_empty() {
@@ -264,10 +287,20 @@ pub fn grant_scope(caller: &Caller, requested: Option<&str>) -> Result<String, C
     Ok(granted.join(" "))
 }
 
+/// The scopes of `granted` that are still in `allowed`.
+pub fn still_allowed(granted: &str, allowed: &[String]) -> String {
+    granted.split(' ').filter(|s| allowed.iter().any(|a| a == s)).collect::<Vec<_>>().join(" ")
+}
+
+/// A `scope` parameter of nothing but spaces is no request: the defaults apply.
+fn blank(scope: &str) -> bool {
+    scope.bytes().all(|b| b == b' ')
+}
+
 /// `requested` when every scope in it is also in `granted` (a refresh may narrow the
 /// session's scopes, never widen them).
 pub fn narrow_scope(granted: &str, requested: Option<&str>) -> Result<String, ClientError> {
-    let Some(requested) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(requested) = requested.filter(|s| !blank(s)) else {
         return Ok(granted.to_owned());
     };
     let scopes = parse_scope(requested)?;
@@ -322,6 +355,7 @@ mod tests {
                 })
             }),
             authenticated: false,
+            named: true,
         }
     }
 
@@ -329,6 +363,7 @@ mod tests {
     fn scopes_are_granted_within_what_the_client_may_have() {
         assert_eq!(grant_scope(&caller(None), None).unwrap(), "openid profile email");
         assert_eq!(grant_scope(&caller(None), Some("  ")).unwrap(), "openid profile email");
+        assert!(grant_scope(&caller(None), Some("\topenid")).is_err(), "a tab is no separator");
         assert_eq!(grant_scope(&caller(None), Some("email openid email")).unwrap(), "email openid");
         assert!(
             matches!(grant_scope(&caller(None), Some("admin")), Err(ClientError::InvalidScope(m)) if m.contains("admin"))

@@ -112,8 +112,8 @@ pub struct TokenPair {
 
 /// A token that introspection found active (RFC 7662), with its session and user.
 pub struct Introspection {
-    pub session: SessionRecord,
-    pub user: UserRecord,
+    /// The session and its user.
+    pub entry: SessionEntry,
     /// `access_token` or `refresh_token`.
     pub token_type: &'static str,
     pub client_id: String,
@@ -329,12 +329,13 @@ impl Sessions {
     /// Exchanges a refresh token for a new pair in the same session. A token used
     /// before ends its whole session (reuse detection); a disabled user's session ends.
     /// `accept` decides whether the caller may use the session (its client's rules);
-    /// `scope` may narrow the scopes of the new access token.
+    /// `scope` gives the scopes of the new access token from the session's scopes and
+    /// client.
     pub async fn refresh(
         &self,
         presented: &str,
         accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
-        scope: impl FnOnce(&str) -> Result<String, SessionError>,
+        scope: impl FnOnce(&str, &str) -> Result<String, SessionError>,
     ) -> Result<TokenPair, SessionError> {
         // Checked before the rotation, so that the refused client keeps a refresh token
         // that works once the address is verified.
@@ -373,7 +374,7 @@ impl Sessions {
                 return Err(SessionError::InvalidGrant);
             }
         };
-        let scope = scope(&session.scope)?;
+        let scope = scope(&session.scope, &session.client_id)?;
         let access_token = self.tokens.sign(user.id, session.id, &session.client_id, &scope)?;
         Ok(TokenPair { access_token, refresh_token: new_token, expires_in: self.tokens.ttl().as_secs(), scope })
     }
@@ -382,6 +383,12 @@ impl Sessions {
     /// expired, idled out, or its user is disabled. Records the use at most once per
     /// [`Settings::touch_interval`].
     pub async fn live(&self, sid: SessionId) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        Ok(self.live_touching(sid, true).await?.map(|entry| (entry.0.clone(), entry.1.clone())))
+    }
+
+    /// [`Self::live`]; `touch` says whether this lookup is a use of the session (a
+    /// client asking about its refresh token is not).
+    async fn live_touching(&self, sid: SessionId, touch: bool) -> Result<Option<SessionEntry>, StoreError> {
         let now = self.clock.now();
         let alive = |entry: &SessionEntry| entry.0.is_alive(now, self.settings.idle_cutoff(now)) && !entry.1.disabled;
         let entry = match self.cache.session(sid) {
@@ -401,32 +408,29 @@ impl Sessions {
         if !alive(&entry) {
             return Ok(None);
         }
-        let (session, user) = &*entry;
-        let mut session = session.clone();
-        if now - session.last_seen_at >= self.settings.touch_interval() {
-            let (store, id) = (self.store.clone(), session.id);
+        if touch && now - entry.0.last_seen_at >= self.settings.touch_interval() {
+            let (store, id) = (self.store.clone(), entry.0.id);
             tokio::spawn(async move {
                 if let Err(e) = store.touch_session(id, now).await {
                     tracing::warn!(session = %id, error = %e, "could not record session use");
                 }
             });
-            session.last_seen_at = now;
-            self.cache.update_session(Arc::new((session.clone(), user.clone())));
+            let (session, user) = &*entry;
+            let touched = Arc::new((SessionRecord { last_seen_at: now, ..session.clone() }, user.clone()));
+            self.cache.update_session(touched.clone());
+            return Ok(Some(touched));
         }
-        Ok(Some((session, user.clone())))
+        Ok(Some(entry))
     }
 
     /// The live session behind an access token. `Ended` for a token that does not
     /// verify, or whose session is over.
     pub async fn by_access_token(&self, token: &str) -> Result<(SessionRecord, UserRecord), SessionError> {
-        self.access_token_claims(token).await.map(|(session, user, _)| (session, user))
+        self.access_token_claims(token).await.map(|(entry, _)| (entry.0.clone(), entry.1.clone()))
     }
 
     /// [`Self::by_access_token`], with the token's claims.
-    pub async fn access_token_claims(
-        &self,
-        token: &str,
-    ) -> Result<(SessionRecord, UserRecord, Arc<AccessClaims>), SessionError> {
+    pub async fn access_token_claims(&self, token: &str) -> Result<(SessionEntry, Arc<AccessClaims>), SessionError> {
         let claims = match self.cache.token(token) {
             Some(claims) => claims,
             None => {
@@ -438,21 +442,20 @@ impl Sessions {
                 claims
             }
         };
-        let (session, user) = self.live(claims.sid).await?.ok_or(SessionError::Ended)?;
-        if session.user_id != claims.sub {
+        let entry = self.live_touching(claims.sid, true).await?.ok_or(SessionError::Ended)?;
+        if entry.0.user_id != claims.sub {
             return Err(SessionError::Ended);
         }
-        Ok((session, user, claims))
+        Ok((entry, claims))
     }
 
     /// What introspection says of `token` (RFC 7662): an access token that verifies
     /// and whose session is live, or an unused refresh token of a live session. `None`
     /// for anything else, malformed input included.
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, StoreError> {
-        if let Ok((session, user, claims)) = self.access_token_claims(token).await {
+        if let Ok((entry, claims)) = self.access_token_claims(token).await {
             return Ok(Some(Introspection {
-                session,
-                user,
+                entry,
                 token_type: "access_token",
                 client_id: claims.client_id.clone(),
                 scope: claims.scope.clone(),
@@ -463,9 +466,10 @@ impl Sessions {
         let Some((sid, issued)) = self.store.live_refresh_token(&secret::digest(token)).await? else {
             return Ok(None);
         };
-        let Some((session, user)) = self.live(sid).await? else {
+        let Some(entry) = self.live_touching(sid, false).await? else {
             return Ok(None);
         };
+        let session = &entry.0;
         // The session idles out before its absolute end when it is not used.
         let idle_end = session.last_seen_at + self.settings.session_idle_timeout;
         let expires_at = session.expires_at.unix().min(idle_end.unix());
@@ -475,8 +479,7 @@ impl Sessions {
             token_type: "refresh_token",
             issued_at: issued.unix(),
             expires_at,
-            session,
-            user,
+            entry,
         }))
     }
 

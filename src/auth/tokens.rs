@@ -31,8 +31,9 @@ use crate::store::{KeyStore, SealedKey, Store, StoredKey};
 /// Clock leeway accepted on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 5;
 
-/// The claims of a Latch access token. Latch signs `aud` as a string.
-#[derive(Debug, Clone, Serialize)]
+/// The claims of a verified access token, with typed ids. What Latch signs is
+/// [`latch_client::AccessClaims`], the type its clients read.
+#[derive(Debug, Clone)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: UserId,
@@ -43,11 +44,9 @@ pub struct AccessClaims {
     pub sid: SessionId,
     pub client_id: String,
     /// The granted scopes, space-separated (RFC 9068 §2.2.3).
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
     /// Set once the key that verified these claims has left the key set (`latch keys
     /// rotate --now`), so that a cache of verified tokens stops trusting them.
-    #[serde(skip)]
     key_withdrawn: Option<Arc<AtomicBool>>,
 }
 
@@ -58,21 +57,14 @@ impl AccessClaims {
     }
 }
 
-/// The claims read from a presented token; `aud` is checked by the validation (as a
-/// string or an array) and so not read here.
+/// The claims read from a presented token: those Latch signs, and `nbf`, which others
+/// may set. `aud` is checked by the validation (a string, or an array that contains it).
 #[derive(Deserialize)]
 struct PresentedClaims {
-    iss: String,
-    sub: UserId,
-    exp: i64,
-    iat: i64,
+    #[serde(flatten)]
+    signed: latch_client::AccessClaims,
     /// A NumericDate may have a fraction (RFC 7519, section 2).
     nbf: Option<f64>,
-    jti: Uuid,
-    sid: SessionId,
-    client_id: String,
-    #[serde(default)]
-    scope: String,
 }
 
 /// Why an access token was refused. Clients only ever learn "invalid token".
@@ -327,17 +319,17 @@ impl TokenService {
         let now = self.clock.now().unix();
         let (kid, entry) = set.signing(now).context("no signing key")?;
         let key = &entry.key;
-        let claims = AccessClaims {
+        let claims = latch_client::AccessClaims {
             iss: self.issuer.to_string(),
-            sub: user,
+            sub: user.as_uuid(),
             aud: self.audience.to_string(),
             exp: now + self.ttl.as_secs() as i64,
             iat: now,
             jti: Uuid::new_v4(),
-            sid,
+            sid: sid.as_uuid(),
             client_id: client_id.to_owned(),
             scope: scope.to_owned(),
-            key_withdrawn: None,
+            roles: Vec::new(),
         };
         let mut header = Header::new(key.algorithm);
         header.typ = Some("at+jwt".to_owned());
@@ -377,13 +369,14 @@ impl TokenService {
         if header.alg != key.algorithm {
             return Err(TokenError::Malformed);
         }
-        let c = jsonwebtoken::decode::<PresentedClaims>(token, &key.decoding, &key.validation)?.claims;
+        let PresentedClaims { signed: c, nbf } =
+            jsonwebtoken::decode::<PresentedClaims>(token, &key.decoding, &key.validation)?.claims;
         let now = self.clock.now().unix();
         let leeway = LEEWAY_SECS as i64;
         if c.exp.saturating_add(leeway) < now {
             return Err(TokenError::Expired);
         }
-        if c.nbf.is_some_and(|nbf| !nbf.is_finite() || nbf > now.saturating_add(leeway) as f64) {
+        if nbf.is_some_and(|nbf| !nbf.is_finite() || nbf > now.saturating_add(leeway) as f64) {
             return Err(TokenError::NotYetValid);
         }
         if c.iat > now.saturating_add(leeway) {
@@ -391,13 +384,13 @@ impl TokenService {
         }
         Ok(AccessClaims {
             iss: c.iss,
-            sub: c.sub,
+            sub: UserId::from_uuid(c.sub),
             // The validation found the audience in the token (alone or in an array).
             aud: self.audience.to_string(),
             exp: c.exp,
             iat: c.iat,
             jti: c.jti,
-            sid: c.sid,
+            sid: SessionId::from_uuid(c.sid),
             client_id: c.client_id,
             scope: c.scope,
             key_withdrawn: Some(key.withdrawn.clone()),

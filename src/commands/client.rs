@@ -75,11 +75,27 @@ fn check(settings: ClientSettings) -> anyhow::Result<Lists> {
 fn check_redirect_uri(uri: &str) -> anyhow::Result<()> {
     let url = url::Url::parse(uri).with_context(|| format!("`{uri}` is not an absolute URI"))?;
     anyhow::ensure!(url.fragment().is_none(), "`{uri}`: a redirect URI cannot have a fragment");
-    anyhow::ensure!(!matches!(url.scheme(), "javascript" | "data" | "vbscript" | "file"), "`{uri}`: scheme refused");
+    let refused = ["javascript", "data", "vbscript", "file", "blob", "filesystem", "about", "ws", "wss"];
+    anyhow::ensure!(!refused.contains(&url.scheme()), "`{uri}`: scheme {} refused", url.scheme());
+    anyhow::ensure!(
+        url.username().is_empty() && url.password().is_none(),
+        "`{uri}`: a redirect URI cannot hold credentials"
+    );
+    anyhow::ensure!(!url.host_str().is_some_and(|h| h.contains('*')), "`{uri}`: no wildcards; list each URI");
     if url.scheme() == "http" {
         let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         anyhow::ensure!(loopback, "`{uri}`: plain http is allowed only for localhost; use https");
     }
+    Ok(())
+}
+
+/// 1 to 200 characters, none of them a control character (names are printed to
+/// terminals and shown on pages).
+fn check_name(name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !name.trim().is_empty() && name.chars().count() <= 200 && !name.chars().any(char::is_control),
+        "--name must be 1 to 200 characters without control characters"
+    );
     Ok(())
 }
 
@@ -95,7 +111,7 @@ async fn create(
     settings: ClientSettings,
     json: bool,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(!name.trim().is_empty() && name.len() <= 200, "--name must be 1 to 200 characters");
+    check_name(&name)?;
     let lists = check(settings)?;
     let secret = confidential.then(secret::random_token);
     let now = Clock::system().now();
@@ -202,7 +218,7 @@ async fn update(
     let mut client = find(store, client_id).await?;
     let lists = check(settings)?;
     if let Some(name) = name {
-        anyhow::ensure!(!name.trim().is_empty() && name.len() <= 200, "--name must be 1 to 200 characters");
+        check_name(&name)?;
         client.name = name;
     }
     if let Some(first_party) = first_party {

@@ -19,6 +19,10 @@ macro_rules! id_type {
                 Self(id)
             }
 
+            pub const fn as_uuid(self) -> Uuid {
+                self.0
+            }
+
             /// Reads an id from text; `None` when it is no UUID.
             pub fn parse(text: &str) -> Option<Self> {
                 Uuid::parse_str(text).ok().map(Self)

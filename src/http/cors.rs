@@ -59,8 +59,11 @@ pub fn decorate(public: bool, origin: Option<&HeaderValue>, clients: &Clients, r
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         return;
     }
-    // The answer depends on the Origin whether or not this one is allowed: a shared
-    // cache must not hand one origin's answer to another.
+    // Where some origin is allowed, the answer depends on the Origin whether or not this
+    // one is: a shared cache must not hand one origin's answer to another.
+    if !clients.any_origin_allowed() {
+        return;
+    }
     out.append(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = origin.filter(|o| allowed(o, clients)) {
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
@@ -94,12 +94,81 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// A form body into a struct of optional strings (every body of this API). The
+/// pairs are split here rather than by a general form decoder, which walks every byte
+/// of every value several times: most values (tokens, ids) hold no `%` or `+` and
+/// are used as they are.
 fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        data_error(&path, &e.into_inner().to_string())
-    })
+    let mut rest = bytes;
+    let pairs = std::iter::from_fn(move || {
+        while !rest.is_empty() {
+            let (pair, tail) = match memchr::memchr(b'&', rest) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = tail;
+            if !pair.is_empty() {
+                return Some(pair);
+            }
+        }
+        None
+    });
+    let pairs = pairs.map(|pair| {
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        (FormPart(form_decode(name)), FormPart(form_decode(value)))
+    });
+    // Every value is a string, so the only errors are unknown and repeated fields,
+    // whose messages name them.
+    let de = serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(pairs);
+    T::deserialize(de).map_err(|e| data_error("", &e.to_string()))
+}
+
+/// One name or value of `application/x-www-form-urlencoded`: `+` is a space, `%XX` a
+/// byte, and the result is read as UTF-8 with invalid sequences replaced, as the
+/// WHATWG URL standard decodes forms.
+fn form_decode(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    if memchr::memchr2(b'%', b'+', raw).is_none() {
+        return match std::str::from_utf8(raw) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
+    }
+    let spaced: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    std::borrow::Cow::Owned(percent_encoding::percent_decode(&spaced).decode_utf8_lossy().into_owned())
+}
+
+/// A form name or value, read as a string, or as `Some(string)` for an `Option`.
+struct FormPart<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::de::IntoDeserializer<'de, serde::de::value::Error> for FormPart<'de> {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FormPart<'de> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            std::borrow::Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
+            std::borrow::Cow::Owned(s) => visitor.visit_string(s),
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct
+        newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
 }
 
 /// A body of the wrong shape: 422 naming the field when there is one.
@@ -251,13 +320,13 @@ fn decode_basic(credentials: &str) -> Option<String> {
 /// (`client_secret_post`). Using both methods at once, or naming two different
 /// clients, is `invalid_request`.
 pub fn client_credentials(
-    headers: &HeaderMap,
+    authorization: Option<&HeaderValue>,
     form_id: Option<&str>,
     form_secret: Option<&str>,
 ) -> Result<Credentials, OAuthError> {
     let form_id = form_id.filter(|s| !s.is_empty());
     let form_secret = form_secret.filter(|s| !s.is_empty());
-    let Some((id, secret)) = basic_client(headers)? else {
+    let Some((id, secret)) = basic_client(authorization)? else {
         return Ok(Credentials { id: form_id.map(str::to_owned), secret: form_secret.map(str::to_owned) });
     };
     if form_secret.is_some() {
@@ -270,8 +339,8 @@ pub fn client_credentials(
 }
 
 /// The (id, secret) of a Basic Authorization header; `None` without one.
-fn basic_client(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+fn basic_client(authorization: Option<&HeaderValue>) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = authorization else {
         return Ok(None);
     };
     let malformed = || OAuthError::invalid_request("malformed Authorization header");
@@ -282,8 +351,13 @@ fn basic_client(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthEr
     }
     let decoded = decode_basic(credentials.trim()).ok_or_else(malformed)?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    // RFC 6749 §2.3.1: both are form-urlencoded.
     let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("v={s}").as_bytes()).map(|(_, v)| v.into_owned()).next().unwrap_or_default()
+        if s.contains(['%', '+']) {
+            form_urlencoded::parse(format!("v={s}").as_bytes()).map(|(_, v)| v.into_owned()).next().unwrap_or_default()
+        } else {
+            s.to_owned()
+        }
     };
     let (id, secret) = (unescape(id), unescape(secret));
     match (id.is_empty(), secret.is_empty()) {
@@ -358,7 +432,24 @@ async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser
 
 #[cfg(test)]
 mod tests {
-    use super::same_site;
+    use super::{parse_form, same_site};
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Form {
+        a: Option<String>,
+        b: Option<String>,
+    }
+
+    #[test]
+    fn forms_decode_as_browsers_encode_them() {
+        let form: Form = parse_form(b"a=x+y%20z%2B&b=").unwrap();
+        assert_eq!(form, Form { a: Some("x y z+".into()), b: Some(String::new()) });
+        let form: Form = parse_form(b"&b&&unknown=1&a=%FF%e2%82%ac").unwrap();
+        assert_eq!(form, Form { a: Some("\u{FFFD}€".into()), b: Some(String::new()) });
+        assert_eq!(parse_form::<Form>(b"").unwrap(), Form { a: None, b: None });
+        let twice = parse_form::<Form>(b"a=1&a=2").unwrap_err();
+        assert!(format!("{twice:?}").contains("given more than once"), "{twice:?}");
+    }
 
     #[test]
     fn subdomains_of_one_registrable_domain_are_one_site() {

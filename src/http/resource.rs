@@ -10,7 +10,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::sessions::SessionError;
+use crate::auth::sessions::{Introspection, SessionError};
+use crate::domain::{SessionId, UserId};
 use crate::http::error::{ApiError, OAuthError};
 use crate::http::extract::{self, Input, JsonOrForm};
 use crate::http::state::AppState;
@@ -39,28 +40,33 @@ struct IntrospectRequest {
 
 /// RFC 7662 §2.2. Inactive tokens get `{"active": false}` and nothing else.
 #[derive(Serialize, ToSchema)]
-struct IntrospectResponse {
+struct IntrospectResponse<'a> {
     active: bool,
-    #[serde(flatten)]
-    #[schema(inline)]
-    details: Option<ActiveToken>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct ActiveToken {
     /// The user id.
-    sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    sub: Option<UserId>,
     /// The session id.
-    sid: String,
-    client_id: String,
-    scope: String,
-    username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    sid: Option<SessionId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
     /// `access_token` or `refresh_token`.
-    token_type: &'static str,
-    exp: i64,
-    iat: i64,
-    iss: String,
-    aud: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 /// Whether a token is active: an access token that verifies and whose session is live,
@@ -88,28 +94,48 @@ struct ActiveToken {
     ),
 )]
 async fn introspect(State(state): State<AppState>, req: Request) -> Result<Response, OAuthError> {
-    let headers = req.headers().clone();
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     let Input(req) = JsonOrForm::<IntrospectRequest>::from_request(req, &state).await?;
-    let credentials = extract::client_credentials(&headers, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    let credentials =
+        extract::client_credentials(authorization.as_ref(), req.client_id.as_deref(), req.client_secret.as_deref())?;
     state.clients.confidential(&credentials)?;
     let Some(token) = req.token.as_deref() else {
         return Err(OAuthError::invalid_request("token is required"));
     };
     let found = if token.is_empty() || token.len() > 8192 { None } else { state.sessions.introspect(token).await? };
-    let details = found.map(|i| ActiveToken {
-        sub: i.user.id.to_string(),
-        sid: i.session.id.to_string(),
-        client_id: i.client_id,
-        scope: i.scope,
-        username: i.user.username,
-        token_type: i.token_type,
-        exp: i.expires_at,
-        iat: i.issued_at,
-        iss: state.tokens.issuer().to_owned(),
-        aud: state.tokens.audience().to_owned(),
-    });
-    let body = IntrospectResponse { active: details.is_some(), details };
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    let body = match &found {
+        None => br#"{"active":false}"#.to_vec(),
+        Some(i) => active_json(i, state.tokens.issuer(), state.tokens.audience()),
+    };
+    let headers = [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")];
+    Ok((headers, body).into_response())
+}
+
+/// The body of an active [`IntrospectResponse`], written directly: resource servers
+/// ask for every request they serve, and a general serializer costs more than the
+/// rest of the answer.
+fn active_json(i: &Introspection, iss: &str, aud: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let mut uuid = uuid::Uuid::encode_buffer();
+    let string = |out: &mut Vec<u8>, name: &str, value: &str| {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        // Escapes quotes, backslashes and control characters; writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    };
+    out.extend_from_slice(br#"{"active":true"#);
+    let (session, user) = &*i.entry;
+    string(&mut out, "sub", user.id.as_uuid().hyphenated().encode_lower(&mut uuid));
+    string(&mut out, "sid", session.id.as_uuid().hyphenated().encode_lower(&mut uuid));
+    string(&mut out, "client_id", &i.client_id);
+    string(&mut out, "scope", &i.scope);
+    string(&mut out, "username", &user.username);
+    string(&mut out, "token_type", i.token_type);
+    string(&mut out, "iss", iss);
+    string(&mut out, "aud", aud);
+    out.extend_from_slice(format!(r#","exp":{},"iat":{}}}"#, i.expires_at, i.issued_at).as_bytes());
+    out
 }
 
 /// OpenID Connect Core §5.3.2; the claims follow the token's scopes.
@@ -168,10 +194,11 @@ async fn userinfo_post(State(state): State<AppState>, headers: HeaderMap) -> Res
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
-    let (_, user, claims) = state.sessions.access_token_claims(token).await.map_err(|e| match e {
+    let (entry, claims) = state.sessions.access_token_claims(token).await.map_err(|e| match e {
         SessionError::Ended => ApiError::invalid_token(),
         e => e.into(),
     })?;
+    let user = &entry.1;
     let has = |scope: &str| claims.scope.split_ascii_whitespace().any(|s| s == scope);
     let body = UserInfo {
         sub: user.id.to_string(),

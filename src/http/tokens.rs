@@ -109,9 +109,10 @@ impl IntoResponse for TokenPair {
     ),
 )]
 async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) -> Result<TokenPair, OAuthError> {
-    let headers = req.headers().clone();
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     let Input(req) = JsonOrForm::<TokenRequest>::from_request(req, &state).await?;
-    let credentials = extract::client_credentials(&headers, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    let credentials =
+        extract::client_credentials(authorization.as_ref(), req.client_id.as_deref(), req.client_secret.as_deref())?;
     if credentials.id.as_deref().is_some_and(|id| !valid_client_id(id)) {
         return Err(OAuthError::invalid_request("client_id must be at most 255 printable ASCII characters"));
     }
@@ -166,7 +167,8 @@ async fn refresh_grant(state: &AppState, caller: &Caller, req: TokenRequest) -> 
         if !caller.may_use_session_of(&session.client_id, &state.clients) {
             return false;
         }
-        match clients::narrow_scope(&session.scope, req.scope.as_deref()) {
+        let granted = clients::still_allowed(&session.scope, &state.clients.allowed_scopes(&session.client_id));
+        match clients::narrow_scope(&granted, req.scope.as_deref()) {
             Ok(_) => true,
             Err(e) => {
                 if let Ok(mut refused) = scope_refused.lock() {
@@ -176,8 +178,9 @@ async fn refresh_grant(state: &AppState, caller: &Caller, req: TokenRequest) -> 
             }
         }
     };
-    let narrow = |granted: &str| {
-        clients::narrow_scope(granted, req.scope.as_deref()).map_err(|e| SessionError::Internal(e.into()))
+    let narrow = |session_scope: &str, client_id: &str| {
+        let granted = clients::still_allowed(session_scope, &state.clients.allowed_scopes(client_id));
+        clients::narrow_scope(&granted, req.scope.as_deref()).map_err(|e| SessionError::Internal(e.into()))
     };
     let pair = match state.sessions.refresh(presented, &accept, narrow).await {
         Err(SessionError::InvalidGrant) => {

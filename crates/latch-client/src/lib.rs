@@ -57,17 +57,24 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod claims;
+#[cfg(feature = "verify")]
 mod error;
+#[cfg(feature = "verify")]
 mod introspect;
+#[cfg(feature = "verify")]
 mod jwks;
+#[cfg(feature = "verify")]
 mod verifier;
 
 pub use claims::AccessClaims;
+#[cfg(feature = "verify")]
 pub use error::{Error, ErrorKind};
+#[cfg(feature = "verify")]
 pub use introspect::{Introspection, Introspector};
+#[cfg(feature = "verify")]
 pub use verifier::{DEFAULT_LEEWAY, DEFAULT_MIN_REFETCH_INTERVAL, Verifier, VerifierBuilder};
 
 /// The README's examples, compiled as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "verify"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

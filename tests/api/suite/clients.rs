@@ -370,3 +370,74 @@ async fn cors_answers_allowed_origins_and_nobody_else() {
     let r = preflight("https://spa.example", "/token").await.unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], "https://spa.example");
 }
+
+#[tokio::test]
+async fn no_label_passes_for_a_registered_or_deleted_client() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let client = app.create_client(&["--name", "backend", "--confidential"]).await;
+    let id = client["client_id"].as_str().unwrap();
+    let spellings = [id.to_uppercase(), format!("urn:uuid:{id}"), id.replace('-', "")];
+    for spelling in &spellings {
+        let r = password_grant(&app, &[("client_id", spelling)]).await;
+        oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    }
+    app.run_cli(&["client", "delete", id]);
+    let r = password_grant(&app, &[("client_id", id)]).await;
+    oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    // Labels of any other form still work.
+    assert_eq!(password_grant(&app, &[("client_id", "mobile-app")]).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_bound_to_the_client_it_was_issued_to() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let spa = app.create_client(&["--name", "spa"]).await;
+    let id = spa["client_id"].as_str().unwrap();
+    let pair: Value = password_grant(&app, &[("client_id", id)]).await.json().await.unwrap();
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    for other in ["another-label", "latch"] {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", other)];
+        oauth_error(app.post_form("/token", &form).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", id)];
+    assert_eq!(app.post_form("/token", &form).await.status(), StatusCode::OK, "not used up by the refusals");
+}
+
+#[tokio::test]
+async fn a_refresh_drops_the_scopes_its_client_has_lost() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let spa = app.create_client(&["--name", "spa"]).await;
+    let id = spa["client_id"].as_str().unwrap();
+    let pair: Value = password_grant(&app, &[("client_id", id)]).await.json().await.unwrap();
+    assert_eq!(pair["scope"], "openid profile email");
+    app.run_cli(&["client", "update", id, "--scope", "openid"]);
+    let mut refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", id)];
+        let next: Value = app.post_form("/token", &form).await.json().await.unwrap();
+        refresh = next["refresh_token"].as_str().unwrap().to_owned();
+        if next["scope"] == "openid" {
+            assert_eq!(jwt_parts(next["access_token"].as_str().unwrap()).1["scope"], "openid");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lost scopes survive the refresh: {next}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn introspecting_a_refresh_token_is_no_use_of_its_session() {
+    let app = spawn_app_with(|c| c.session_idle_timeout = std::time::Duration::from_secs(60)).await;
+    app.create_user("alice").await;
+    let rs = app.create_client(&["--name", "rs", "--confidential"]).await;
+    let tokens = app.login("alice").await;
+    app.clock.advance(std::time::Duration::from_secs(40));
+    assert_eq!(introspect(&app, &rs, &tokens.refresh_token).await["active"], true);
+    app.clock.advance(std::time::Duration::from_secs(40));
+    assert_eq!(introspect(&app, &rs, &tokens.refresh_token).await["active"], false, "idle for 80 s");
+    oauth_error(app.refresh(&tokens.refresh_token).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
