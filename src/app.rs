@@ -104,6 +104,8 @@ impl App {
             header_timeout: config.header_timeout,
             request_timeout: config.request_timeout,
             metrics_apart: metrics_addr.is_some(),
+            ui: config.ui,
+            ui_title: config.ui_title.clone(),
         });
         let metrics = crate::http::metrics::Metrics::new(hasher.abandoned());
         let limiter = RateLimiter::new(store.clone(), config.limits.clone(), clock.clone());
@@ -120,7 +122,9 @@ impl App {
         let emails = Emails::new(store.clone(), mailer, clock.clone(), links);
         let accounts = Accounts::new(sessions.clone(), emails, PasswordPolicy::new(config.password_min_length));
         let clients = Clients::load(&*store, &config.cors_origins, config.require_registered_clients).await?;
-        let state = AppState::new(Services { sessions, accounts, clients, store, tokens, settings, metrics });
+        let templates = crate::http::pages::Templates::new()?;
+        let state =
+            AppState::new(Services { sessions, accounts, clients, templates, store, tokens, settings, metrics });
         Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state, clock })
     }
 

@@ -50,6 +50,8 @@ const KEYS: &[Key] = &[
     Key { name: "rate_limit_reset_ip", help: "password-reset requests per address (10/1h)" },
     Key { name: "rate_limit_reset_email", help: "password-reset requests per email (3/1h)" },
     Key { name: "rate_limit_verify_email", help: "verification emails per account (3/1h)" },
+    Key { name: "ui", help: "on (default) or off: the hosted pages (/verify-email, /reset-password, …)" },
+    Key { name: "ui_title", help: "the name shown on the hosted pages (Latch)" },
     Key { name: "cors_origins", help: "comma-separated origins whose browsers may call the API" },
     Key { name: "require_registered_clients", help: "refuse client_ids that are not registered" },
     Key { name: "trusted_proxies", help: "peers whose X-Forwarded-For is believed" },
@@ -225,6 +227,16 @@ impl RawConfig {
             })?
             .unwrap_or_default();
         let require_registered_clients = self.parse("require_registered_clients", parse_bool)?.unwrap_or(false);
+        let ui = self.parse("ui", parse_bool)?.unwrap_or(true);
+        let ui_title = self
+            .parse("ui_title", |v| {
+                let v = v.trim();
+                if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
+                    return Err(format!("`{v}` must be 1 to 100 characters without control characters"));
+                }
+                Ok(v.to_owned())
+            })?
+            .unwrap_or_else(|| "Latch".to_owned());
         let header_timeout = self.parse("header_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10));
         let request_timeout = self.parse("request_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30));
         let max_connections = self.parse("max_connections", |v| parse_count(v, 1, 10_000_000))?;
@@ -266,6 +278,8 @@ impl RawConfig {
             trusted_proxies,
             cors_origins,
             require_registered_clients,
+            ui,
+            ui_title,
             header_timeout,
             request_timeout,
             max_connections,
@@ -537,6 +551,10 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Refuse `client_id`s that are not registered.
     pub require_registered_clients: bool,
+    /// Serve the hosted pages.
+    pub ui: bool,
+    /// The name on the hosted pages.
+    pub ui_title: String,
     /// Request headers must arrive within it; an idle kept-alive connection is closed
     /// after it.
     pub header_timeout: Duration,

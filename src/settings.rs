@@ -23,6 +23,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// `/metrics` has a listener of its own (`LATCH_METRICS_LISTEN`).
     pub metrics_apart: bool,
+    /// `LATCH_UI`: the hosted pages are served.
+    pub ui: bool,
+    /// `LATCH_UI_TITLE`.
+    pub ui_title: String,
 }
 
 /// The `{token}` templates of the links that emails carry.

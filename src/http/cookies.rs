@@ -17,6 +17,26 @@ pub const DEVICE: &str = "latch_device";
 /// Name of the device cookie when the public URL is https.
 pub const SECURE_DEVICE: &str = "__Host-latch_device";
 
+/// The CSRF cookie of the hosted pages' forms, over plain HTTP and over https.
+pub const CSRF: &str = "latch_csrf";
+pub const SECURE_CSRF: &str = "__Host-latch_csrf";
+
+pub fn csrf_name(settings: &Settings) -> &'static str {
+    if settings.secure_cookies() { SECURE_CSRF } else { CSRF }
+}
+
+/// `Set-Cookie` for the CSRF token of the pages' forms: `SameSite=Strict`, so that no
+/// other site's request carries it, for a day.
+pub fn csrf(settings: &Settings, token: &str) -> Result<HeaderValue, ApiError> {
+    let cookie = cookie::Cookie::build((csrf_name(settings), token))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .path("/")
+        .max_age(time::Duration::days(1))
+        .secure(settings.secure_cookies());
+    HeaderValue::from_str(&cookie.to_string()).map_err(|e| ApiError::internal(e.into()))
+}
+
 pub fn session_name(settings: &Settings) -> &'static str {
     if settings.secure_cookies() { SECURE_SESSION } else { SESSION }
 }

@@ -204,6 +204,20 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
+
+    /// What went wrong, for people.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The offending fields of a validation error.
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
 }
 
 impl From<StoreError> for ApiError {

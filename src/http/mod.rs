@@ -11,6 +11,7 @@ mod health;
 mod keep_alive;
 pub mod metrics;
 mod openapi;
+pub mod pages;
 mod password_reset;
 mod resource;
 mod sessions;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Api {
         .merge(email::router())
         .merge(password_reset::router())
         .merge(resource::router())
+        .merge(pages::router(&state.settings))
         .merge(well_known::router())
         .merge(health::router())
         .merge(openapi::router(&state.settings));

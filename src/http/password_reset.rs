@@ -54,11 +54,22 @@ async fn request(
     Input(req): Json<ResetRequest>,
 ) -> Result<(StatusCode, JsonBody<Value>), ApiError> {
     let email = input::email(req.email.as_deref(), "email")?;
+    request_reset(&state, &client, email).await?;
+    let body = json!({ "status": "accepted", "detail": "if an account uses this address, a reset link is on its way" });
+    Ok((StatusCode::ACCEPTED, JsonBody(body)))
+}
+
+/// Counts the request against the limits and emails a reset link when an account uses
+/// `email`. Known and unknown addresses are answered at the same moment: the lookup,
+/// the token and the email are done by a task of their own, and the answer waits for
+/// it until a fixed time after the request, no more and no less. A task that takes
+/// longer goes on after the answer. The page `/forgot-password` goes through here too.
+pub(crate) async fn request_reset(
+    state: &AppState,
+    client: &ClientInfo,
+    email: crate::domain::Email,
+) -> Result<(), ApiError> {
     state.accounts.limit_password_reset(client.ip, &email).await?;
-    // Known and unknown addresses are answered at the same moment: the lookup, the token
-    // and the email are done by a task of their own, and the answer waits for it until
-    // a fixed time after the request, no more and no less. A task that takes longer
-    // goes on after the answer.
     let deadline = tokio::time::Instant::now() + RESET_ANSWER_TIME;
     let background = state.clone();
     let job = tokio::spawn(async move {
@@ -68,8 +79,7 @@ async fn request(
     });
     let _ = tokio::time::timeout_at(deadline, job).await;
     tokio::time::sleep_until(deadline).await;
-    let body = json!({ "status": "accepted", "detail": "if an account uses this address, a reset link is on its way" });
-    Ok((StatusCode::ACCEPTED, JsonBody(body)))
+    Ok(())
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -34,6 +34,8 @@ pub struct Services {
     pub accounts: Accounts,
     /// The registered clients and the CORS origins.
     pub clients: Clients,
+    /// The hosted pages' templates, compiled once.
+    pub templates: crate::http::pages::Templates,
     pub store: Arc<dyn Store>,
     /// Signs and publishes: JWKS and discovery read it.
     pub tokens: TokenService,

@@ -37,6 +37,9 @@ mod ops;
 #[cfg(latch_postgres_tests)]
 mod outage;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/pages.rs"]
+mod pages;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/sessions.rs"]
 mod sessions;
 #[cfg(latch_postgres_tests)]

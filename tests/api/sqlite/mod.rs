@@ -24,6 +24,8 @@ mod errors;
 mod limits;
 #[path = "../suite/ops.rs"]
 mod ops;
+#[path = "../suite/pages.rs"]
+mod pages;
 #[path = "../suite/sessions.rs"]
 mod sessions;
 #[path = "../suite/signing_keys.rs"]

@@ -1,0 +1,142 @@
+//! The hosted pages that the links of Latch's emails open (SPEC §7), over real HTTP as a
+//! browser without JavaScript would use them: a GET shows a form and uses nothing up,
+//! the form post does the work, and only a post that repeats the CSRF cookie counts.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::helpers::*;
+
+/// A page fetched like a browser: its status, HTML and the CSRF cookie it set.
+struct Form {
+    status: StatusCode,
+    html: String,
+    csrf: String,
+}
+
+async fn open(app: &TestApp, path: &str) -> Form {
+    let r = app.client.get(app.url(path)).send().await.unwrap();
+    let status = r.status();
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "no script may run: {csp}");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("SameSite=Strict") && cookie.contains("HttpOnly"), "{cookie}");
+    let csrf = cookie.split(';').next().unwrap().strip_prefix("latch_csrf=").unwrap().to_owned();
+    let html = r.text().await.unwrap();
+    assert!(html.contains(&format!(r#"name="csrf" value="{csrf}""#)) || !html.contains("<form"), "{html}");
+    Form { status, html, csrf }
+}
+
+async fn submit(app: &TestApp, path: &str, csrf_cookie: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let r = app
+        .client
+        .post(app.url(path))
+        .header("cookie", format!("latch_csrf={csrf_cookie}"))
+        .header("origin", app.base.as_str())
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_verification_link_opens_a_page_whose_button_confirms_the_address() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let mail = app.email_about("alice@example.com", "verify-email");
+    let token = token_in(&mail);
+    assert!(mail.contains(&format!("{}/verify-email?token={token}", app.base)));
+
+    // Opening the link (twice, as a mail scanner and then the person) uses nothing up.
+    for _ in 0..2 {
+        let page = open(&app, &format!("/verify-email?token={token}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.html.contains(&format!(r#"name="token" value="{token}""#)));
+    }
+    let page = open(&app, &format!("/verify-email?token={token}")).await;
+    // Without the cookie's value, or from another site, the post is refused.
+    let (status, _) = submit(&app, "/verify-email", &page.csrf, &[("token", &token)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = submit(&app, "/verify-email", &page.csrf, &[("token", &token), ("csrf", "forged")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .post(app.url("/verify-email"))
+        .header("cookie", format!("latch_csrf={}", page.csrf))
+        .header("origin", "https://evil.example")
+        .form(&[("token", token.as_str()), ("csrf", page.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let (status, html) = submit(&app, "/verify-email", &page.csrf, &[("token", &token), ("csrf", &page.csrf)]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Your email address is confirmed"), "{html}");
+    let me: Value = app.me(&app.login("alice").await.access_token).await.json().await.unwrap();
+    assert_eq!(me["email_verified"], true);
+    // Used up by the post.
+    let (status, html) = submit(&app, "/verify-email", &page.csrf, &[("token", &token), ("csrf", &page.csrf)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("invalid, used or expired"), "{html}");
+    assert_eq!(open(&app, "/verify-email").await.status, StatusCode::BAD_REQUEST, "a link without a token");
+}
+
+#[tokio::test]
+async fn the_reset_link_opens_a_form_that_sets_the_new_password() {
+    let app = spawn_app().await;
+    app.create_user("bob").await;
+    let forgot = open(&app, "/forgot-password").await;
+    assert_eq!(forgot.status, StatusCode::OK);
+    // The same answer for an unknown address; a malformed one is shown beside the field.
+    let (status, unknown) =
+        submit(&app, "/forgot-password", &forgot.csrf, &[("email", "nobody@example.com"), ("csrf", &forgot.csrf)])
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, known) =
+        submit(&app, "/forgot-password", &forgot.csrf, &[("email", "bob@example.com"), ("csrf", &forgot.csrf)]).await;
+    assert_eq!(unknown, known);
+    let (status, html) =
+        submit(&app, "/forgot-password", &forgot.csrf, &[("email", "not an address"), ("csrf", &forgot.csrf)]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains(r#"id="email-error""#) && html.contains(r#"value="not an address""#), "{html}");
+
+    let mail = app.email_arriving("bob@example.com", "reset-password").await;
+    let token = token_in(&mail);
+    let page = open(&app, &format!("/reset-password?token={token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains(r#"<label for="new_password">"#) && page.html.contains(r#"type="password""#));
+
+    // A refused password is shown beside its field, is not echoed, and keeps the link.
+    let form = [("token", token.as_str()), ("new_password", "short"), ("csrf", page.csrf.as_str())];
+    let (status, html) = submit(&app, "/reset-password", &page.csrf, &form).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains(r#"id="new_password-error""#) && html.contains(r#"aria-invalid="true""#), "{html}");
+    assert!(!html.contains(r#"value="short""#));
+
+    let form = [("token", token.as_str()), ("new_password", "a brand new passphrase"), ("csrf", page.csrf.as_str())];
+    let (status, html) = submit(&app, "/reset-password", &page.csrf, &form).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Your password is changed"));
+    assert_eq!(app.token("bob", "a brand new passphrase").await.status(), StatusCode::OK);
+    let (status, _) = submit(&app, "/reset-password", &page.csrf, &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the link is used up");
+}
+
+#[tokio::test]
+async fn pages_escape_what_they_show_and_can_be_turned_off() {
+    let app = spawn_app_with(|c| c.ui_title = "Acme <Login>".to_owned()).await;
+    let page = open(&app, "/reset-password?token=%22%3E%3Cscript%3Ealert(1)%3C/script%3E").await;
+    assert!(!page.html.contains("<script>"), "{}", page.html);
+    assert!(page.html.contains("Acme &lt;Login&gt;"));
+    let css = app.client.get(app.url("/ui/style.css")).send().await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+
+    let off = spawn_app_with(|c| c.ui = false).await;
+    for path in ["/verify-email?token=x", "/reset-password?token=x", "/forgot-password", "/ui/style.css"] {
+        assert_eq!(off.client.get(off.url(path)).send().await.unwrap().status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
