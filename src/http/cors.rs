@@ -65,7 +65,10 @@ pub fn decorate(public: bool, origin: Option<&HeaderValue>, clients: &Clients, r
         return;
     }
     out.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = origin.filter(|o| allowed(o, clients)) {
+    // Pages are for people on this site: no other origin may read them (their forms
+    // carry a CSRF token).
+    let page = out.get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    if let Some(origin) = origin.filter(|o| !page && allowed(o, clients)) {
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         out.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
         out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));

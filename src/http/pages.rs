@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,7 +19,7 @@ use crate::auth::secret;
 use crate::domain::input::{self, TokenAndPassword};
 use crate::http::cookies;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{ClientInfo, Input, JsonOrForm, refuse_cross_site};
+use crate::http::extract::{ClientInfo, Input, JsonOrForm};
 use crate::http::state::AppState;
 use crate::settings::Settings;
 
@@ -106,7 +106,7 @@ struct Csrf {
 
 impl Csrf {
     fn for_browser(settings: &Settings, headers: &HeaderMap) -> Result<Self, ApiError> {
-        if let Some(token) = cookies::read(headers, cookies::csrf_name(settings)) {
+        if let Some(token) = cookies::read(headers, cookies::csrf_name(settings)).filter(|t| issued_form(t)) {
             return Ok(Self { token, set_cookie: None });
         }
         let token = secret::random_token();
@@ -114,16 +114,17 @@ impl Csrf {
         Ok(Self { token, set_cookie })
     }
 
-    /// A form post is ours when its Origin is (the API's rule for cookie requests)
-    /// and it repeats the browser's CSRF cookie.
+    /// A form post is ours when it comes from our own origin (stricter than the API's
+    /// rule: not another origin of the site, nor one allowed for CORS) and repeats the
+    /// browser's CSRF cookie, which must have the form of the tokens we issue.
     fn check(
         state: &AppState,
         method: &Method,
         headers: &HeaderMap,
         presented: Option<&str>,
     ) -> Result<Self, ApiError> {
-        refuse_cross_site(method, headers, state)?;
-        let cookie = cookies::read(headers, cookies::csrf_name(&state.settings));
+        refuse_other_origins(method, headers, &state.settings.public_url)?;
+        let cookie = cookies::read(headers, cookies::csrf_name(&state.settings)).filter(|c| issued_form(c));
         let matches = match (&cookie, presented) {
             (Some(cookie), Some(presented)) => bool::from(cookie.as_bytes().ct_eq(presented.as_bytes())),
             _ => false,
@@ -137,14 +138,52 @@ impl Csrf {
     }
 }
 
+/// The form of [`secret::random_token`]: 43 base64url characters.
+fn issued_form(token: &str) -> bool {
+    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Refuses a state-changing request that a browser says came from anywhere but our own
+/// origin: `Sec-Fetch-Site` other than `same-origin` or `none`, or an `Origin` other than
+/// the public URL's.
+fn refuse_other_origins(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
+    if method.is_safe() {
+        return Ok(());
+    }
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let refused = || ApiError::forbidden("the form did not come from this site; reload it and try again");
+    if header("sec-fetch-site")
+        .is_some_and(|s| !s.eq_ignore_ascii_case("same-origin") && !s.eq_ignore_ascii_case("none"))
+    {
+        return Err(refused());
+    }
+    let ours = url::Url::parse(public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    match header("origin") {
+        None => Ok(()),
+        Some(origin) if url::Url::parse(origin).is_ok_and(|o| o.origin().ascii_serialization() == ours) => Ok(()),
+        Some(_) => Err(refused()),
+    }
+}
+
 async fn style() -> Response {
     let headers = [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")];
     (headers, STYLE).into_response()
 }
 
-#[derive(Deserialize)]
+/// The `token` of a link's query; a link with it twice is no valid link.
 struct TokenQuery {
     token: Option<String>,
+}
+
+impl TokenQuery {
+    fn parse(query: Option<&str>) -> Self {
+        let mut tokens = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).filter(|(k, _)| k == "token");
+        let token = match (tokens.next(), tokens.next()) {
+            (Some((_, token)), None) => Some(token.into_owned()),
+            _ => None,
+        };
+        Self { token }
+    }
 }
 
 /// Turns an error into the page that shows it: a refused form (CSRF) or a limit keeps
@@ -169,8 +208,8 @@ const INVALID_LINK: &str = "This link is invalid, used or expired. Ask for a new
 
 /// Shows the confirmation form: opening the link uses nothing up (mail scanners open
 /// links too).
-async fn verify_email_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
-    link_page(&state, &headers, q, "verify_email.html", VERIFY_HEADING)
+async fn verify_email_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    link_page(&state, &headers, TokenQuery::parse(query.as_deref()), "verify_email.html", VERIFY_HEADING)
 }
 
 /// A form posted to a page, once its CSRF token and origin are checked.
@@ -238,12 +277,8 @@ fn link_page(
     Page { status, template, heading, values: context! { token, error }, csrf }.render(state)
 }
 
-async fn reset_password_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Response {
-    link_page(&state, &headers, q, "reset_password.html", RESET_HEADING)
+async fn reset_password_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    link_page(&state, &headers, TokenQuery::parse(query.as_deref()), "reset_password.html", RESET_HEADING)
 }
 
 async fn reset_password(State(state): State<AppState>, req: Request) -> Response {

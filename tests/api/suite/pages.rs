@@ -140,3 +140,39 @@ async fn pages_escape_what_they_show_and_can_be_turned_off() {
         assert_eq!(off.client.get(off.url(path)).send().await.unwrap().status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_form_counts_only_from_our_own_origin_with_a_token_we_issued() {
+    let app = spawn_app_with(|c| c.cors_origins = vec!["http://app.example".to_owned()]).await;
+    app.create_user("carol").await;
+    let token = token_in(&app.email_about("carol@example.com", "verify-email"));
+    let page = open(&app, &format!("/verify-email?token={token}")).await;
+    let post = |cookie: String, csrf: String, extra: Option<(&'static str, &'static str)>| {
+        let mut r = app
+            .client
+            .post(app.url("/verify-email"))
+            .header("cookie", format!("latch_csrf={cookie}"))
+            .form(&[("token", token.clone()), ("csrf", csrf)]);
+        if let Some((name, value)) = extra {
+            r = r.header(name, value);
+        }
+        r.send()
+    };
+    // A planted cookie of any other form, another origin of the site, an origin allowed
+    // for CORS: refused.
+    assert_eq!(post("planted".into(), "planted".into(), None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let same_site = Some(("sec-fetch-site", "same-site"));
+    assert_eq!(post(page.csrf.clone(), page.csrf.clone(), same_site).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let cors = Some(("origin", "http://app.example"));
+    assert_eq!(post(page.csrf.clone(), page.csrf.clone(), cors).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // No origin may read a page, not even one allowed for the API.
+    let r = app.client.get(app.url("/forgot-password")).header("origin", "http://app.example").send().await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // A link with its token twice is no valid link.
+    let r = app.client.get(app.url("/verify-email?token=a&token=b")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("invalid, used or expired"));
+
+    let same_origin = Some(("sec-fetch-site", "same-origin"));
+    assert_eq!(post(page.csrf.clone(), page.csrf.clone(), same_origin).await.unwrap().status(), StatusCode::OK);
+}
