@@ -198,6 +198,11 @@ impl Clients {
         self.configured_origins.contains(&origin) || self.current().origins.contains(&origin)
     }
 
+    /// Whether `uri` is exactly one of the registered redirect URIs.
+    pub fn redirect_uri_registered(&self, uri: &str) -> bool {
+        self.current().by_id.values().any(|c| c.redirect_uris.iter().any(|r| r == uri))
+    }
+
     /// Whether any origin at all is allowed for CORS.
     pub fn any_origin_allowed(&self) -> bool {
         !self.configured_origins.is_empty() || !self.current().origins.is_empty()

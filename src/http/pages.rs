@@ -16,6 +16,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
 use crate::auth::secret;
+use crate::auth::sessions::{LoginOptions, SessionError};
 use crate::domain::input::{self, TokenAndPassword};
 use crate::http::cookies;
 use crate::http::error::{ApiError, ErrorCode};
@@ -40,6 +41,7 @@ pub fn router(settings: &Settings) -> Router<AppState> {
         .route("/verify-email", get(verify_email_page).post(verify_email))
         .route("/reset-password", get(reset_password_page).post(reset_password))
         .route("/forgot-password", get(forgot_password_page).post(forgot_password))
+        .route("/login", get(login_page).post(login))
 }
 
 /// The compiled templates.
@@ -54,6 +56,7 @@ impl Templates {
             ("verify_email.html", include_str!("pages/verify_email.html")),
             ("reset_password.html", include_str!("pages/reset_password.html")),
             ("forgot_password.html", include_str!("pages/forgot_password.html")),
+            ("login.html", include_str!("pages/login.html")),
         ] {
             env.add_template(name, source)?;
         }
@@ -226,6 +229,9 @@ struct TokenForm {
     token: Option<String>,
     new_password: Option<String>,
     email: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    return_to: Option<String>,
 }
 
 async fn verify_email(State(state): State<AppState>, req: Request) -> Response {
@@ -362,4 +368,117 @@ async fn forgot_password(State(state): State<AppState>, client: ClientInfo, req:
             error_page(&state, e, page(values, csrf))
         }
     }
+}
+
+const LOGIN_HEADING: &str = "Sign in";
+
+/// Where a sign-in may send the browser: one of Latch's own paths, a page on an origin
+/// allowed for CORS, or a registered redirect URI. Anything else is dropped, so that no
+/// link through Latch leads elsewhere (no open redirect).
+fn allowed_return_to(state: &AppState, return_to: Option<&str>) -> Option<String> {
+    let target = return_to.filter(|t| !t.is_empty() && t.len() <= 2048)?;
+    if target.starts_with('/') {
+        // `//host` and `/\host` are other hosts to a browser.
+        let own = !target.starts_with("//") && !target.starts_with("/\\") && !target.contains(['\\', '\r', '\n', '\t']);
+        return own.then(|| target.to_owned());
+    }
+    let url = url::Url::parse(target).ok()?;
+    let allowed = matches!(url.scheme(), "http" | "https")
+        && (state.clients.origin_allowed(&url.origin().ascii_serialization())
+            || state.clients.redirect_uri_registered(target));
+    allowed.then(|| target.to_owned())
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, &headers) {
+        Ok(csrf) => csrf,
+        Err(e) => return e.into_response(),
+    };
+    let return_to = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "return_to")
+        .and_then(|(_, v)| allowed_return_to(&state, Some(&v)));
+    let values = context! { return_to };
+    Page { status: StatusCode::OK, template: "login.html", heading: LOGIN_HEADING, values, csrf }.render(&state)
+}
+
+/// Signs the browser in under the API's rules (`POST /sessions`): the same limits, the
+/// same one answer for an unknown user and a wrong password, the device cookie.
+async fn login(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (form, csrf) = match posted(&state, req).await {
+        Ok(posted) => posted,
+        Err(e) => return e.into_response(),
+    };
+    let login = form.username.as_deref().unwrap_or("").trim().to_owned();
+    let return_to = allowed_return_to(&state, form.return_to.as_deref());
+    let page = |status: StatusCode, error: &str, csrf: Csrf| Page {
+        status,
+        template: "login.html",
+        heading: LOGIN_HEADING,
+        values: context! { username => login, return_to, error },
+        csrf,
+    };
+    let password = form.password.as_deref().unwrap_or("");
+    if login.is_empty() || password.is_empty() {
+        return page(StatusCode::UNPROCESSABLE_ENTITY, "Enter your email or username and your password.", csrf)
+            .render(&state);
+    }
+    let options = LoginOptions { require_verified: true, issue_device: true };
+    let outcome = state.sessions.login(&login, password, client.client(), options).await;
+    state.metrics.login(&outcome);
+    let logged_in = match outcome {
+        Ok(logged_in) => logged_in,
+        Err(e) => {
+            let (status, message) = match &e {
+                SessionError::InvalidCredentials => {
+                    (StatusCode::UNAUTHORIZED, "The email, username or password is not right.".to_owned())
+                }
+                SessionError::RateLimited { retry_after } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed sign-ins. Try again in {retry_after} seconds."),
+                ),
+                SessionError::Disabled => (StatusCode::FORBIDDEN, "This account is disabled.".to_owned()),
+                SessionError::NotVerified => (
+                    StatusCode::FORBIDDEN,
+                    "Confirm your email address first: open the link we emailed you.".to_owned(),
+                ),
+                _ => return ApiError::from(e).into_response(),
+            };
+            let mut response = page(status, &message, csrf).render(&state);
+            if let SessionError::RateLimited { retry_after } = e {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            return response;
+        }
+    };
+    let secret = match state.sessions.start_browser(&logged_in.user, client.client()).await {
+        Ok(secret) => secret,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut response = match &return_to {
+        Some(target) => match HeaderValue::from_str(target) {
+            Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+            Err(_) => StatusCode::SEE_OTHER.into_response(),
+        },
+        None => Page {
+            status: StatusCode::OK,
+            template: "login.html",
+            heading: "Signed in",
+            values: context! { done => true, username => logged_in.user.username },
+            csrf,
+        }
+        .render(&state),
+    };
+    let mut set = vec![cookies::session(&state.settings, Some(&secret))];
+    if let Some(device) = &logged_in.device {
+        set.push(cookies::device(&state.settings, device));
+    }
+    for cookie in set {
+        match cookie {
+            Ok(cookie) => {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    response
 }

@@ -176,3 +176,63 @@ async fn a_form_counts_only_from_our_own_origin_with_a_token_we_issued() {
     let same_origin = Some(("sec-fetch-site", "same-origin"));
     assert_eq!(post(page.csrf.clone(), page.csrf.clone(), same_origin).await.unwrap().status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_sign_in_page_starts_a_browser_session_and_sends_only_to_allowed_places() {
+    let app = spawn_app_with(|c| c.cors_origins = vec!["http://app.example".to_owned()]).await;
+    app.create_user("dave").await;
+    let page = open(&app, "/login?return_to=https://evil.example/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.html.contains("evil.example"), "an outside return_to is dropped");
+    assert!(page.html.contains(r#"<label for="username">"#) && page.html.contains(r#"<label for="password">"#));
+
+    let sign_in = |login: &'static str, password: &'static str, return_to: &'static str| {
+        let form =
+            [("username", login), ("password", password), ("return_to", return_to), ("csrf", page.csrf.as_str())];
+        app.client.post(app.url("/login")).header("cookie", format!("latch_csrf={}", page.csrf)).form(&form).send()
+    };
+    // One answer for a wrong password and an unknown user; the login is kept, the
+    // password never shown.
+    let wrong = sign_in("dave", "not the password", "").await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong = wrong.text().await.unwrap();
+    assert!(wrong.contains(r#"value="dave""#) && !wrong.contains("not the password"), "{wrong}");
+    let unknown = sign_in("nobody", "not the password", "").await.unwrap().text().await.unwrap();
+    assert_eq!(wrong.replace("dave", "X"), unknown.replace("nobody", "X"));
+
+    // Open redirects are refused; own paths and allowed origins are followed.
+    for (target, expected) in [
+        ("https://evil.example/", None),
+        ("//evil.example/", None),
+        ("/\\evil.example/", None),
+        ("/ui/style.css", Some("/ui/style.css")),
+        ("http://app.example/after", Some("http://app.example/after")),
+    ] {
+        let r = sign_in("dave", PASSWORD, target).await.unwrap();
+        match expected {
+            Some(location) => {
+                assert_eq!(r.status(), StatusCode::SEE_OTHER, "{target}");
+                assert_eq!(r.headers()["location"], location);
+            }
+            None => {
+                assert_eq!(r.status(), StatusCode::OK, "{target}");
+                assert!(r.headers().get("location").is_none());
+            }
+        }
+    }
+
+    // The session cookie works on the API.
+    let r = sign_in("dave@example.com", PASSWORD, "").await.unwrap();
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("latch_session="))
+        .unwrap();
+    let session = session.split(';').next().unwrap().to_owned();
+    let r = app.client.get(app.url("/users/me")).header("cookie", session).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, _) = submit(&app, "/login", &page.csrf, &[("username", "dave"), ("password", PASSWORD)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a sign-in without the form's token is refused");
+}
