@@ -50,7 +50,7 @@ const KEYS: &[Key] = &[
     Key { name: "rate_limit_reset_ip", help: "password-reset requests per address (10/1h)" },
     Key { name: "rate_limit_reset_email", help: "password-reset requests per email (3/1h)" },
     Key { name: "rate_limit_verify_email", help: "verification emails per account (3/1h)" },
-    Key { name: "ui", help: "on (default) or off: the hosted pages (/verify-email, /reset-password, …)" },
+    Key { name: "ui", help: "on (default) or off: the hosted pages (/login, /verify-email, /reset-password, …)" },
     Key { name: "ui_title", help: "the name shown on the hosted pages (Latch)" },
     Key { name: "cors_origins", help: "comma-separated origins whose browsers may call the API" },
     Key { name: "require_registered_clients", help: "refuse client_ids that are not registered" },

@@ -38,7 +38,8 @@ struct IntrospectRequest {
     client_secret: Option<String>,
 }
 
-/// RFC 7662 §2.2. Inactive tokens get `{"active": false}` and nothing else.
+/// RFC 7662 §2.2, as OpenAPI describes it; the answer itself is written by
+/// [`active_json`]. Inactive tokens get `{"active": false}` and nothing else.
 #[derive(Serialize, ToSchema)]
 struct IntrospectResponse<'a> {
     active: bool,

@@ -136,7 +136,7 @@ async fn pages_escape_what_they_show_and_can_be_turned_off() {
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 
     let off = spawn_app_with(|c| c.ui = false).await;
-    for path in ["/verify-email?token=x", "/reset-password?token=x", "/forgot-password", "/ui/style.css"] {
+    for path in ["/verify-email?token=x", "/reset-password?token=x", "/forgot-password", "/login", "/ui/style.css"] {
         assert_eq!(off.client.get(off.url(path)).send().await.unwrap().status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
