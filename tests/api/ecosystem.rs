@@ -252,8 +252,27 @@ impl Latch {
         assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
     }
 
-    /// A confidential client from `latch client create`, as `(id, secret)`.
-    fn confidential_client(&self) -> Result<(String, String), String> {
+    /// A confidential client from `latch client create`, as `(id, secret)`, once the
+    /// running server knows it (it rereads the registry of a SQLite file every half
+    /// second).
+    async fn confidential_client(&self) -> Result<(String, String), String> {
+        let (id, secret) = self.create_confidential_client()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let http = reqwest::Client::new();
+        loop {
+            let r =
+                http.post(format!("{}/introspect", self.base)).basic_auth(&id, Some(&secret)).form(&[("token", "x")]);
+            if r.send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return Ok((id, secret));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err("the server did not learn of the new client within 5 s".to_owned());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    fn create_confidential_client(&self) -> Result<(String, String), String> {
         let out = self.cli(&["client", "create", "--name", "compat", "--confidential", "--json"]);
         if !out.status.success() {
             return Err(format!("latch client create failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
@@ -374,7 +393,7 @@ async fn the_pinned_ecosystem_verifies_and_uses_latch_tokens() {
     };
     let latch = Latch::start();
     latch.register().await;
-    let client = latch.confidential_client();
+    let client = latch.confidential_client().await;
     let env = latch.script_env(&client);
 
     let mut cmd = Command::new(&python);
@@ -408,7 +427,7 @@ async fn the_node_examples_of_the_guides_run_against_latch() {
     };
     let latch = Latch::start();
     latch.register().await;
-    let client = latch.confidential_client();
+    let client = latch.confidential_client().await;
     let env = latch.script_env(&client);
     let examples = repo().join("docs/integrate/examples");
     let files: Vec<PathBuf> = NODE_EXAMPLES
