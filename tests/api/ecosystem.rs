@@ -46,7 +46,7 @@ fn in_ci() -> bool {
 }
 
 /// A tool is missing: fails under CI, says so loudly otherwise.
-fn not_run(test: &str, reason: &str) {
+pub(crate) fn not_run(test: &str, reason: &str) {
     assert!(!in_ci(), "{test}: {reason} (CI must provide it)");
     eprintln!("\n==================== NOT RUN: {test} ====================\n{reason}\n");
 }
@@ -97,7 +97,7 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 /// Like [`run`], `Err` unless it succeeds.
-fn run_ok(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
+pub(crate) fn run_ok(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
     let out = run(cmd, limit)?;
     if out.status.success() {
         Ok(out)
@@ -108,7 +108,7 @@ fn run_ok(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
 
 /// Runs `install` unless `present` and `stamp` shows that exactly the files in
 /// `stamped` were installed last time; the stamp is written only after success.
-fn install_once(
+pub(crate) fn install_once(
     present: bool,
     stamp: &Path,
     stamped: &[PathBuf],

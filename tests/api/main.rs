@@ -13,6 +13,7 @@
 mod helpers;
 
 mod architecture;
+mod browser;
 mod cli;
 mod ecosystem;
 mod fuzz;
