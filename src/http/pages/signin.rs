@@ -48,16 +48,18 @@ fn return_to_of(state: &AppState, query: Option<&str>) -> Option<String> {
         .and_then(|(_, v)| allowed_return_to(state, Some(&v)))
 }
 
-pub(super) async fn login_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let csrf = match Csrf::for_browser(&state.settings, &headers) {
+/// The sign-in form; a browser that is signed in already goes straight on.
+pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): RawQuery, req: Request) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
         Ok(csrf) => csrf,
         Err(e) => return e.into_response(),
     };
     let return_to = return_to_of(&state, query.as_deref());
+    if cookies::read(req.headers(), cookies::session_name(&state.settings)).is_some()
+        && signed_in(&state, req).await.0.is_ok()
+    {
+        return see_other(return_to.as_deref().unwrap_or(HOME));
+    }
     Page::new("login.html", LOGIN_HEADING, context! { return_to }, csrf).render(&state)
 }
 

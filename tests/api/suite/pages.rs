@@ -448,6 +448,10 @@ async fn the_sign_out_page_ends_the_session_and_api_logout_keeps_its_answer() {
     browser.sign_in("gina", PASSWORD).await;
     let session = format!("latch_session={}", browser.cookies["latch_session"]);
 
+    // A signed-in browser skips the sign-in form.
+    let (status, _, location) = browser.get("/login?return_to=/ui/style.css").await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/ui/style.css")));
+
     // Opening /logout asks; it signs nobody out (a link or a prefetch must not).
     let (status, html, _) = browser.get("/logout").await;
     assert_eq!(status, StatusCode::OK);
@@ -473,6 +477,7 @@ async fn the_sign_out_page_ends_the_session_and_api_logout_keeps_its_answer() {
     assert!(html.contains("You are signed out."), "{html}");
     assert!(!browser.cookies.contains_key("latch_session"));
     assert_eq!(me(session).await.unwrap().status(), StatusCode::UNAUTHORIZED, "the session has ended");
+    assert_eq!(browser.get("/login").await.0, StatusCode::OK);
 
     // The API's POST /logout is unchanged: 204, also for a form-encoded call.
     let tokens = app.login("gina").await;
