@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::domain::PasswordPolicy;
 use crate::http::state::{AppState, Services};
 use crate::server;
-use crate::settings::{Links, Settings};
+use crate::settings::{Links, Settings, Theme};
 use crate::store;
 
 /// Connections open at once on the metrics listener: scrapers, not the public.
@@ -95,7 +95,7 @@ impl App {
                 .unwrap_or_else(|| format!("{public_url}/verify-email?token={{token}}")),
         };
         let settings = Arc::new(Settings {
-            public_url,
+            public_url: public_url.clone(),
             access_token_ttl: config.access_token_ttl,
             refresh_token_ttl: config.refresh_token_ttl,
             session_idle_timeout: config.session_idle_timeout,
@@ -105,7 +105,12 @@ impl App {
             request_timeout: config.request_timeout,
             metrics_apart: metrics_addr.is_some(),
             ui: config.ui,
-            ui_title: config.ui_title.clone(),
+            theme: Theme::new(
+                &config.ui_title,
+                config.ui_logo_url.as_deref(),
+                config.ui_accent_color.as_deref(),
+                &public_url,
+            ),
         });
         let metrics = crate::http::metrics::Metrics::new(hasher.abandoned());
         let limiter = RateLimiter::new(store.clone(), config.limits.clone(), clock.clone());
@@ -119,10 +124,10 @@ impl App {
             clock.clone(),
             settings.clone(),
         );
-        let emails = Emails::new(store.clone(), mailer, clock.clone(), links);
+        let emails = Emails::new(store.clone(), mailer, clock.clone(), links, settings.theme.clone());
         let accounts = Accounts::new(sessions.clone(), emails, PasswordPolicy::new(config.password_min_length));
         let clients = Clients::load(&*store, &config.cors_origins, config.require_registered_clients).await?;
-        let templates = crate::http::pages::Templates::new()?;
+        let templates = crate::http::pages::Templates::new(&settings, config.ui_templates.as_deref())?;
         let state =
             AppState::new(Services { sessions, accounts, clients, templates, store, tokens, settings, metrics });
         Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state, clock })

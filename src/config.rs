@@ -51,7 +51,10 @@ const KEYS: &[Key] = &[
     Key { name: "rate_limit_reset_email", help: "password-reset requests per email (3/1h)" },
     Key { name: "rate_limit_verify_email", help: "verification emails per account (3/1h)" },
     Key { name: "ui", help: "on (default) or off: the hosted pages (/login, /verify-email, /reset-password, …)" },
-    Key { name: "ui_title", help: "the name shown on the hosted pages (Latch)" },
+    Key { name: "ui_title", help: "the name shown on the hosted pages and emails (Latch)" },
+    Key { name: "ui_logo_url", help: "logo on the pages and emails: an https URL or a path" },
+    Key { name: "ui_accent_color", help: "accent colour of the pages and emails, #rrggbb" },
+    Key { name: "ui_templates", help: "directory of templates that replace the built-in pages" },
     Key { name: "cors_origins", help: "comma-separated origins whose browsers may call the API" },
     Key { name: "require_registered_clients", help: "refuse client_ids that are not registered" },
     Key { name: "trusted_proxies", help: "peers whose X-Forwarded-For is believed" },
@@ -237,6 +240,9 @@ impl RawConfig {
                 Ok(v.to_owned())
             })?
             .unwrap_or_else(|| "Latch".to_owned());
+        let ui_logo_url = self.parse("ui_logo_url", parse_logo_url)?;
+        let ui_accent_color = self.parse("ui_accent_color", parse_color)?;
+        let ui_templates = self.parse("ui_templates", |v| Ok::<_, String>(PathBuf::from(v)))?;
         let header_timeout = self.parse("header_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10));
         let request_timeout = self.parse("request_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30));
         let max_connections = self.parse("max_connections", |v| parse_count(v, 1, 10_000_000))?;
@@ -280,6 +286,9 @@ impl RawConfig {
             require_registered_clients,
             ui,
             ui_title,
+            ui_logo_url,
+            ui_accent_color,
+            ui_templates,
             header_timeout,
             request_timeout,
             max_connections,
@@ -457,6 +466,37 @@ pub fn parse_origin(v: &str) -> Result<String, String> {
     Ok(url.origin().ascii_serialization())
 }
 
+/// A logo address: an absolute http(s) URL (emails need one) or a path of this server.
+fn parse_logo_url(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    let bad = || format!("`{v}` must be an http(s) URL or a path starting with /");
+    if v.len() > 2048 || v.chars().any(|c| c.is_control() || c.is_whitespace() || c == '"' || c == '\\') {
+        return Err(bad());
+    }
+    if v.starts_with('/') && !v.starts_with("//") {
+        return Ok(v.to_owned());
+    }
+    let url = url::Url::parse(v).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad());
+    }
+    Ok(url.to_string())
+}
+
+/// A colour `#rgb` or `#rrggbb`, returned as lowercase `#rrggbb`.
+fn parse_color(v: &str) -> Result<String, String> {
+    let hex = v.trim().strip_prefix('#').filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    match hex {
+        Some(h) if h.len() == 6 => Ok(format!("#{}", h.to_ascii_lowercase())),
+        Some(h) if h.len() == 3 => Ok(h.chars().fold(String::from("#"), |mut s, c| {
+            s.push(c.to_ascii_lowercase());
+            s.push(c.to_ascii_lowercase());
+            s
+        })),
+        _ => Err(format!("`{v}` must be a colour like #1f5fbf")),
+    }
+}
+
 /// Where the data lives.
 #[derive(Debug, Clone)]
 pub enum DatabaseUrl {
@@ -553,8 +593,14 @@ pub struct Config {
     pub require_registered_clients: bool,
     /// Serve the hosted pages.
     pub ui: bool,
-    /// The name on the hosted pages.
+    /// The name on the hosted pages and emails.
     pub ui_title: String,
+    /// The logo on the pages and emails: an absolute http(s) URL or a path of this server.
+    pub ui_logo_url: Option<String>,
+    /// The accent colour, `#rrggbb`.
+    pub ui_accent_color: Option<String>,
+    /// A directory whose templates replace the built-in ones of the same name.
+    pub ui_templates: Option<PathBuf>,
     /// Request headers must arrive within it; an idle kept-alive connection is closed
     /// after it.
     pub header_timeout: Duration,
@@ -580,6 +626,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branding_values_are_checked() {
+        assert_eq!(parse_color("#1F5FBF").unwrap(), "#1f5fbf");
+        assert_eq!(parse_color("#fc0").unwrap(), "#ffcc00");
+        for bad in ["1f5fbf", "#12345", "red", "#ggg", "#1f5fbf;}body{"] {
+            assert!(parse_color(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_logo_url("/static/logo.png").unwrap(), "/static/logo.png");
+        assert_eq!(parse_logo_url("https://cdn.example/l.svg").unwrap(), "https://cdn.example/l.svg");
+        for bad in ["//evil.example/x.png", "javascript:alert(1)", "data:image/png;base64,AA", "logo.png", "/a\"b"] {
+            assert!(parse_logo_url(bad).is_err(), "{bad}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()

@@ -25,8 +25,52 @@ pub struct Settings {
     pub metrics_apart: bool,
     /// `LATCH_UI`: the hosted pages are served.
     pub ui: bool,
-    /// `LATCH_UI_TITLE`.
-    pub ui_title: String,
+    /// How the pages and emails look.
+    pub theme: Theme,
+}
+
+/// The branding of the hosted pages and the HTML part of emails: `LATCH_UI_TITLE`,
+/// `LATCH_UI_LOGO_URL`, `LATCH_UI_ACCENT_COLOR`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Theme {
+    pub title: String,
+    /// An absolute URL (a path of this server made absolute).
+    pub logo_url: Option<String>,
+    /// `#rrggbb`: buttons and focus rings.
+    pub accent: String,
+    /// The text on accent buttons: white or near-black, whichever contrasts more.
+    pub on_accent: String,
+    /// Links: the accent when it reads well on white (4.5:1), else the text colour.
+    pub link: String,
+}
+
+/// The default accent, a blue with 6.1:1 against white.
+pub const DEFAULT_ACCENT: &str = "#1f5fbf";
+const TEXT: &str = "#1b1f24";
+
+impl Theme {
+    pub fn new(title: &str, logo_url: Option<&str>, accent: Option<&str>, public_url: &str) -> Self {
+        let accent = accent.unwrap_or(DEFAULT_ACCENT).to_owned();
+        let on_accent = if contrast(&accent, "#ffffff") >= contrast(&accent, TEXT) { "#ffffff" } else { TEXT };
+        let link = if contrast(&accent, "#ffffff") >= 4.5 { accent.clone() } else { TEXT.to_owned() };
+        let logo_url = logo_url.map(|l| if l.starts_with('/') { format!("{public_url}{l}") } else { l.to_owned() });
+        Self { title: title.to_owned(), logo_url, accent, on_accent: on_accent.to_owned(), link }
+    }
+}
+
+/// WCAG 2 contrast ratio of two `#rrggbb` colours.
+pub fn contrast(a: &str, b: &str) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+fn luminance(color: &str) -> f64 {
+    let channel = |i: usize| {
+        let v = color.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
+        let c = f64::from(v) / 255.0;
+        if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    };
+    0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
 }
 
 /// The `{token}` templates of the links that emails carry.
@@ -62,5 +106,20 @@ impl Settings {
     /// so that a URL set any other way cannot lose the cookie's protection.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accent_keeps_its_text_readable() {
+        assert!((contrast("#ffffff", "#000000") - 21.0).abs() < 1e-9);
+        let default = Theme::new("Latch", None, None, "http://x");
+        assert_eq!((default.on_accent.as_str(), default.link.as_str()), ("#ffffff", DEFAULT_ACCENT));
+        let light = Theme::new("Latch", Some("/logo.png"), Some("#ffcc00"), "https://id.example");
+        assert_eq!((light.on_accent.as_str(), light.link.as_str()), (TEXT, TEXT));
+        assert_eq!(light.logo_url.as_deref(), Some("https://id.example/logo.png"));
     }
 }

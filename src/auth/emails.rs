@@ -9,7 +9,7 @@ use time::Duration;
 use crate::auth::secret;
 use crate::clock::Clock;
 use crate::mail::{Mailer, Outgoing, messages};
-use crate::settings::Links;
+use crate::settings::{Links, Theme};
 use crate::store::{NewOneTimeToken, Store, StoreError, TokenPurpose, UserRecord};
 
 /// How long an email verification link works.
@@ -24,11 +24,12 @@ pub struct Emails {
     mailer: Arc<dyn Mailer>,
     clock: Clock,
     links: Links,
+    theme: Theme,
 }
 
 impl Emails {
-    pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, clock: Clock, links: Links) -> Self {
-        Self { store, mailer, clock, links }
+    pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, clock: Clock, links: Links, theme: Theme) -> Self {
+        Self { store, mailer, clock, links, theme }
     }
 
     /// A new single-use token for the user's current address, stored as its digest.
@@ -52,7 +53,7 @@ impl Emails {
     pub async fn send_verification(&self, user: &UserRecord) -> Result<(), StoreError> {
         let token = self.issue_token(user, TokenPurpose::VerifyEmail, VERIFY_EMAIL_TTL).await?;
         let link = Links::fill(&self.links.email_verify, &token);
-        self.deliver(messages::verification(user, &link)).await;
+        self.deliver(messages::verification(&self.theme, user, &link)).await;
         Ok(())
     }
 
@@ -60,18 +61,18 @@ impl Emails {
     pub async fn send_password_reset(&self, user: &UserRecord) -> Result<(), StoreError> {
         let token = self.issue_token(user, TokenPurpose::ResetPassword, RESET_PASSWORD_TTL).await?;
         let link = Links::fill(&self.links.password_reset, &token);
-        self.deliver(messages::password_reset(user, &link)).await;
+        self.deliver(messages::password_reset(&self.theme, user, &link)).await;
         Ok(())
     }
 
     /// Tells the previous address that the account's email changed.
     pub async fn send_email_changed(&self, old_email: &str, user: &UserRecord) {
-        self.deliver(messages::email_changed(old_email, user)).await;
+        self.deliver(messages::email_changed(&self.theme, old_email, user)).await;
     }
 
     /// Tells the account's address that its password was changed or reset.
     pub async fn send_password_changed(&self, user: &UserRecord) {
-        self.deliver(messages::password_changed(user)).await;
+        self.deliver(messages::password_changed(&self.theme, user)).await;
     }
 
     async fn deliver(&self, message: Outgoing) {

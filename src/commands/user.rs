@@ -196,7 +196,13 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
     println!("password of {} ({}) set; {ended} session(s) ended", user.username, user.id);
     // The owner learns of it as of any other change of password; the password is set
     // whether or not the notice goes out.
-    let notice = crate::mail::messages::password_changed(&user);
+    let theme = crate::settings::Theme::new(
+        &config.ui_title,
+        config.ui_logo_url.as_deref(),
+        config.ui_accent_color.as_deref(),
+        config.public_url.as_deref().unwrap_or_default(),
+    );
+    let notice = crate::mail::messages::password_changed(&theme, &user);
     match crate::mail::build(&config.mailer, &config.mail_from) {
         Ok(mailer) => match mailer.send_now(notice).await {
             Ok(()) => eprintln!("notice sent to {}", user.email),

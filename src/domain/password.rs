@@ -22,6 +22,11 @@ pub struct PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// The fewest characters a password may have.
+    pub fn min_length(&self) -> usize {
+        self.min_chars
+    }
+
     pub fn new(min_chars: usize) -> Self {
         let common = COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         Self { min_chars, common: Arc::new(common) }

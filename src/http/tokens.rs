@@ -1,7 +1,7 @@
 //! The OAuth endpoints: `POST /token` (password and refresh grants, RFC 6749),
 //! `POST /revoke` (RFC 7009), and `POST /logout`.
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::clients::{self, Caller};
 use crate::auth::sessions::{LoginOptions, SessionError, TokenPair};
-use crate::http::error::{ApiError, OAuthError};
+use crate::http::error::OAuthError;
 use crate::http::extract::{self, AuthUser, ClientInfo, Input, JsonOrForm};
 use crate::http::state::AppState;
 use crate::store::SessionRecord;
@@ -245,6 +245,14 @@ async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response,
          headers(("Set-Cookie" = String, description = "Clears the session cookie when it was the credential"))),
     ),
 )]
-async fn logout(State(state): State<AppState>, auth: AuthUser<true>) -> Result<Response, ApiError> {
-    crate::http::sessions::end_session_response(&state, &auth).await
+async fn logout(State(state): State<AppState>, req: Request) -> Response {
+    // The sign-out page's form posts here too; a browser's form navigation gets a page.
+    if crate::http::pages::wants_page(&state.settings, req.headers()) {
+        return crate::http::pages::logout(state, req).await;
+    }
+    let (mut parts, _) = req.into_parts();
+    match AuthUser::<true>::from_request_parts(&mut parts, &state).await {
+        Ok(auth) => crate::http::sessions::end_session_response(&state, &auth).await.into_response(),
+        Err(e) => e.into_response(),
+    }
 }

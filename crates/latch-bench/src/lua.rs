@@ -106,6 +106,19 @@ wrk.headers["Authorization"] = {authorization}
     )
 }
 
+/// `GET <path>` as a browser's first visit: no cookie, so every answer makes a new
+/// CSRF token (static request).
+pub fn page_get(path: &str) -> String {
+    format!(
+        r#"-- GET {path} without cookies, as a first visit (static request).
+wrk.method = "GET"
+wrk.path = {path_literal}
+wrk.headers["Accept"] = "text/html"
+"#,
+        path_literal = quote(path),
+    )
+}
+
 /// `POST path` with a fixed form body and `Authorization` header (static request).
 pub fn form_post(path: &str, authorization: &str, body: &str) -> String {
     format!(

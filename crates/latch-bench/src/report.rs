@@ -35,6 +35,8 @@ pub struct Results {
     pub refresh: Report,
     /// `POST /introspect` of a live access token by a confidential client.
     pub introspect: Report,
+    /// `GET /login`, the sign-in page, on a first visit.
+    pub login_page: Report,
     pub flood_login: Report,
     pub flood_me: Report,
     pub crowd_login: Report,
@@ -132,7 +134,7 @@ impl Results {
         let _ = writeln!(out, "| scenario | connections | req/s | p50 | p99 | errors |");
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
         let _ = writeln!(out, "| ceiling: Argon2id hashes, one core | – | {} | – | – | – |", rate(self.hash_ceiling));
-        let rows: [(&str, u64, &Report); 10] = [
+        let rows: [(&str, u64, &Report); 11] = [
             ("ceiling: bare axum `GET /users/me`", self.connections, &self.bare),
             ("register (`POST /users`)", self.connections, &self.register),
             ("login (`POST /token` password grant, 100 users)", self.connections, &self.login),
@@ -140,6 +142,7 @@ impl Results {
             ("me (`GET /users/me`, bearer token)", self.connections, &self.me),
             ("refresh (`POST /token` refresh grant)", self.connections, &self.refresh),
             ("introspect (`POST /introspect`, live access token)", self.connections, &self.introspect),
+            ("login page (`GET /login`, first visit)", self.connections, &self.login_page),
             ("login flood, alongside the next row", self.connections, &self.flood_login),
             ("me during the login flood", self.connections, &self.flood_me),
             ("login", self.rss_connections, &self.crowd_login),
@@ -180,6 +183,8 @@ impl Results {
             "| introspect / bare-axum ceiling | {introspect:.3} | ≥ 0.50 | {} |",
             met(introspect >= 0.50)
         );
+        let page = ratio(self.login_page.ok_per_sec(), self.bare.ok_per_sec());
+        let _ = writeln!(out, "| login page / bare-axum ceiling | {page:.3} | ≥ 0.30 | {} |", met(page >= 0.30));
         let flood = ratio(self.flood_login.ok_per_sec(), self.hash_ceiling);
         let _ =
             writeln!(out, "| login during the flood / hash ceiling | {flood:.3} | ≥ 0.50 | {} |", met(flood >= 0.50));
@@ -274,6 +279,7 @@ mod tests {
             me: report(10_000.0, 1_000, 4_000),
             refresh: report(900.0, 10_000, 30_000),
             introspect: report(30_000.0, 300, 900),
+            login_page: report(20_000.0, 400, 1200),
             flood_login: report(28.0, 500_000, 600_000),
             flood_me: report(5_000.0, 2_000, 12_000),
             crowd_login: report(28.0, 2_000_000, 3_000_000),

@@ -233,6 +233,16 @@ impl<'a> Bench<'a> {
             self.scenario(latch, "introspect", &script, &script, args.connections)
         })?;
 
+        eprintln!("login page…");
+        let login_page = self.with_latch(&data_dir, "login-page", |latch| {
+            let res = http::request(latch.addr(), "GET", "/login", &[], "", "")?;
+            if res.status != 200 || !res.body.contains("name=\"csrf\"") {
+                bail!("GET /login answered {}: {}", res.status, res.body);
+            }
+            let script = lua::page_get("/login");
+            self.scenario(latch, "login-page", &script, &script, args.connections)
+        })?;
+
         eprintln!("me during a login flood…");
         let (flood_login, flood_me) = self.with_latch(&data_dir, "flood", |latch| {
             let me_script = self.me_script(latch.addr(), &usernames)?;
@@ -301,6 +311,7 @@ impl<'a> Bench<'a> {
             me,
             refresh,
             introspect,
+            login_page,
             flood_login,
             flood_me,
             crowd_login,
@@ -428,7 +439,7 @@ impl<'a> Bench<'a> {
 /// only needs some successes.)
 fn problems(r: &Results) -> Vec<String> {
     let mut problems = Vec::new();
-    let checks: [(&str, &Report); 9] = [
+    let checks: [(&str, &Report); 10] = [
         ("bare ceiling", &r.bare),
         ("register", &r.register),
         ("login", &r.login),
@@ -436,6 +447,7 @@ fn problems(r: &Results) -> Vec<String> {
         ("me", &r.me),
         ("refresh", &r.refresh),
         ("introspect", &r.introspect),
+        ("login page", &r.login_page),
         ("login flood", &r.flood_login),
         ("me during the login flood", &r.flood_me),
     ];

@@ -1,0 +1,313 @@
+//! The account page, `/account`: the profile, the address and its confirmation, the
+//! password, the live sessions with a "sign out" for each, and deleting the account.
+//! Each form posts to its own path and is answered with the page again, its outcome
+//! beside the form; every change goes through the service the API uses, under the
+//! same rules (a password confirms an email change, a password change or a deletion;
+//! those checks count against the account's sign-in limits).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+
+use super::signin::by_field;
+use super::{Csrf, Page, PageForm, login_then, message, posted, see_other, signed_in, too_many, with_cookies};
+use crate::auth::accounts::AccountError;
+use crate::domain::input::ProfileUpdate;
+use crate::domain::{SessionId, Timestamp};
+use crate::http::cookies;
+use crate::http::error::ApiError;
+use crate::http::extract::{AuthUser, ClientInfo};
+use crate::http::state::AppState;
+use crate::store::{KeepSessions, UserRecord};
+
+const HEADING: &str = "Your account";
+const PATH: &str = "/account";
+const NOT_VERIFIED: &str = "Confirm your email address first: open the link we emailed you.";
+
+/// What the page shows besides the account: the outcome of the form just posted.
+struct View {
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+    /// Errors by the key of the field they belong to (`email_new`, `delete_password`…).
+    errors: BTreeMap<String, String>,
+    /// What was typed, by the same keys; never a password.
+    typed: BTreeMap<&'static str, String>,
+    retry_after: Option<u64>,
+}
+
+impl View {
+    fn ok() -> Self {
+        Self {
+            status: StatusCode::OK,
+            notice: None,
+            error: None,
+            errors: BTreeMap::new(),
+            typed: BTreeMap::new(),
+            retry_after: None,
+        }
+    }
+
+    fn notice(text: impl Into<String>) -> Self {
+        Self { notice: Some(text.into()), ..Self::ok() }
+    }
+
+    fn failed(status: StatusCode, error: impl Into<String>) -> Self {
+        Self { status, error: Some(error.into()), ..Self::ok() }
+    }
+
+    fn typed(mut self, key: &'static str, value: Option<&str>) -> Self {
+        if let Some(value) = value {
+            self.typed.insert(key, value.to_owned());
+        }
+        self
+    }
+}
+
+/// A refusal of the account service as the page shows it, each field error under the
+/// key of its form's field (`keys` maps the API's field names to them).
+fn refused(e: AccountError, keys: &[(&str, &str)]) -> Result<View, ApiError> {
+    let key = |field: &str| keys.iter().find(|(f, _)| *f == field).map(|(_, k)| (*k).to_owned());
+    let view = match e {
+        AccountError::Invalid(errors) => {
+            let mut view = View::failed(StatusCode::UNPROCESSABLE_ENTITY, "Some fields need a change.");
+            for (field, message) in by_field(&errors) {
+                view.errors.insert(key(&field).unwrap_or(field), message);
+            }
+            view
+        }
+        AccountError::Taken(field) => {
+            let mut view = View::failed(StatusCode::CONFLICT, format!("This {field} is taken."));
+            if let Some(k) = key(field) {
+                view.errors.insert(k, format!("This {field} is taken."));
+            }
+            view
+        }
+        AccountError::WrongPassword(field) => {
+            let mut view = View::failed(StatusCode::FORBIDDEN, "The password is not right.");
+            if let Some(k) = key(field) {
+                view.errors.insert(k, "The password is not right.".to_owned());
+            }
+            view
+        }
+        AccountError::NotVerified => View::failed(StatusCode::FORBIDDEN, NOT_VERIFIED),
+        AccountError::RateLimited { retry_after } => View {
+            retry_after: Some(retry_after),
+            ..View::failed(StatusCode::TOO_MANY_REQUESTS, too_many(retry_after))
+        },
+        e => return Err(ApiError::from(e)),
+    };
+    Ok(view)
+}
+
+/// A time as the page shows it.
+fn when(t: Timestamp) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.get().format(format).unwrap_or_else(|_| t.to_string())
+}
+
+async fn render(state: &AppState, user: &UserRecord, current: Option<SessionId>, csrf: Csrf, view: View) -> Response {
+    let sessions = match state.sessions.list(user.id).await {
+        Ok(sessions) => sessions,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let sessions: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            context! {
+                id => s.id.to_string(),
+                user_agent => s.user_agent,
+                ip => s.ip,
+                created => when(s.created_at),
+                last_seen => when(s.last_seen_at),
+                current => Some(s.id) == current,
+            }
+        })
+        .collect();
+    let locked = state.settings.require_verified_email && !user.email_verified;
+    let values = context! {
+        user => context! { username => user.username, email => user.email, email_verified => user.email_verified },
+        locked,
+        sessions,
+        notice => view.notice,
+        error => view.error,
+        errors => view.errors,
+        typed => view.typed,
+        wide => true,
+    };
+    Page::new("account.html", HEADING, values, csrf).status(view.status).render_error(state, view.retry_after)
+}
+
+/// Shows the account, or sends a browser that is not signed in to sign in first.
+pub(super) async fn page(State(state): State<AppState>, req: Request) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
+        Ok(csrf) => csrf,
+        Err(e) => return e.into_response(),
+    };
+    match signed_in(&state, req).await.0 {
+        Ok(auth) => render(&state, &auth.user, auth.session_id(), csrf, View::ok()).await,
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => see_other(&login_then(PATH)),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A form posted to the account page: the signed-in account, its form, its CSRF token.
+async fn account_form(state: &AppState, req: Request) -> Result<(AuthUser<true>, PageForm, Csrf), Response> {
+    let (auth, req) = signed_in(state, req).await;
+    let (form, csrf) = posted(state, req).await?;
+    match auth {
+        Ok(auth) => Ok((auth, form, csrf)),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => Err(see_other(&login_then(PATH))),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// Unpacks [`account_form`] in a handler.
+macro_rules! account_form {
+    ($state:expr, $req:expr) => {
+        match account_form(&$state, $req).await {
+            Ok(posted) => posted,
+            Err(response) => return response,
+        }
+    };
+}
+
+/// Answers the page after a change: the account as it is now, the outcome beside the form.
+async fn answer(
+    state: &AppState,
+    auth: &AuthUser<true>,
+    user: Option<&UserRecord>,
+    csrf: Csrf,
+    view: View,
+) -> Response {
+    render(state, user.unwrap_or(&auth.user), auth.session_id(), csrf, view).await
+}
+
+pub(super) async fn profile(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    let username = form.username.as_deref().map(str::trim);
+    let result = match ProfileUpdate::parse(username, None) {
+        Ok(update) => state.accounts.update_profile(auth.user.clone(), update, None, client.client()).await,
+        Err(errors) => Err(AccountError::Invalid(errors)),
+    };
+    let (user, view) = match result {
+        Ok(user) => (Some(user), View::notice("Username saved.")),
+        Err(e) => match refused(e, &[("username", "profile_username")]) {
+            Ok(view) => (None, view.typed("profile_username", username)),
+            Err(e) => return e.into_response(),
+        },
+    };
+    answer(&state, &auth, user.as_ref(), csrf, view).await
+}
+
+pub(super) async fn email(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    let email = form.email.as_deref().map(str::trim);
+    let result = match ProfileUpdate::parse(None, Some(email.unwrap_or_default())) {
+        Ok(update) => {
+            let current = form.current_password.as_deref();
+            state.accounts.update_profile(auth.user.clone(), update, current, client.client()).await
+        }
+        Err(errors) => Err(AccountError::Invalid(errors)),
+    };
+    let (user, view) = match result {
+        Ok(user) if user.email == auth.user.email => (Some(user), View::notice("That is your address already.")),
+        Ok(user) => {
+            let notice = format!("Email changed. We sent a link to {} to confirm it.", user.email);
+            (Some(user), View::notice(notice))
+        }
+        Err(e) => match refused(e, &[("email", "email_new"), ("current_password", "email_password")]) {
+            Ok(view) => (None, view.typed("email_new", email)),
+            Err(e) => return e.into_response(),
+        },
+    };
+    answer(&state, &auth, user.as_ref(), csrf, view).await
+}
+
+pub(super) async fn verification(State(state): State<AppState>, req: Request) -> Response {
+    let (auth, _, csrf) = account_form!(state, req);
+    let view = match state.accounts.resend_verification(&auth.user).await {
+        Ok(()) if auth.user.email_verified => View::notice("Your address is confirmed already."),
+        Ok(()) => View::notice(format!("We sent a new link to {}.", auth.user.email)),
+        Err(e) => match refused(e, &[]) {
+            Ok(view) => view,
+            Err(e) => return e.into_response(),
+        },
+    };
+    answer(&state, &auth, None, csrf, view).await
+}
+
+/// The API's `AuthUser` (without `true`) refuses an unverified account when verified
+/// addresses are required; so do these forms.
+fn locked(state: &AppState, auth: &AuthUser<true>) -> Option<View> {
+    (state.settings.require_verified_email && !auth.user.email_verified)
+        .then(|| View::failed(StatusCode::FORBIDDEN, NOT_VERIFIED))
+}
+
+pub(super) async fn password(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, None, csrf, view).await;
+    }
+    let keep = auth.session_id().map_or(KeepSessions::None, KeepSessions::This);
+    let (new, current) = (form.new_password.as_deref(), form.current_password.as_deref());
+    let view = match state.accounts.change_password(&auth.user, new, current, keep, client.client()).await {
+        Ok(()) => View::notice("Password changed. Your other sessions have ended."),
+        Err(e) => match refused(e, &[("current_password", "password_current"), ("new_password", "password_new")]) {
+            Ok(view) => view,
+            Err(e) => return e.into_response(),
+        },
+    };
+    answer(&state, &auth, None, csrf, view).await
+}
+
+/// Ends one session of the list; ending this browser's own signs it out.
+pub(super) async fn end_session(State(state): State<AppState>, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, None, csrf, view).await;
+    }
+    let Some(sid) = form.session.as_deref().and_then(SessionId::parse) else {
+        let view = View::failed(StatusCode::UNPROCESSABLE_ENTITY, "Choose a session to sign out.");
+        return answer(&state, &auth, None, csrf, view).await;
+    };
+    let view = match state.sessions.end_own(auth.user.id, sid).await {
+        Ok(true) if Some(sid) == auth.session_id() => {
+            let page = message(
+                &state,
+                csrf,
+                StatusCode::OK,
+                "Signed out",
+                "You are signed out.",
+                Some(("/login", "Sign in again")),
+            );
+            return with_cookies(page, vec![cookies::session(&state.settings, None)]);
+        }
+        Ok(true) => View::notice("The session has ended."),
+        Ok(false) => View::failed(StatusCode::NOT_FOUND, "That session has ended already."),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    answer(&state, &auth, None, csrf, view).await
+}
+
+pub(super) async fn delete(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, None, csrf, view).await;
+    }
+    match state.accounts.delete(&auth.user, form.password.as_deref(), client.client()).await {
+        Ok(()) => {
+            let text = "Your account and all its sessions are gone.";
+            let page =
+                message(&state, csrf, StatusCode::OK, "Account deleted", text, Some(("/signup", "Create an account")));
+            with_cookies(page, vec![cookies::session(&state.settings, None)])
+        }
+        Err(e) => match refused(e, &[("password", "delete_password")]) {
+            Ok(view) => answer(&state, &auth, None, csrf, view).await,
+            Err(e) => e.into_response(),
+        },
+    }
+}

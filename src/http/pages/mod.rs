@@ -1,0 +1,375 @@
+//! Hosted pages (SPEC §7): server-rendered HTML forms that do what the API does, through
+//! the same services, so that a person can sign up, sign in, confirm an address, reset a
+//! password and manage the account in a browser, and the links in Latch's emails land
+//! on a working page. The templates are compiled once, at start (built-in ones, or those
+//! of `LATCH_UI_TEMPLATES`). Every form carries a CSRF token (a random value in a
+//! `SameSite=Strict` cookie, repeated in the form) besides an Origin check stricter
+//! than the API's; a `GET` never uses up a token. No page runs script.
+//! `LATCH_UI=off` removes them.
+
+mod account;
+mod links;
+mod signin;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use minijinja::{Environment, Value, context};
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+
+use crate::auth::secret;
+use crate::http::cookies;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::{AuthUser, Input, JsonOrForm};
+use crate::http::state::AppState;
+use crate::settings::Settings;
+
+pub use signin::{logout, wants_page};
+
+/// The built-in templates, by name; a file of the same name in `LATCH_UI_TEMPLATES`
+/// replaces one.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("message.html", include_str!("templates/message.html")),
+    ("verify_email.html", include_str!("templates/verify_email.html")),
+    ("reset_password.html", include_str!("templates/reset_password.html")),
+    ("forgot_password.html", include_str!("templates/forgot_password.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("signup.html", include_str!("templates/signup.html")),
+    ("logout.html", include_str!("templates/logout.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("style.css", include_str!("templates/style.css")),
+];
+
+/// The routes of the pages, or none when `LATCH_UI=off`. `POST /logout` is the API's
+/// route, which hands form posts from a browser to [`logout`].
+pub fn router(settings: &Settings) -> Router<AppState> {
+    if !settings.ui {
+        return Router::new();
+    }
+    Router::new()
+        .route("/ui/style.css", get(style))
+        .route("/verify-email", get(links::verify_email_page).post(links::verify_email))
+        .route("/reset-password", get(links::reset_password_page).post(links::reset_password))
+        .route("/forgot-password", get(links::forgot_password_page).post(links::forgot_password))
+        .route("/login", get(signin::login_page).post(signin::login))
+        .route("/signup", get(signin::signup_page).post(signin::signup))
+        .route("/logout", get(signin::logout_page))
+        .route("/account", get(account::page))
+        .route("/account/profile", post(account::profile))
+        .route("/account/email", post(account::email))
+        .route("/account/verification", post(account::verification))
+        .route("/account/password", post(account::password))
+        .route("/account/sessions/end", post(account::end_session))
+        .route("/account/delete", post(account::delete))
+}
+
+/// The compiled templates, the stylesheet rendered with the theme, and the pages'
+/// `Content-Security-Policy`.
+#[derive(Clone)]
+pub struct Templates(Arc<Compiled>);
+
+struct Compiled {
+    env: Environment<'static>,
+    css: String,
+    csp: HeaderValue,
+}
+
+impl Templates {
+    /// Compiles the built-in templates, each replaced by the file of the same name in
+    /// `overrides` when there is one; other `.html` files there are added (for the
+    /// overrides to include). A template that does not compile stops the start.
+    pub fn new(settings: &Settings, overrides: Option<&Path>) -> anyhow::Result<Self> {
+        let mut sources: Vec<(String, String)> =
+            BUILT_IN.iter().map(|(name, source)| ((*name).to_owned(), (*source).to_owned())).collect();
+        if let Some(dir) = overrides {
+            let entries = std::fs::read_dir(dir)
+                .with_context(|| format!("LATCH_UI_TEMPLATES: cannot read the directory {}", dir.display()))?;
+            for entry in entries {
+                let path = entry?.path();
+                let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+                if !(name.ends_with(".html") || name == "style.css") {
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path)
+                    .with_context(|| format!("LATCH_UI_TEMPLATES: {}", path.display()))?;
+                match sources.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = source,
+                    None => sources.push((name, source)),
+                }
+            }
+        }
+        let mut env = Environment::new();
+        for (name, source) in sources {
+            env.add_template_owned(name.clone(), source)
+                .with_context(|| format!("template {name} does not compile"))?;
+        }
+        let css = env
+            .get_template("style.css")
+            .and_then(|t| t.render(context! { theme => &settings.theme }))
+            .context("style.css does not render")?;
+        // A logo elsewhere is the one image source the pages may load besides their own.
+        let logo_origin = settings
+            .theme
+            .logo_url
+            .as_deref()
+            .and_then(|l| url::Url::parse(l).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null" && settings.public_url != *o);
+        let img = match logo_origin {
+            Some(origin) => format!("img-src 'self' {origin}"),
+            None => "img-src 'self'".to_owned(),
+        };
+        let csp = HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'self'; {img}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ))?;
+        Ok(Self(Arc::new(Compiled { env, css, csp })))
+    }
+}
+
+/// One page to answer: its template, heading and values, with its status and the CSRF
+/// cookie to set when the browser had none.
+struct Page {
+    status: StatusCode,
+    template: &'static str,
+    heading: &'static str,
+    values: Value,
+    csrf: Csrf,
+}
+
+impl Page {
+    fn new(template: &'static str, heading: &'static str, values: Value, csrf: Csrf) -> Self {
+        Self { status: StatusCode::OK, template, heading, values, csrf }
+    }
+
+    fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    fn render(self, state: &AppState) -> Response {
+        let values = context! {
+            heading => self.heading,
+            theme => &state.settings.theme,
+            ui_title => &state.settings.theme.title,
+            csrf => self.csrf.token,
+            ..self.values
+        };
+        let compiled = &state.templates.0;
+        let html = compiled.env.get_template(self.template).and_then(|t| t.render(values));
+        let html = match html {
+            Ok(html) => html,
+            Err(e) => {
+                return ApiError::internal(anyhow::anyhow!("page {} did not render: {e}", self.template))
+                    .into_response();
+            }
+        };
+        let mut response = (self.status, html).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(header::CONTENT_SECURITY_POLICY, compiled.csp.clone());
+        // Pages hold a CSRF token and personal data: never from a shared cache.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(cookie) = self.csrf.set_cookie {
+            headers.insert(header::SET_COOKIE, cookie);
+        }
+        response
+    }
+
+    /// The same page with a `Retry-After` header when the error had one.
+    fn render_error(self, state: &AppState, retry_after: Option<u64>) -> Response {
+        let mut response = self.render(state);
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// A page with a heading, a sentence and perhaps a link onwards.
+fn message(
+    state: &AppState,
+    csrf: Csrf,
+    status: StatusCode,
+    heading: &'static str,
+    text: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
+    let values = context! { text, link_href => link.map(|l| l.0), link_text => link.map(|l| l.1) };
+    Page::new("message.html", heading, values, csrf).status(status).render(state)
+}
+
+/// The form's CSRF token: the browser's `latch_csrf` cookie, or a new one to set.
+struct Csrf {
+    token: String,
+    set_cookie: Option<HeaderValue>,
+}
+
+impl Csrf {
+    fn for_browser(settings: &Settings, headers: &HeaderMap) -> Result<Self, ApiError> {
+        if let Some(token) = cookies::read(headers, cookies::csrf_name(settings)).filter(|t| issued_form(t)) {
+            return Ok(Self { token, set_cookie: None });
+        }
+        let token = secret::random_token();
+        let set_cookie = Some(cookies::csrf(settings, &token)?);
+        Ok(Self { token, set_cookie })
+    }
+
+    /// A form post is ours when it comes from our own origin (stricter than the API's
+    /// rule: not another origin of the site, nor one allowed for CORS) and repeats the
+    /// browser's CSRF cookie, which must have the form of the tokens we issue.
+    fn check(
+        state: &AppState,
+        method: &Method,
+        headers: &HeaderMap,
+        presented: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        refuse_other_origins(method, headers, &state.settings.public_url)?;
+        let cookie = cookies::read(headers, cookies::csrf_name(&state.settings)).filter(|c| issued_form(c));
+        let matches = match (&cookie, presented) {
+            (Some(cookie), Some(presented)) => bool::from(cookie.as_bytes().ct_eq(presented.as_bytes())),
+            _ => false,
+        };
+        if !matches {
+            return Err(ApiError::forbidden(FORM_REFUSED));
+        }
+        Ok(Self { token: cookie.unwrap_or_default(), set_cookie: None })
+    }
+}
+
+const FORM_REFUSED: &str =
+    "The form has expired or did not come from this site. Go back, reload the page and try again.";
+
+/// The form of [`secret::random_token`]: 43 base64url characters.
+fn issued_form(token: &str) -> bool {
+    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Refuses a state-changing request that a browser says came from anywhere but our own
+/// origin: `Sec-Fetch-Site` other than `same-origin` or `none`, or an `Origin` other than
+/// the public URL's.
+fn refuse_other_origins(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
+    if method.is_safe() {
+        return Ok(());
+    }
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let refused = || ApiError::forbidden(FORM_REFUSED);
+    if header("sec-fetch-site")
+        .is_some_and(|s| !s.eq_ignore_ascii_case("same-origin") && !s.eq_ignore_ascii_case("none"))
+    {
+        return Err(refused());
+    }
+    let ours = url::Url::parse(public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    match header("origin") {
+        None => Ok(()),
+        Some(origin) if url::Url::parse(origin).is_ok_and(|o| o.origin().ascii_serialization() == ours) => Ok(()),
+        Some(_) => Err(refused()),
+    }
+}
+
+async fn style(State(state): State<AppState>) -> Response {
+    let headers = [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")];
+    (headers, state.templates.0.css.clone()).into_response()
+}
+
+/// The fields of every page's forms; each form uses some.
+#[derive(Deserialize, Default)]
+struct PageForm {
+    csrf: Option<String>,
+    token: Option<String>,
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    current_password: Option<String>,
+    new_password: Option<String>,
+    return_to: Option<String>,
+    session: Option<String>,
+}
+
+/// A form posted to a page, once its CSRF token and origin are checked. A refused form
+/// is a 403 page.
+async fn posted(state: &AppState, req: Request) -> Result<(PageForm, Csrf), Response> {
+    let (method, headers) = (req.method().clone(), req.headers().clone());
+    let form = match JsonOrForm::<PageForm>::from_request(req, state).await {
+        Ok(Input(form)) => form,
+        Err(e) => return Err(e.into_response()),
+    };
+    match Csrf::check(state, &method, &headers, form.csrf.as_deref()) {
+        Ok(csrf) => Ok((form, csrf)),
+        Err(_) => {
+            // The refusal page offers a fresh token for the reload.
+            let csrf = match Csrf::for_browser(&state.settings, &headers) {
+                Ok(csrf) => csrf,
+                Err(e) => return Err(e.into_response()),
+            };
+            Err(message(state, csrf, StatusCode::FORBIDDEN, "Form refused", FORM_REFUSED, None))
+        }
+    }
+}
+
+/// The signed-in browser behind a page request: its session cookie (or another
+/// credential the API accepts), including an account whose address is not yet
+/// confirmed.
+async fn signed_in(state: &AppState, req: Request) -> (Result<AuthUser<true>, ApiError>, Request) {
+    let (mut parts, body) = req.into_parts();
+    let auth = AuthUser::<true>::from_request_parts(&mut parts, state).await;
+    (auth, Request::from_parts(parts, body))
+}
+
+/// Turns an error into the page that shows it: a refused form (CSRF) or a limit keeps
+/// its status; anything that is not the visitor's doing stays a problem document.
+fn error_page(state: &AppState, e: ApiError, mut page: Page) -> Response {
+    match e.code() {
+        ErrorCode::Forbidden | ErrorCode::RateLimited | ErrorCode::BadRequest | ErrorCode::ValidationFailed => {
+            page.status = e.status();
+            page.render_error(state, e.retry_after())
+        }
+        _ => e.into_response(),
+    }
+}
+
+/// What a limit says on a page.
+fn too_many(retry_after: u64) -> String {
+    format!("Too many attempts. Try again in {}.", wait(retry_after))
+}
+
+fn wait(secs: u64) -> String {
+    match secs {
+        0..=1 => "a second".to_owned(),
+        2..=119 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
+}
+
+/// The path a redirect to the sign-in page carries back.
+fn login_then(path: &str) -> String {
+    let back: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    format!("/login?return_to={back}")
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => StatusCode::SEE_OTHER.into_response(),
+    }
+}
+
+/// Adds `Set-Cookie` headers, or answers the error of one that could not be built.
+fn with_cookies(mut response: Response, set: Vec<Result<HeaderValue, ApiError>>) -> Response {
+    for cookie in set {
+        match cookie {
+            Ok(cookie) => {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    response
+}

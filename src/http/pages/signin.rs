@@ -1,0 +1,233 @@
+//! Signing in and out, and signing up: `/login`, `/signup`, `/logout`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+
+use super::{Csrf, Page, message, posted, see_other, signed_in, too_many, with_cookies};
+use crate::auth::accounts::AccountError;
+use crate::auth::sessions::{LoginOptions, SessionError};
+use crate::domain::FieldError;
+use crate::domain::input::NewAccount;
+use crate::http::cookies;
+use crate::http::error::ApiError;
+use crate::http::extract::ClientInfo;
+use crate::http::state::AppState;
+use crate::settings::Settings;
+
+const LOGIN_HEADING: &str = "Sign in";
+const SIGNUP_HEADING: &str = "Create an account";
+const LOGOUT_HEADING: &str = "Sign out";
+/// Where a sign-in or sign-up lands without a `return_to`.
+const HOME: &str = "/account";
+
+/// Where a sign-in may send the browser: one of Latch's own paths, a page on an origin
+/// allowed for CORS, or a registered redirect URI. Anything else is dropped, so that no
+/// link through Latch leads elsewhere (no open redirect).
+fn allowed_return_to(state: &AppState, return_to: Option<&str>) -> Option<String> {
+    let target = return_to.filter(|t| !t.is_empty() && t.len() <= 2048)?;
+    if target.starts_with('/') {
+        // `//host` and `/\host` are other hosts to a browser.
+        let own = !target.starts_with("//") && !target.starts_with("/\\") && !target.contains(['\\', '\r', '\n', '\t']);
+        return own.then(|| target.to_owned());
+    }
+    let url = url::Url::parse(target).ok()?;
+    let allowed = matches!(url.scheme(), "http" | "https")
+        && (state.clients.origin_allowed(&url.origin().ascii_serialization())
+            || state.clients.redirect_uri_registered(target));
+    allowed.then(|| target.to_owned())
+}
+
+/// The allowed `return_to` of a page's query.
+fn return_to_of(state: &AppState, query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "return_to")
+        .and_then(|(_, v)| allowed_return_to(state, Some(&v)))
+}
+
+/// The sign-in form; a browser that is signed in already goes straight on.
+pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): RawQuery, req: Request) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
+        Ok(csrf) => csrf,
+        Err(e) => return e.into_response(),
+    };
+    let return_to = return_to_of(&state, query.as_deref());
+    if cookies::read(req.headers(), cookies::session_name(&state.settings)).is_some()
+        && signed_in(&state, req).await.0.is_ok()
+    {
+        return see_other(return_to.as_deref().unwrap_or(HOME));
+    }
+    Page::new("login.html", LOGIN_HEADING, context! { return_to }, csrf).render(&state)
+}
+
+/// Signs the browser in under the API's rules (`POST /sessions`): the same limits, the
+/// same one answer for an unknown user and a wrong password, the device cookie. Then
+/// to `return_to` when it is allowed, else to the account page.
+pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (form, csrf) = match posted(&state, req).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
+    };
+    let login = form.username.as_deref().unwrap_or("").trim().to_owned();
+    let return_to = allowed_return_to(&state, form.return_to.as_deref());
+    let page = |status: StatusCode, error: &str, csrf: Csrf| {
+        Page::new("login.html", LOGIN_HEADING, context! { username => login, return_to, error }, csrf).status(status)
+    };
+    let password = form.password.as_deref().unwrap_or("");
+    if login.is_empty() || password.is_empty() {
+        return page(StatusCode::UNPROCESSABLE_ENTITY, "Enter your email or username and your password.", csrf)
+            .render(&state);
+    }
+    let options = LoginOptions { require_verified: true, issue_device: true };
+    let outcome = state.sessions.login(&login, password, client.client(), options).await;
+    state.metrics.login(&outcome);
+    let logged_in = match outcome {
+        Ok(logged_in) => logged_in,
+        Err(e) => {
+            let (status, message, retry_after) = match &e {
+                SessionError::InvalidCredentials => {
+                    (StatusCode::UNAUTHORIZED, "The email, username or password is not right.".to_owned(), None)
+                }
+                SessionError::RateLimited { retry_after } => {
+                    (StatusCode::TOO_MANY_REQUESTS, too_many(*retry_after), Some(*retry_after))
+                }
+                SessionError::Disabled => (StatusCode::FORBIDDEN, "This account is disabled.".to_owned(), None),
+                SessionError::NotVerified => (
+                    StatusCode::FORBIDDEN,
+                    "Confirm your email address first: open the link we emailed you.".to_owned(),
+                    None,
+                ),
+                _ => return ApiError::from(e).into_response(),
+            };
+            return page(status, &message, csrf).render_error(&state, retry_after);
+        }
+    };
+    let secret = match state.sessions.start_browser(&logged_in.user, client.client()).await {
+        Ok(secret) => secret,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut set = vec![cookies::session(&state.settings, Some(&secret))];
+    if let Some(device) = &logged_in.device {
+        set.push(cookies::device(&state.settings, device));
+    }
+    with_cookies(see_other(return_to.as_deref().unwrap_or(HOME)), set)
+}
+
+pub(super) async fn signup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, &headers) {
+        Ok(csrf) => csrf,
+        Err(e) => return e.into_response(),
+    };
+    let return_to = return_to_of(&state, query.as_deref());
+    let min = state.accounts.policy().min_length();
+    let values = context! { return_to, password_min_length => min, errors => BTreeMap::<String, String>::new() };
+    Page::new("signup.html", SIGNUP_HEADING, values, csrf).render(&state)
+}
+
+/// Field errors by field, for the templates.
+pub(super) fn by_field<'a>(errors: impl IntoIterator<Item = &'a FieldError>) -> BTreeMap<String, String> {
+    errors.into_iter().map(|e| (e.field.clone(), e.message.clone())).collect()
+}
+
+/// Registers under the API's rules (`POST /users`: field rules, limits, the answer for a
+/// taken name). When verified addresses are required the person is asked to open the
+/// link first; otherwise the browser is signed in at once.
+pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (form, csrf) = match posted(&state, req).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
+    };
+    let return_to = allowed_return_to(&state, form.return_to.as_deref());
+    let min = state.accounts.policy().min_length();
+    let page = |status: StatusCode, errors: BTreeMap<String, String>, error: Option<String>, csrf: Csrf| {
+        let values = context! {
+            username => form.username, email => form.email, return_to, errors, error, password_min_length => min,
+        };
+        Page::new("signup.html", SIGNUP_HEADING, values, csrf).status(status)
+    };
+    let account = NewAccount::parse(
+        state.accounts.policy(),
+        form.username.as_deref(),
+        form.email.as_deref(),
+        form.password.as_deref(),
+    );
+    let account = match account {
+        Ok(account) => account,
+        Err(errors) => {
+            let error = Some("Some fields need a change.".to_owned());
+            return page(StatusCode::UNPROCESSABLE_ENTITY, by_field(&errors), error, csrf).render(&state);
+        }
+    };
+    let user = match state.accounts.register(account, client.ip).await {
+        Ok(user) => user,
+        Err(AccountError::Taken(field)) => {
+            let errors = BTreeMap::from([(field.to_owned(), format!("This {field} is taken."))]);
+            return page(StatusCode::CONFLICT, errors, None, csrf).render(&state);
+        }
+        Err(AccountError::RateLimited { retry_after }) => {
+            return page(StatusCode::TOO_MANY_REQUESTS, BTreeMap::new(), Some(too_many(retry_after)), csrf)
+                .render_error(&state, Some(retry_after));
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    state.metrics.registration();
+    if state.settings.require_verified_email {
+        let text = format!("We sent a link to {}. Open it to confirm your address, then sign in.", user.email);
+        return message(&state, csrf, StatusCode::OK, "Check your email", &text, Some(("/login", "Sign in")));
+    }
+    match state.sessions.start_browser(&user, client.client()).await {
+        Ok(secret) => with_cookies(
+            see_other(return_to.as_deref().unwrap_or(HOME)),
+            vec![cookies::session(&state.settings, Some(&secret))],
+        ),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// "Sign out?": a button that posts to `/logout`, so that a link or a prefetch never
+/// signs anyone out.
+pub(super) async fn logout_page(State(state): State<AppState>, req: Request) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
+        Ok(csrf) => csrf,
+        Err(e) => return e.into_response(),
+    };
+    let (auth, _) = signed_in(&state, req).await;
+    let username = auth.ok().map(|a| a.user.username);
+    Page::new("logout.html", LOGOUT_HEADING, context! { username }, csrf).render(&state)
+}
+
+/// Whether a `POST /logout` is the form of the sign-out page (a browser navigating with
+/// a form) rather than an API call, which keeps its 204.
+pub fn wants_page(settings: &Settings, headers: &HeaderMap) -> bool {
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    settings.ui
+        && value(header::CONTENT_TYPE).starts_with("application/x-www-form-urlencoded")
+        && (headers.get("sec-fetch-dest").is_some_and(|d| d == "document")
+            || value(header::ACCEPT).contains("text/html"))
+}
+
+/// The sign-out form's post: ends the browser's session, clears its cookie, and says so
+/// (also when it was signed out already).
+pub async fn logout(state: AppState, req: Request) -> Response {
+    let (auth, req) = signed_in(&state, req).await;
+    let (_, csrf) = match posted(&state, req).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
+    };
+    if let Some(sid) = auth.as_ref().ok().and_then(|a| a.session_id()) {
+        if let Err(e) = state.sessions.end(sid).await {
+            return ApiError::from(e).into_response();
+        }
+        tracing::info!(session = %sid, "session ended by its sign-out page");
+    }
+    let page =
+        message(&state, csrf, StatusCode::OK, "Signed out", "You are signed out.", Some(("/login", "Sign in again")));
+    with_cookies(page, vec![cookies::session(&state.settings, None)])
+}
