@@ -177,6 +177,11 @@ impl Page {
         headers.insert(header::CONTENT_SECURITY_POLICY, compiled.csp.clone());
         // Pages hold a CSRF token and personal data: never from a shared cache.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // Not the API's `no-referrer`: under it browsers send `Origin: null` with a
+        // page's own form posts, which the origin check could not tell from a sandboxed
+        // attacker. `same-origin` sends the origin to us only; a link's token never
+        // leaves in a `Referer` to anyone else.
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
         if let Some(cookie) = self.csrf.set_cookie {
             headers.insert(header::SET_COOKIE, cookie);
         }
@@ -244,6 +249,7 @@ impl Csrf {
     }
 }
 
+const FORM_UNREADABLE: &str = "The form could not be read. Go back, reload the page and try again.";
 const FORM_REFUSED: &str =
     "The form has expired or did not come from this site. Go back, reload the page and try again.";
 
@@ -254,17 +260,18 @@ fn issued_form(token: &str) -> bool {
 
 /// Refuses a state-changing request that a browser says came from anywhere but our own
 /// origin: `Sec-Fetch-Site` other than `same-origin` or `none`, or an `Origin` other than
-/// the public URL's.
+/// the public URL's. `Sec-Fetch-Site: same-origin` is the browser's own word (a page
+/// cannot set it) and settles it; without it the `Origin` must be ours.
 fn refuse_other_origins(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
     if method.is_safe() {
         return Ok(());
     }
     let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
     let refused = || ApiError::forbidden(FORM_REFUSED);
-    if header("sec-fetch-site")
-        .is_some_and(|s| !s.eq_ignore_ascii_case("same-origin") && !s.eq_ignore_ascii_case("none"))
-    {
-        return Err(refused());
+    match header("sec-fetch-site") {
+        Some(s) if s.eq_ignore_ascii_case("same-origin") => return Ok(()),
+        Some(s) if !s.eq_ignore_ascii_case("none") => return Err(refused()),
+        _ => {}
     }
     let ours = url::Url::parse(public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     match header("origin") {
@@ -299,7 +306,14 @@ async fn posted(state: &AppState, req: Request) -> Result<(PageForm, Csrf), Resp
     let (method, headers) = (req.method().clone(), req.headers().clone());
     let form = match JsonOrForm::<PageForm>::from_request(req, state).await {
         Ok(Input(form)) => form,
-        Err(e) => return Err(e.into_response()),
+        Err(e) => {
+            // A body no form of ours sends (a field twice, too large, another type).
+            let csrf = match Csrf::for_browser(&state.settings, &headers) {
+                Ok(csrf) => csrf,
+                Err(e) => return Err(e.into_response()),
+            };
+            return Err(message(state, csrf, e.status(), "Form refused", FORM_UNREADABLE, None));
+        }
     };
     match Csrf::check(state, &method, &headers, form.csrf.as_deref()) {
         Ok(csrf) => Ok((form, csrf)),
@@ -354,11 +368,11 @@ fn login_then(path: &str) -> String {
     format!("/login?return_to={back}")
 }
 
+/// A redirect (303) to `location`, or to the account page when `location` cannot be a
+/// header value (the allow-list refuses such targets first).
 fn see_other(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
-        Err(_) => StatusCode::SEE_OTHER.into_response(),
-    }
+    let location = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/account"));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
 /// Adds `Set-Cookie` headers, or answers the error of one that could not be built.

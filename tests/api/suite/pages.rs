@@ -12,6 +12,7 @@ struct Form {
     status: StatusCode,
     html: String,
     csrf: String,
+    referrer_policy: String,
 }
 
 async fn open(app: &TestApp, path: &str) -> Form {
@@ -21,12 +22,13 @@ async fn open(app: &TestApp, path: &str) -> Form {
     let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "no script may run: {csp}");
+    let referrer_policy = r.headers()["referrer-policy"].to_str().unwrap().to_owned();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("SameSite=Strict") && cookie.contains("HttpOnly"), "{cookie}");
     let csrf = cookie.split(';').next().unwrap().strip_prefix("latch_csrf=").unwrap().to_owned();
     let html = r.text().await.unwrap();
     assert!(html.contains(&format!(r#"name="csrf" value="{csrf}""#)) || !html.contains("<form"), "{html}");
-    Form { status, html, csrf }
+    Form { status, html, csrf, referrer_policy }
 }
 
 async fn submit(app: &TestApp, path: &str, csrf_cookie: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
@@ -173,8 +175,37 @@ async fn a_form_counts_only_from_our_own_origin_with_a_token_we_issued() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("invalid, used or expired"));
 
-    let same_origin = Some(("sec-fetch-site", "same-origin"));
-    assert_eq!(post(page.csrf.clone(), page.csrf.clone(), same_origin).await.unwrap().status(), StatusCode::OK);
+    // Without Sec-Fetch-Site, `Origin: null` (a sandboxed frame's) is no origin of ours.
+    let null = Some(("origin", "null"));
+    assert_eq!(post(page.csrf.clone(), page.csrf.clone(), null).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // A field twice is no form of ours: a page says so, not a JSON problem.
+    let r = app
+        .client
+        .post(app.url("/verify-email"))
+        .header("cookie", format!("latch_csrf={}", page.csrf))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&csrf={0}&csrf={0}", page.csrf))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(r.status().is_client_error());
+
+    // Pages send their origin to themselves only: under the API's `no-referrer` a
+    // browser posts a page's own form with `Origin: null`, which Chromium pairs with
+    // `Sec-Fetch-Site: same-origin`.
+    assert_eq!(open(&app, "/forgot-password").await.referrer_policy, "same-origin");
+    let r = app
+        .client
+        .post(app.url("/verify-email"))
+        .header("cookie", format!("latch_csrf={}", page.csrf))
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("token", token.clone()), ("csrf", page.csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -207,6 +238,10 @@ async fn the_sign_in_page_starts_a_browser_session_and_sends_only_to_allowed_pla
         ("//evil.example/", "/account"),
         ("/\\evil.example/", "/account"),
         ("", "/account"),
+        ("http://app.example/a\r\nSet-Cookie:x=1", "/account"),
+        ("http://app.example\\@evil.example/", "/account"),
+        ("/\u{b}/evil.example", "/account"),
+        ("/\u{7f}/evil.example", "/account"),
         ("/ui/style.css", "/ui/style.css"),
         ("http://app.example/after", "http://app.example/after"),
     ] {
@@ -232,7 +267,7 @@ async fn the_sign_in_page_starts_a_browser_session_and_sends_only_to_allowed_pla
 }
 
 /// A browser without JavaScript: it keeps its cookies, and posts a page's form with the
-/// page's CSRF token from its own origin.
+/// page's CSRF token and the headers Chromium sends with a form on a page of Latch's.
 struct Browser<'a> {
     app: &'a TestApp,
     cookies: std::collections::BTreeMap<String, String>,
@@ -276,8 +311,9 @@ impl<'a> Browser<'a> {
             .client
             .post(self.app.url(path))
             .header("cookie", self.cookie_header())
-            .header("origin", self.app.base.as_str())
+            .header("origin", "null")
             .header("sec-fetch-site", "same-origin")
+            .header("sec-fetch-dest", "document")
             .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
             .form(&fields)
             .send()
