@@ -1,13 +1,14 @@
 //! The account page, `/account`: the profile, the address and its confirmation, the
 //! password, the live sessions with a "sign out" for each, and deleting the account.
-//! Each form posts to its own path and is answered with the page again, its outcome
-//! beside the form; every change goes through the service the API uses, under the
+//! Each form posts to its own path; a change that worked redirects back to the page,
+//! which says so (a reload does not post again), a refused one is answered with the
+//! page and the error beside the form. Every change goes through the service the API uses, under the
 //! same rules (a password confirms an email change, a password change or a deletion;
 //! those checks count against the account's sign-in limits).
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
@@ -27,14 +28,35 @@ const HEADING: &str = "Your account";
 const PATH: &str = "/account";
 const NOT_VERIFIED: &str = "Confirm your email address first: open the link we emailed you.";
 
+/// What a change that worked says, after the redirect back to the page (so that a
+/// reload does not post the form again): `/account?done=<key>`. Only these fixed texts
+/// can appear, never anything from the query.
+fn done_notice(key: &str, user: &UserRecord) -> Option<String> {
+    Some(match key {
+        "username" => "Username saved.".to_owned(),
+        "email" => format!("Email changed. We sent a link to {} to confirm it.", user.email),
+        "email-unchanged" => "That is your address already.".to_owned(),
+        "link" if user.email_verified => "Your address is confirmed already.".to_owned(),
+        "link" => format!("We sent a new link to {}.", user.email),
+        "password" => "Password changed. Your other sessions have ended.".to_owned(),
+        "session" => "The session has ended.".to_owned(),
+        _ => return None,
+    })
+}
+
+/// The redirect back to the page after a change that worked.
+fn done(key: &str) -> Response {
+    see_other(&format!("{PATH}?done={key}"))
+}
+
 /// What the page shows besides the account: the outcome of the form just posted.
 struct View {
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
-    /// Errors by the key of the field they belong to (`email_new`, `delete_password`…).
+    /// Errors by the id of the input they belong to (`email-new`, `delete-password`…).
     errors: BTreeMap<String, String>,
-    /// What was typed, by the same keys; never a password.
+    /// What was typed, by the same ids; never a password.
     typed: BTreeMap<&'static str, String>,
     retry_after: Option<u64>,
 }
@@ -51,10 +73,6 @@ impl View {
         }
     }
 
-    fn notice(text: impl Into<String>) -> Self {
-        Self { notice: Some(text.into()), ..Self::ok() }
-    }
-
     fn failed(status: StatusCode, error: impl Into<String>) -> Self {
         Self { status, error: Some(error.into()), ..Self::ok() }
     }
@@ -68,7 +86,7 @@ impl View {
 }
 
 /// A refusal of the account service as the page shows it, each field error under the
-/// key of its form's field (`keys` maps the API's field names to them).
+/// id of its form's input (`keys` maps the API's field names to them).
 fn refused(e: AccountError, keys: &[(&str, &str)]) -> Result<View, ApiError> {
     let key = |field: &str| keys.iter().find(|(f, _)| *f == field).map(|(_, k)| (*k).to_owned());
     let view = match e {
@@ -142,13 +160,19 @@ async fn render(state: &AppState, user: &UserRecord, current: Option<SessionId>,
 }
 
 /// Shows the account, or sends a browser that is not signed in to sign in first.
-pub(super) async fn page(State(state): State<AppState>, req: Request) -> Response {
+pub(super) async fn page(State(state): State<AppState>, RawQuery(query): RawQuery, req: Request) -> Response {
     let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
         Ok(csrf) => csrf,
         Err(e) => return e.into_response(),
     };
     match signed_in(&state, req).await.0 {
-        Ok(auth) => render(&state, &auth.user, auth.session_id(), csrf, View::ok()).await,
+        Ok(auth) => {
+            let notice = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .find(|(k, _)| k == "done")
+                .and_then(|(_, key)| done_notice(&key, &auth.user));
+            let view = View { notice, ..View::ok() };
+            render(&state, &auth.user, auth.session_id(), csrf, view).await
+        }
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => see_other(&login_then(PATH)),
         Err(e) => e.into_response(),
     }
@@ -175,15 +199,9 @@ macro_rules! account_form {
     };
 }
 
-/// Answers the page after a change: the account as it is now, the outcome beside the form.
-async fn answer(
-    state: &AppState,
-    auth: &AuthUser<true>,
-    user: Option<&UserRecord>,
-    csrf: Csrf,
-    view: View,
-) -> Response {
-    render(state, user.unwrap_or(&auth.user), auth.session_id(), csrf, view).await
+/// Answers a refused change: the page with the error beside the form.
+async fn answer(state: &AppState, auth: &AuthUser<true>, csrf: Csrf, view: View) -> Response {
+    render(state, &auth.user, auth.session_id(), csrf, view).await
 }
 
 pub(super) async fn profile(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
@@ -193,14 +211,14 @@ pub(super) async fn profile(State(state): State<AppState>, client: ClientInfo, r
         Ok(update) => state.accounts.update_profile(auth.user.clone(), update, None, client.client()).await,
         Err(errors) => Err(AccountError::Invalid(errors)),
     };
-    let (user, view) = match result {
-        Ok(user) => (Some(user), View::notice("Username saved.")),
-        Err(e) => match refused(e, &[("username", "profile_username")]) {
-            Ok(view) => (None, view.typed("profile_username", username)),
+    let view = match result {
+        Ok(_) => return done("username"),
+        Err(e) => match refused(e, &[("username", "profile-username")]) {
+            Ok(view) => view.typed("profile-username", username),
             Err(e) => return e.into_response(),
         },
     };
-    answer(&state, &auth, user.as_ref(), csrf, view).await
+    answer(&state, &auth, csrf, view).await
 }
 
 pub(super) async fn email(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
@@ -213,31 +231,27 @@ pub(super) async fn email(State(state): State<AppState>, client: ClientInfo, req
         }
         Err(errors) => Err(AccountError::Invalid(errors)),
     };
-    let (user, view) = match result {
-        Ok(user) if user.email == auth.user.email => (Some(user), View::notice("That is your address already.")),
-        Ok(user) => {
-            let notice = format!("Email changed. We sent a link to {} to confirm it.", user.email);
-            (Some(user), View::notice(notice))
-        }
-        Err(e) => match refused(e, &[("email", "email_new"), ("current_password", "email_password")]) {
-            Ok(view) => (None, view.typed("email_new", email)),
+    let view = match result {
+        Ok(user) if user.email == auth.user.email => return done("email-unchanged"),
+        Ok(_) => return done("email"),
+        Err(e) => match refused(e, &[("email", "email-new"), ("current_password", "email-password")]) {
+            Ok(view) => view.typed("email-new", email),
             Err(e) => return e.into_response(),
         },
     };
-    answer(&state, &auth, user.as_ref(), csrf, view).await
+    answer(&state, &auth, csrf, view).await
 }
 
 pub(super) async fn verification(State(state): State<AppState>, req: Request) -> Response {
     let (auth, _, csrf) = account_form!(state, req);
     let view = match state.accounts.resend_verification(&auth.user).await {
-        Ok(()) if auth.user.email_verified => View::notice("Your address is confirmed already."),
-        Ok(()) => View::notice(format!("We sent a new link to {}.", auth.user.email)),
+        Ok(()) => return done("link"),
         Err(e) => match refused(e, &[]) {
             Ok(view) => view,
             Err(e) => return e.into_response(),
         },
     };
-    answer(&state, &auth, None, csrf, view).await
+    answer(&state, &auth, csrf, view).await
 }
 
 /// The API's `AuthUser` (without `true`) refuses an unverified account when verified
@@ -250,29 +264,29 @@ fn locked(state: &AppState, auth: &AuthUser<true>) -> Option<View> {
 pub(super) async fn password(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
     let (auth, form, csrf) = account_form!(state, req);
     if let Some(view) = locked(&state, &auth) {
-        return answer(&state, &auth, None, csrf, view).await;
+        return answer(&state, &auth, csrf, view).await;
     }
     let keep = auth.session_id().map_or(KeepSessions::None, KeepSessions::This);
     let (new, current) = (form.new_password.as_deref(), form.current_password.as_deref());
     let view = match state.accounts.change_password(&auth.user, new, current, keep, client.client()).await {
-        Ok(()) => View::notice("Password changed. Your other sessions have ended."),
-        Err(e) => match refused(e, &[("current_password", "password_current"), ("new_password", "password_new")]) {
+        Ok(()) => return done("password"),
+        Err(e) => match refused(e, &[("current_password", "password-current"), ("new_password", "password-new")]) {
             Ok(view) => view,
             Err(e) => return e.into_response(),
         },
     };
-    answer(&state, &auth, None, csrf, view).await
+    answer(&state, &auth, csrf, view).await
 }
 
 /// Ends one session of the list; ending this browser's own signs it out.
 pub(super) async fn end_session(State(state): State<AppState>, req: Request) -> Response {
     let (auth, form, csrf) = account_form!(state, req);
     if let Some(view) = locked(&state, &auth) {
-        return answer(&state, &auth, None, csrf, view).await;
+        return answer(&state, &auth, csrf, view).await;
     }
     let Some(sid) = form.session.as_deref().and_then(SessionId::parse) else {
         let view = View::failed(StatusCode::UNPROCESSABLE_ENTITY, "Choose a session to sign out.");
-        return answer(&state, &auth, None, csrf, view).await;
+        return answer(&state, &auth, csrf, view).await;
     };
     let view = match state.sessions.end_own(auth.user.id, sid).await {
         Ok(true) if Some(sid) == auth.session_id() => {
@@ -286,17 +300,17 @@ pub(super) async fn end_session(State(state): State<AppState>, req: Request) -> 
             );
             return with_cookies(page, vec![cookies::session(&state.settings, None)]);
         }
-        Ok(true) => View::notice("The session has ended."),
+        Ok(true) => return done("session"),
         Ok(false) => View::failed(StatusCode::NOT_FOUND, "That session has ended already."),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    answer(&state, &auth, None, csrf, view).await
+    answer(&state, &auth, csrf, view).await
 }
 
 pub(super) async fn delete(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
     let (auth, form, csrf) = account_form!(state, req);
     if let Some(view) = locked(&state, &auth) {
-        return answer(&state, &auth, None, csrf, view).await;
+        return answer(&state, &auth, csrf, view).await;
     }
     match state.accounts.delete(&auth.user, form.password.as_deref(), client.client()).await {
         Ok(()) => {
@@ -305,8 +319,8 @@ pub(super) async fn delete(State(state): State<AppState>, client: ClientInfo, re
                 message(&state, csrf, StatusCode::OK, "Account deleted", text, Some(("/signup", "Create an account")));
             with_cookies(page, vec![cookies::session(&state.settings, None)])
         }
-        Err(e) => match refused(e, &[("password", "delete_password")]) {
-            Ok(view) => answer(&state, &auth, None, csrf, view).await,
+        Err(e) => match refused(e, &[("password", "delete-password")]) {
+            Ok(view) => answer(&state, &auth, csrf, view).await,
             Err(e) => e.into_response(),
         },
     }

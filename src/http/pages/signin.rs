@@ -173,7 +173,8 @@ pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, re
         Ok(user) => user,
         Err(AccountError::Taken(field)) => {
             let errors = BTreeMap::from([(field.to_owned(), format!("This {field} is taken."))]);
-            return page(StatusCode::CONFLICT, errors, None, csrf).render(&state);
+            let error = Some(format!("Choose another {field}."));
+            return page(StatusCode::CONFLICT, errors, error, csrf).render(&state);
         }
         Err(AccountError::RateLimited { retry_after }) => {
             return page(StatusCode::TOO_MANY_REQUESTS, BTreeMap::new(), Some(too_many(retry_after)), csrf)

@@ -405,10 +405,13 @@ async fn the_account_page_changes_what_the_api_changes_under_its_rules() {
     // Rename, under the username rules.
     let (status, html, _) = browser.post("/account/profile", &[("username", "x")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html.contains(r#"id="profile_username-error""#) && html.contains(r#"value="x""#), "{html}");
-    let (status, html, _) = browser.post("/account/profile", &[("username", "franklin")]).await;
-    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"id="profile-username-error""#) && html.contains(r#"value="x""#), "{html}");
+    let (status, _, location) = browser.post("/account/profile", &[("username", "franklin")]).await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/account?done=username")));
+    let (_, html, _) = browser.get("/account?done=username").await;
     assert!(html.contains("Username saved."), "{html}");
+    let (_, html, _) = browser.get("/account?done=%3Cscript%3E").await;
+    assert!(!html.contains("script") && !html.contains(r#"class="notice""#), "only fixed notices: {html}");
     let me: Value = app.me(&phone.access_token).await.json().await.unwrap();
     assert_eq!(me["username"], "franklin");
 
@@ -416,24 +419,26 @@ async fn the_account_page_changes_what_the_api_changes_under_its_rules() {
     let (status, html, _) =
         browser.post("/account/email", &[("email", "new@example.com"), ("current_password", "wrong password")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(html.contains(r#"id="email_password-error""#) && html.contains(r#"value="new@example.com""#));
+    assert!(html.contains(r#"id="email-password-error""#) && html.contains(r#"value="new@example.com""#));
     assert!(!html.contains("wrong password"));
-    let (status, html, _) =
+    let (status, _, location) =
         browser.post("/account/email", &[("email", "new@example.com"), ("current_password", PASSWORD)]).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("We sent a link to new@example.com"));
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html, _) = browser.get(&location.unwrap()).await;
+    assert!(html.contains("We sent a link to new@example.com"), "{html}");
     assert!(app.email_about("new@example.com", "verify-email").contains("token="));
 
     // A new password under the password rules; the other session ends, this one stays.
     let (status, html, _) =
         browser.post("/account/password", &[("current_password", PASSWORD), ("new_password", "franklin")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html.contains(r#"id="password_new-error""#), "{html}");
+    assert!(html.contains(r#"id="password-new-error""#), "{html}");
     let new_password = "a much longer passphrase";
-    let (status, html, _) =
+    let (status, _, location) =
         browser.post("/account/password", &[("current_password", PASSWORD), ("new_password", new_password)]).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("Password changed."));
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html, _) = browser.get(&location.unwrap()).await;
+    assert!(html.contains("Password changed."), "{html}");
     assert_eq!(app.refresh(&phone.refresh_token).await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(listed_sessions(&html).len(), 1);
 
@@ -446,9 +451,8 @@ async fn the_account_page_changes_what_the_api_changes_under_its_rules() {
     let listed: Value = serde_json::from_str(&this_browser).unwrap();
     let current = listed.as_array().unwrap().iter().find(|s| s["current"] == true).unwrap()["id"].clone();
     let other = sessions.iter().find(|id| **id != current.as_str().unwrap()).unwrap();
-    let (status, html, _) = browser.post("/account/sessions/end", &[("session", other)]).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("The session has ended."), "{html}");
+    let (status, _, location) = browser.post("/account/sessions/end", &[("session", other)]).await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/account?done=session")));
     assert_eq!(app.refresh(&laptop.refresh_token).await.status(), StatusCode::BAD_REQUEST);
     let (status, _, _) = browser.post("/account/sessions/end", &[("session", other)]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -466,7 +470,7 @@ async fn the_account_page_changes_what_the_api_changes_under_its_rules() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let (status, html, _) = browser.post("/account/delete", &[("password", "wrong password")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(html.contains(r#"id="delete_password-error""#));
+    assert!(html.contains(r#"id="delete-password-error""#));
     assert_eq!(app.token("franklin", new_password).await.status(), StatusCode::OK);
 
     let (status, html, _) = browser.post("/account/delete", &[("password", new_password)]).await;
