@@ -14,7 +14,7 @@ use crate::http::state::AppState;
 
 const VERIFY_HEADING: &str = "Confirm your email address";
 const RESET_HEADING: &str = "Choose a new password";
-const FORGOT_HEADING: &str = "Reset your password";
+pub(super) const FORGOT_HEADING: &str = "Reset your password";
 const INVALID_LINK: &str = "This link is invalid, used or expired. Ask for a new one.";
 
 /// The `token` of a link's query; a link with it twice is no valid link.

@@ -11,6 +11,7 @@ mod account;
 mod links;
 mod signin;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -80,7 +81,18 @@ struct Compiled {
     env: Environment<'static>,
     css: String,
     csp: HeaderValue,
+    /// Pages with no values of their own, rendered at start around a placeholder for
+    /// the CSRF token: a first visit to `/login` costs a copy, not a render.
+    fixed: HashMap<&'static str, Vec<String>>,
 }
+
+/// Stands for the CSRF token in the pages rendered at start; like a token, it has 43
+/// base64url characters, so escaping leaves it as it is.
+const TOKEN_PLACEHOLDER: &str = "LatchCsrfTokenPlaceholder0123456789abcdefgh";
+
+/// The pages that are often opened with no values of their own.
+const FIXED: &[(&str, &str)] =
+    &[("login.html", signin::LOGIN_HEADING), ("forgot_password.html", links::FORGOT_HEADING)];
 
 impl Templates {
     /// Compiles the built-in templates, each replaced by the file of the same name in
@@ -130,7 +142,13 @@ impl Templates {
         let csp = HeaderValue::from_str(&format!(
             "default-src 'none'; style-src 'self'; {img}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         ))?;
-        Ok(Self(Arc::new(Compiled { env, css, csp })))
+        let mut fixed = HashMap::new();
+        for &(template, heading) in FIXED {
+            let values = page_values(settings, heading, TOKEN_PLACEHOLDER, context! {});
+            let html = env.get_template(template).and_then(|t| t.render(values))?;
+            fixed.insert(template, html.split(TOKEN_PLACEHOLDER).map(str::to_owned).collect());
+        }
+        Ok(Self(Arc::new(Compiled { env, css, csp, fixed })))
     }
 }
 
@@ -155,15 +173,15 @@ impl Page {
     }
 
     fn render(self, state: &AppState) -> Response {
-        let values = context! {
-            heading => self.heading,
-            theme => &state.settings.theme,
-            ui_title => &state.settings.theme.title,
-            csrf => self.csrf.token,
-            ..self.values
-        };
         let compiled = &state.templates.0;
-        let html = compiled.env.get_template(self.template).and_then(|t| t.render(values));
+        let fixed = compiled.fixed.get(self.template).filter(|_| self.values.len() == Some(0));
+        let html = match fixed {
+            Some(parts) => Ok(parts.join(self.csrf.token.as_str())),
+            None => {
+                let values = page_values(&state.settings, self.heading, &self.csrf.token, self.values);
+                compiled.env.get_template(self.template).and_then(|t| t.render(values))
+            }
+        };
         let html = match html {
             Ok(html) => html,
             Err(e) => {
@@ -195,6 +213,17 @@ impl Page {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// What every template receives, with the page's own values.
+fn page_values(settings: &Settings, heading: &str, csrf: &str, own: Value) -> Value {
+    context! {
+        heading,
+        theme => &settings.theme,
+        ui_title => &settings.theme.title,
+        csrf,
+        ..own
     }
 }
 
@@ -386,4 +415,38 @@ fn with_cookies(mut response: Response, set: Vec<Result<HeaderValue, ApiError>>)
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::settings::Theme;
+
+    #[test]
+    fn a_page_rendered_at_start_is_the_page_rendered_now() {
+        let settings = Settings {
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            access_token_ttl: Duration::from_secs(900),
+            refresh_token_ttl: Duration::from_secs(3600),
+            session_idle_timeout: Duration::from_secs(3600),
+            require_verified_email: false,
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            metrics_apart: false,
+            ui: true,
+            theme: Theme::new("Acme", Some("/logo.png"), None, "http://127.0.0.1:8080"),
+        };
+        let templates = Templates::new(&settings, None).unwrap();
+        let token = secret::random_token();
+        for &(template, heading) in FIXED {
+            let now = templates.0.env.get_template(template).unwrap();
+            let now = now.render(page_values(&settings, heading, &token, context! {})).unwrap();
+            let fixed = templates.0.fixed[template].join(token.as_str());
+            assert_eq!(fixed, now, "{template}");
+            assert!(fixed.contains(&format!(r#"name="csrf" value="{token}""#)), "{fixed}");
+        }
+    }
 }

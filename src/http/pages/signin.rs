@@ -18,7 +18,7 @@ use crate::http::extract::ClientInfo;
 use crate::http::state::AppState;
 use crate::settings::Settings;
 
-const LOGIN_HEADING: &str = "Sign in";
+pub(super) const LOGIN_HEADING: &str = "Sign in";
 const SIGNUP_HEADING: &str = "Create an account";
 const LOGOUT_HEADING: &str = "Sign out";
 /// Where a sign-in or sign-up lands without a `return_to`.
@@ -64,7 +64,9 @@ pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): R
     {
         return see_other(return_to.as_deref().unwrap_or(HOME));
     }
-    Page::new("login.html", LOGIN_HEADING, context! { return_to }, csrf).render(&state)
+    // Without a return_to the page has no values of its own: the one rendered at start.
+    let values = return_to.map_or_else(|| context! {}, |return_to| context! { return_to });
+    Page::new("login.html", LOGIN_HEADING, values, csrf).render(&state)
 }
 
 /// Signs the browser in under the API's rules (`POST /sessions`): the same limits, the
