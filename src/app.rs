@@ -84,6 +84,12 @@ impl App {
             .context("cannot load signing keys")?;
         let hasher = PasswordHasher::new(config.hash_concurrency, config.hash_queue)?;
         let mailer = crate::mail::build(&config.mailer, &config.mail_from)?;
+        if !config.ui && (config.password_reset_url.is_none() || config.email_verify_url.is_none()) {
+            tracing::warn!(
+                "LATCH_UI=off removes the pages that the default email links open; set LATCH_EMAIL_VERIFY_URL \
+                 and LATCH_PASSWORD_RESET_URL to pages of your application"
+            );
+        }
         let links = Links {
             password_reset: config
                 .password_reset_url

@@ -42,6 +42,9 @@ pub struct Theme {
     pub on_accent: String,
     /// Links: the accent when it reads well on white (4.5:1), else the text colour.
     pub link: String,
+    /// Focus rings and borders: the accent when it stands out on white (3:1, WCAG's
+    /// rule for non-text), else the text colour.
+    pub focus: String,
 }
 
 /// The default accent, a blue with 6.1:1 against white.
@@ -53,8 +56,9 @@ impl Theme {
         let accent = accent.unwrap_or(DEFAULT_ACCENT).to_owned();
         let on_accent = if contrast(&accent, "#ffffff") >= contrast(&accent, TEXT) { "#ffffff" } else { TEXT };
         let link = if contrast(&accent, "#ffffff") >= 4.5 { accent.clone() } else { TEXT.to_owned() };
+        let focus = if contrast(&accent, "#ffffff") >= 3.0 { accent.clone() } else { TEXT.to_owned() };
         let logo_url = logo_url.map(|l| if l.starts_with('/') { format!("{public_url}{l}") } else { l.to_owned() });
-        Self { title: title.to_owned(), logo_url, accent, on_accent: on_accent.to_owned(), link }
+        Self { title: title.to_owned(), logo_url, accent, on_accent: on_accent.to_owned(), link, focus }
     }
 }
 
@@ -119,7 +123,7 @@ mod tests {
         let default = Theme::new("Latch", None, None, "http://x");
         assert_eq!((default.on_accent.as_str(), default.link.as_str()), ("#ffffff", DEFAULT_ACCENT));
         let light = Theme::new("Latch", Some("/logo.png"), Some("#ffcc00"), "https://id.example");
-        assert_eq!((light.on_accent.as_str(), light.link.as_str()), (TEXT, TEXT));
+        assert_eq!((light.on_accent.as_str(), light.link.as_str(), light.focus.as_str()), (TEXT, TEXT, TEXT));
         assert_eq!(light.logo_url.as_deref(), Some("https://id.example/logo.png"));
     }
 }

@@ -870,9 +870,12 @@ async fn wrong_input_old_links_other_sites_and_outside_return_to_are_refused() {
 async fn the_pages_fit_a_phone_and_work_without_javascript() {
     let Some(tools) = tools("browser: phone and no JavaScript") else { return };
     let started = Instant::now();
-    let app = spawn_app().await;
+    // The other site is the application here: an origin allowed for CORS, where
+    // return_to may lead.
+    let other = OtherSite::start("http://127.0.0.1:9").await;
+    let app_origin = other.url("127.0.0.1", "");
+    let app = spawn_app_with(|c| c.cors_origins = vec![app_origin.clone()]).await;
     app.create_user("grace").await;
-    let other = OtherSite::start(&app.base).await;
     let driver = Chromedriver::start(&tools).await;
 
     let phone = Browser::open(&driver, &tools, &app.base, Kind::Phone).await;
@@ -921,6 +924,20 @@ async fn the_pages_fit_a_phone_and_work_without_javascript() {
     b.goto("/logout").await;
     b.press("/logout", "Sign out").await;
     assert_eq!(b.heading().await, "Signed out");
+
+    // An application sends people to sign in, or up, and gets them back.
+    let back = other.url("127.0.0.1", "/script");
+    b.goto(&format!("/login?return_to={back}")).await;
+    b.sign_in("grace.h", PASSWORD).await;
+    assert_eq!((b.origin().await, b.path().await), (app_origin.clone(), "/script".to_owned()));
+    b.client.delete_all_cookies().await.unwrap();
+    b.goto(&format!("/signup?return_to={back}")).await;
+    b.fill("username", "heidi").await;
+    b.fill("email", "heidi@example.com").await;
+    b.fill("password", PASSWORD).await;
+    b.press("/signup", "Create account").await;
+    assert_eq!((b.origin().await, b.path().await), (app_origin, "/script".to_owned()));
+    assert_eq!(app.token("heidi", PASSWORD).await.status(), StatusCode::OK);
     b.finish().await;
     eprintln!("browser: phone and no JavaScript took {:?}", started.elapsed());
 }

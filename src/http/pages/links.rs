@@ -15,7 +15,8 @@ use crate::http::state::AppState;
 const VERIFY_HEADING: &str = "Confirm your email address";
 const RESET_HEADING: &str = "Choose a new password";
 pub(super) const FORGOT_HEADING: &str = "Reset your password";
-const INVALID_LINK: &str = "This link is invalid, used or expired. Ask for a new one.";
+const INVALID_LINK: &str = "This link is invalid, used or expired. Ask for a new one: sign in to send a new \
+                            confirmation link from your account, or use \"Forgot your password?\" for a new reset link.";
 
 /// The `token` of a link's query; a link with it twice is no valid link.
 fn token_of(query: Option<&str>) -> Option<String> {

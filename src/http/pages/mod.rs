@@ -81,6 +81,8 @@ struct Compiled {
     env: Environment<'static>,
     css: String,
     csp: HeaderValue,
+    /// The image sources of the CSP, for pages whose forms may lead elsewhere.
+    img: String,
     /// Pages with no values of their own, rendered at start around a placeholder for
     /// the CSRF token: a first visit to `/login` costs a copy, not a render.
     fixed: HashMap<&'static str, Vec<String>>,
@@ -139,17 +141,25 @@ impl Templates {
             Some(origin) => format!("img-src 'self' {origin}"),
             None => "img-src 'self'".to_owned(),
         };
-        let csp = HeaderValue::from_str(&format!(
-            "default-src 'none'; style-src 'self'; {img}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        ))?;
+        let csp = HeaderValue::from_str(&csp(&img, None))?;
         let mut fixed = HashMap::new();
         for &(template, heading) in FIXED {
             let values = page_values(settings, heading, TOKEN_PLACEHOLDER, context! {});
             let html = env.get_template(template).and_then(|t| t.render(values))?;
             fixed.insert(template, html.split(TOKEN_PLACEHOLDER).map(str::to_owned).collect());
         }
-        Ok(Self(Arc::new(Compiled { env, css, csp, fixed })))
+        Ok(Self(Arc::new(Compiled { env, css, csp, img, fixed })))
     }
+}
+
+/// The pages' `Content-Security-Policy`. `form-action` also governs where the redirect
+/// after a form post may lead, so a sign-in form that returns to an application's
+/// origin must name it.
+fn csp(img: &str, form_leads_to: Option<&str>) -> String {
+    let also = form_leads_to.map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'self'; {img}; form-action 'self'{also}; frame-ancestors 'none'; base-uri 'none'"
+    )
 }
 
 /// One page to answer: its template, heading and values, with its status and the CSRF
@@ -160,11 +170,23 @@ struct Page {
     heading: &'static str,
     values: Value,
     csrf: Csrf,
+    /// Another origin its form's answer may redirect to (an allowed `return_to`).
+    form_leads_to: Option<String>,
 }
 
 impl Page {
     fn new(template: &'static str, heading: &'static str, values: Value, csrf: Csrf) -> Self {
-        Self { status: StatusCode::OK, template, heading, values, csrf }
+        Self { status: StatusCode::OK, template, heading, values, csrf, form_leads_to: None }
+    }
+
+    /// The page's form may end in a redirect to `return_to` when that is on another
+    /// origin.
+    fn returning_to(mut self, return_to: Option<&str>) -> Self {
+        self.form_leads_to = return_to
+            .filter(|t| !t.starts_with('/'))
+            .and_then(|t| url::Url::parse(t).ok())
+            .map(|u| u.origin().ascii_serialization());
+        self
     }
 
     fn status(mut self, status: StatusCode) -> Self {
@@ -192,7 +214,13 @@ impl Page {
         let mut response = (self.status, html).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        headers.insert(header::CONTENT_SECURITY_POLICY, compiled.csp.clone());
+        let csp = match &self.form_leads_to {
+            None => compiled.csp.clone(),
+            Some(origin) => {
+                HeaderValue::from_str(&csp(&compiled.img, Some(origin))).unwrap_or_else(|_| compiled.csp.clone())
+            }
+        };
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
         // Pages hold a CSRF token and personal data: never from a shared cache.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // Not the API's `no-referrer`: under it browsers send `Origin: null` with a

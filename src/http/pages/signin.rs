@@ -65,8 +65,8 @@ pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): R
         return see_other(return_to.as_deref().unwrap_or(HOME));
     }
     // Without a return_to the page has no values of its own: the one rendered at start.
-    let values = return_to.map_or_else(|| context! {}, |return_to| context! { return_to });
-    Page::new("login.html", LOGIN_HEADING, values, csrf).render(&state)
+    let values = return_to.as_ref().map_or_else(|| context! {}, |return_to| context! { return_to });
+    Page::new("login.html", LOGIN_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)
 }
 
 /// Signs the browser in under the API's rules (`POST /sessions`): the same limits, the
@@ -80,7 +80,9 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
     let login = form.username.as_deref().unwrap_or("").trim().to_owned();
     let return_to = allowed_return_to(&state, form.return_to.as_deref());
     let page = |status: StatusCode, error: &str, csrf: Csrf| {
-        Page::new("login.html", LOGIN_HEADING, context! { username => login, return_to, error }, csrf).status(status)
+        Page::new("login.html", LOGIN_HEADING, context! { username => login, return_to, error }, csrf)
+            .status(status)
+            .returning_to(return_to.as_deref())
     };
     let password = form.password.as_deref().unwrap_or("");
     if login.is_empty() || password.is_empty() {
@@ -134,7 +136,7 @@ pub(super) async fn signup_page(
     let return_to = return_to_of(&state, query.as_deref());
     let min = state.accounts.policy().min_length();
     let values = context! { return_to, password_min_length => min, errors => BTreeMap::<String, String>::new() };
-    Page::new("signup.html", SIGNUP_HEADING, values, csrf).render(&state)
+    Page::new("signup.html", SIGNUP_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)
 }
 
 /// Field errors by field, for the templates.
@@ -156,7 +158,7 @@ pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, re
         let values = context! {
             username => form.username, email => form.email, return_to, errors, error, password_min_length => min,
         };
-        Page::new("signup.html", SIGNUP_HEADING, values, csrf).status(status)
+        Page::new("signup.html", SIGNUP_HEADING, values, csrf).status(status).returning_to(return_to.as_deref())
     };
     let account = NewAccount::parse(
         state.accounts.policy(),
@@ -187,7 +189,11 @@ pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, re
     state.metrics.registration();
     if state.settings.require_verified_email {
         let text = format!("We sent a link to {}. Open it to confirm your address, then sign in.", user.email);
-        return message(&state, csrf, StatusCode::OK, "Check your email", &text, Some(("/login", "Sign in")));
+        let sign_in = match &return_to {
+            Some(target) => super::login_then(target),
+            None => "/login".to_owned(),
+        };
+        return message(&state, csrf, StatusCode::OK, "Check your email", &text, Some((&sign_in, "Sign in")));
     }
     match state.sessions.start_browser(&user, client.client()).await {
         Ok(secret) => with_cookies(

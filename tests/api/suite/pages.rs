@@ -215,6 +215,18 @@ async fn the_sign_in_page_starts_a_browser_session_and_sends_only_to_allowed_pla
     let page = open(&app, "/login?return_to=https://evil.example/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.html.contains("evil.example"), "an outside return_to is dropped");
+    // A browser holds the redirect after a form post to the page's form-action: an
+    // allowed return_to's origin is named there, on that page only.
+    let app = &app;
+    let csp = |path: &'static str| async move {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        r.headers()["content-security-policy"].to_str().unwrap().to_owned()
+    };
+    assert!(csp("/login?return_to=http://app.example/after").await.contains("form-action 'self' http://app.example;"));
+    assert!(csp("/signup?return_to=http://app.example/after").await.contains("form-action 'self' http://app.example;"));
+    for path in ["/login", "/login?return_to=/account", "/login?return_to=https://evil.example/", "/signup"] {
+        assert!(csp(path).await.contains("form-action 'self';"), "{path}");
+    }
     assert!(page.html.contains(r#"<label for="username">"#) && page.html.contains(r#"<label for="password">"#));
 
     let sign_in = |login: &'static str, password: &'static str, return_to: &'static str| {
