@@ -274,7 +274,7 @@ async fn the_sign_in_page_starts_a_browser_session_and_sends_only_to_allowed_pla
     let session = session.split(';').next().unwrap().to_owned();
     let r = app.client.get(app.url("/users/me")).header("cookie", session).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let (status, _) = submit(&app, "/login", &page.csrf, &[("username", "dave"), ("password", PASSWORD)]).await;
+    let (status, _) = submit(app, "/login", &page.csrf, &[("username", "dave"), ("password", PASSWORD)]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a sign-in without the form's token is refused");
 }
 
