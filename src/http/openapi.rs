@@ -107,6 +107,7 @@ pub struct Status {
         tokens::token,
         tokens::revoke,
         tokens::logout,
+        crate::http::pages::signin::logout_page,
         resource::introspect,
         resource::userinfo,
         resource::userinfo_post,
@@ -133,6 +134,8 @@ pub struct Status {
         (name = "email", description = "Email verification and password reset"),
         (name = "discovery", description = "Keys and metadata for token verifiers"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "pages", description = "Hosted HTML pages that share a path with the API (the others, such as \
+                                        /login and /account, are described in docs/pages.md)"),
     ),
 )]
 struct ApiDoc;

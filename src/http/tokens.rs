@@ -238,7 +238,9 @@ async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response,
     operation_id = "logout",
     summary = "End the session behind the credential",
     description = "Its refresh tokens die and Latch refuses its access tokens from then on. With a session \
-                   cookie the cookie is cleared. Basic `user:password` has no session: 204, nothing ended.",
+                   cookie the cookie is cleared. Basic `user:password` has no session: 204, nothing ended. \
+                   (The sign-out page's own form, a browser's urlencoded post accepting `text/html`, is \
+                   answered with a page instead.)",
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "The session has ended",

@@ -9,7 +9,7 @@
 
 mod account;
 mod links;
-mod signin;
+pub(crate) mod signin;
 
 use std::collections::HashMap;
 use std::path::Path;

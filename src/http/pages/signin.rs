@@ -206,7 +206,17 @@ pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, re
 
 /// "Sign out?": a button that posts to `/logout`, so that a link or a prefetch never
 /// signs anyone out.
-pub(super) async fn logout_page(State(state): State<AppState>, req: Request) -> Response {
+#[utoipa::path(
+    get,
+    path = "/logout",
+    tag = "pages",
+    operation_id = "logout_page",
+    summary = "The sign-out page (hosted pages; absent with LATCH_UI=off)",
+    description = "An HTML page asking to sign out, with a form that posts to `POST /logout`. Opening it \
+                   signs nobody out.",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)),
+)]
+pub(crate) async fn logout_page(State(state): State<AppState>, req: Request) -> Response {
     let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
         Ok(csrf) => csrf,
         Err(e) => return e.into_response(),

@@ -13,7 +13,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/users/{id}", &["get"]),
     ("/token", &["post"]),
     ("/revoke", &["post"]),
-    ("/logout", &["post"]),
+    ("/logout", &["get", "post"]),
     ("/introspect", &["post"]),
     ("/userinfo", &["get", "post"]),
     ("/sessions", &["post", "delete"]),
