@@ -121,6 +121,48 @@ fn refused(e: AccountError, keys: &[(&str, &str)]) -> Result<View, ApiError> {
     Ok(view)
 }
 
+/// A session's client as a person reads it ("Firefox on Windows"), from its user agent.
+fn client_label(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent.filter(|ua| !ua.trim().is_empty()) else {
+        return "Unknown client".to_owned();
+    };
+    let has = |needle: &str| ua.contains(needle);
+    let browser = if has("Edg/") {
+        Some("Edge")
+    } else if has("OPR/") {
+        Some("Opera")
+    } else if has("Firefox/") || has("FxiOS/") {
+        Some("Firefox")
+    } else if has("Chrome/") || has("CriOS/") {
+        Some("Chrome")
+    } else if has("Safari/") && has("Version/") {
+        Some("Safari")
+    } else {
+        None
+    };
+    let os = if has("Android") {
+        Some("Android")
+    } else if has("iPhone") || has("iPad") {
+        Some("iOS")
+    } else if has("Windows") {
+        Some("Windows")
+    } else if has("CrOS") {
+        Some("ChromeOS")
+    } else if has("Mac OS X") || has("Macintosh") {
+        Some("macOS")
+    } else if has("Linux") {
+        Some("Linux")
+    } else {
+        None
+    };
+    match (browser, os) {
+        (Some(browser), Some(os)) => format!("{browser} on {os}"),
+        (Some(browser), None) => browser.to_owned(),
+        // A program: its name, as in `curl/8.5.0` or `python-requests/2.32`.
+        _ => ua.split(['/', ' ']).next().unwrap_or(ua).chars().take(40).collect(),
+    }
+}
+
 /// A time as the page shows it.
 fn when(t: Timestamp) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
@@ -137,6 +179,7 @@ async fn render(state: &AppState, user: &UserRecord, current: Option<SessionId>,
         .map(|s| {
             context! {
                 id => s.id.to_string(),
+                client => client_label(s.user_agent.as_deref()),
                 user_agent => s.user_agent,
                 ip => s.ip,
                 created => when(s.created_at),
@@ -323,5 +366,40 @@ pub(super) async fn delete(State(state): State<AppState>, client: ClientInfo, re
             Ok(view) => answer(&state, &auth, csrf, view).await,
             Err(e) => e.into_response(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_label;
+
+    #[test]
+    fn a_session_is_labelled_by_its_browser_and_system() {
+        let cases = [
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+                "Chrome on Linux",
+            ),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox on Windows"),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+                "Safari on iOS",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36 EdgA/131.0 Edg/131.0",
+                "Edge on Android",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+                "Safari on macOS",
+            ),
+            ("curl/8.5.0", "curl"),
+            ("python-requests/2.32.3", "python-requests"),
+            ("", "Unknown client"),
+        ];
+        for (ua, label) in cases {
+            assert_eq!(client_label(Some(ua)), label, "{ua}");
+        }
+        assert_eq!(client_label(None), "Unknown client");
     }
 }

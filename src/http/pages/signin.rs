@@ -59,9 +59,7 @@ pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): R
         Err(e) => return e.into_response(),
     };
     let return_to = return_to_of(&state, query.as_deref());
-    if cookies::read(req.headers(), cookies::session_name(&state.settings)).is_some()
-        && signed_in(&state, req).await.0.is_ok()
-    {
+    if already_signed_in(&state, req).await {
         return see_other(return_to.as_deref().unwrap_or(HOME));
     }
     // Without a return_to the page has no values of its own: the one rendered at start.
@@ -124,16 +122,22 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
     with_cookies(see_other(return_to.as_deref().unwrap_or(HOME)), set)
 }
 
-pub(super) async fn signup_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let csrf = match Csrf::for_browser(&state.settings, &headers) {
+/// Whether the browser holds a live session cookie.
+async fn already_signed_in(state: &AppState, req: Request) -> bool {
+    cookies::read(req.headers(), cookies::session_name(&state.settings)).is_some()
+        && signed_in(state, req).await.0.is_ok()
+}
+
+/// The sign-up form; a browser that is signed in already goes straight on.
+pub(super) async fn signup_page(State(state): State<AppState>, RawQuery(query): RawQuery, req: Request) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
         Ok(csrf) => csrf,
         Err(e) => return e.into_response(),
     };
     let return_to = return_to_of(&state, query.as_deref());
+    if already_signed_in(&state, req).await {
+        return see_other(return_to.as_deref().unwrap_or(HOME));
+    }
     let min = state.accounts.policy().min_length();
     let values = context! { return_to, password_min_length => min, errors => BTreeMap::<String, String>::new() };
     Page::new("signup.html", SIGNUP_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)

@@ -375,6 +375,8 @@ async fn signing_up_on_the_page_follows_the_api_rules_and_signs_the_browser_in()
     assert_eq!(location.as_deref(), Some("/account"));
     let (status, html, _) = browser.get("/account").await;
     assert_eq!(status, StatusCode::OK, "signed in at once");
+    let (status, _, location) = browser.get("/signup").await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "no second sign-up");
     assert!(html.contains("erin@example.com") && html.contains("not confirmed yet"), "{html}");
     assert!(app.email_about("erin@example.com", "verify-email").contains("/verify-email?token="));
 
