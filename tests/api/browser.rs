@@ -53,7 +53,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::ecosystem::{install_once, not_run, run_ok};
+use crate::ecosystem::{not_run, npm_ci};
 use crate::helpers::*;
 
 /// How long a page may take to load, or a mail to arrive: generous, since the whole
@@ -121,18 +121,7 @@ fn axe() -> Result<String, String> {
     let dir = work_dir();
     let stamped = [repo().join("tests/browser/package.json"), repo().join("tests/browser/package-lock.json")];
     let script = dir.join("node_modules/axe-core/axe.min.js");
-    let install = || {
-        let _ = std::fs::remove_dir_all(dir.join("node_modules"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        for file in &stamped {
-            std::fs::copy(file, dir.join(file.file_name().unwrap())).map_err(|e| e.to_string())?;
-        }
-        let mut npm = Command::new("npm");
-        npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir);
-        run_ok(&mut npm, Duration::from_secs(600)).map(drop)
-    };
-    install_once(script.exists(), &dir.join("latch-stamp"), &stamped, install)
-        .map_err(|e| format!("axe-core could not be installed: {e}"))?;
+    npm_ci(&dir, &stamped, script.exists()).map_err(|e| format!("axe-core could not be installed: {e}"))?;
     std::fs::read_to_string(&script).map_err(|e| format!("{}: {e}", script.display()))
 }
 

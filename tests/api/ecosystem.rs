@@ -97,7 +97,7 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 /// Like [`run`], `Err` unless it succeeds.
-pub(crate) fn run_ok(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
+fn run_ok(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
     let out = run(cmd, limit)?;
     if out.status.success() {
         Ok(out)
@@ -108,7 +108,7 @@ pub(crate) fn run_ok(cmd: &mut Command, limit: Duration) -> Result<Output, Strin
 
 /// Runs `install` unless `present` and `stamp` shows that exactly the files in
 /// `stamped` were installed last time; the stamp is written only after success.
-pub(crate) fn install_once(
+fn install_once(
     present: bool,
     stamp: &Path,
     stamped: &[PathBuf],
@@ -179,17 +179,7 @@ fn prepare_node() -> Result<PathBuf, String> {
     let dir = work_dir().join("node");
     let stamped = [compat_dir().join("package.json"), compat_dir().join("package-lock.json")];
     let present = dir.join("node_modules").exists();
-    let install = || {
-        let _ = std::fs::remove_dir_all(dir.join("node_modules"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        for file in &stamped {
-            std::fs::copy(file, dir.join(file.file_name().unwrap())).map_err(|e| e.to_string())?;
-        }
-        let mut npm = Command::new("npm");
-        npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir);
-        run_ok(&mut npm, Duration::from_secs(600)).map(drop)
-    };
-    install_once(present, &dir.join("latch-stamp"), &stamped, install)
+    npm_ci(&dir, &stamped, present)
         .map(|()| dir.clone())
         .map_err(|e| format!("the Node tools could not be installed: {e}"))
 }
@@ -645,4 +635,20 @@ fn the_guide_check_catches_drift() {
     );
     assert!(problems[1].starts_with("guide.md:13: a python block that is not an example file"), "{problems:?}");
     assert_eq!(problems[2], "examples/b.py is shown by no guide");
+}
+
+/// `npm ci` of the `package.json` and lock in `stamped` into `dir`, unless `present` and
+/// the stamp says they have not changed since the last install.
+pub(crate) fn npm_ci(dir: &Path, stamped: &[PathBuf], present: bool) -> Result<(), String> {
+    let install = || {
+        let _ = std::fs::remove_dir_all(dir.join("node_modules"));
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        for file in stamped {
+            std::fs::copy(file, dir.join(file.file_name().unwrap())).map_err(|e| e.to_string())?;
+        }
+        let mut npm = Command::new("npm");
+        npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(dir);
+        run_ok(&mut npm, Duration::from_secs(600)).map(drop)
+    };
+    install_once(present, &dir.join("latch-stamp"), stamped, install)
 }

@@ -249,7 +249,6 @@ fn page_values(settings: &Settings, heading: &str, csrf: &str, own: Value) -> Va
     context! {
         heading,
         theme => &settings.theme,
-        ui_title => &settings.theme.title,
         csrf,
         ..own
     }

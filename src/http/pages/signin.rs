@@ -54,14 +54,10 @@ fn return_to_of(state: &AppState, query: Option<&str>) -> Option<String> {
 
 /// The sign-in form; a browser that is signed in already goes straight on.
 pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): RawQuery, req: Request) -> Response {
-    let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
-        Ok(csrf) => csrf,
-        Err(e) => return e.into_response(),
+    let (csrf, return_to) = match form_or_onwards(&state, query.as_deref(), req).await {
+        Ok(form) => form,
+        Err(onwards) => return onwards,
     };
-    let return_to = return_to_of(&state, query.as_deref());
-    if already_signed_in(&state, req).await {
-        return see_other(return_to.as_deref().unwrap_or(HOME));
-    }
     // Without a return_to the page has no values of its own: the one rendered at start.
     let values = return_to.as_ref().map_or_else(|| context! {}, |return_to| context! { return_to });
     Page::new("login.html", LOGIN_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)
@@ -122,22 +118,28 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
     with_cookies(see_other(return_to.as_deref().unwrap_or(HOME)), set)
 }
 
-/// Whether the browser holds a live session cookie.
-async fn already_signed_in(state: &AppState, req: Request) -> bool {
-    cookies::read(req.headers(), cookies::session_name(&state.settings)).is_some()
-        && signed_in(state, req).await.0.is_ok()
+/// What the sign-in and sign-up forms need — the CSRF token and the allowed
+/// `return_to` of the query — or, for a browser signed in already, the redirect onwards.
+async fn form_or_onwards(
+    state: &AppState,
+    query: Option<&str>,
+    req: Request,
+) -> Result<(Csrf, Option<String>), Response> {
+    let csrf = Csrf::for_browser(&state.settings, req.headers()).map_err(IntoResponse::into_response)?;
+    let return_to = return_to_of(state, query);
+    let has_session = cookies::read(req.headers(), cookies::session_name(&state.settings)).is_some();
+    if has_session && signed_in(state, req).await.0.is_ok() {
+        return Err(see_other(return_to.as_deref().unwrap_or(HOME)));
+    }
+    Ok((csrf, return_to))
 }
 
 /// The sign-up form; a browser that is signed in already goes straight on.
 pub(super) async fn signup_page(State(state): State<AppState>, RawQuery(query): RawQuery, req: Request) -> Response {
-    let csrf = match Csrf::for_browser(&state.settings, req.headers()) {
-        Ok(csrf) => csrf,
-        Err(e) => return e.into_response(),
+    let (csrf, return_to) = match form_or_onwards(&state, query.as_deref(), req).await {
+        Ok(form) => form,
+        Err(onwards) => return onwards,
     };
-    let return_to = return_to_of(&state, query.as_deref());
-    if already_signed_in(&state, req).await {
-        return see_other(return_to.as_deref().unwrap_or(HOME));
-    }
     let min = state.accounts.policy().min_length();
     let values = context! { return_to, password_min_length => min, errors => BTreeMap::<String, String>::new() };
     Page::new("signup.html", SIGNUP_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)
