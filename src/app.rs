@@ -12,6 +12,8 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::auth::accounts::Accounts;
+use crate::auth::admin::Admin;
+use crate::auth::audit::Audit;
 use crate::auth::cache::AuthCache;
 use crate::auth::clients::Clients;
 use crate::auth::emails::Emails;
@@ -121,6 +123,7 @@ impl App {
         let metrics = crate::http::metrics::Metrics::new(hasher.abandoned());
         let limiter = RateLimiter::new(store.clone(), config.limits.clone(), clock.clone());
         let cache = Arc::new(AuthCache::new(store.subscribe(), store.fingerprint(), clock.clone()));
+        let audit = Audit::new(store.clone(), clock.clone(), config.audit_retention);
         let sessions = Sessions::new(
             store.clone(),
             hasher.clone(),
@@ -129,13 +132,15 @@ impl App {
             cache,
             clock.clone(),
             settings.clone(),
+            audit,
         );
         let emails = Emails::new(store.clone(), mailer, clock.clone(), links, settings.theme.clone());
         let accounts = Accounts::new(sessions.clone(), emails, PasswordPolicy::new(config.password_min_length));
         let clients = Clients::load(&*store, &config.cors_origins, config.require_registered_clients).await?;
         let templates = crate::http::pages::Templates::new(&settings, config.ui_templates.as_deref())?;
+        let admin = Admin::new(sessions.clone(), accounts.clone());
         let state =
-            AppState::new(Services { sessions, accounts, clients, templates, store, tokens, settings, metrics });
+            AppState::new(Services { sessions, accounts, admin, clients, templates, store, tokens, settings, metrics });
         Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state, clock })
     }
 
@@ -192,7 +197,8 @@ impl App {
     }
 }
 
-/// Deletes ended sessions, expired one-time tokens and old limit counters now and then,
+/// Deletes ended sessions, expired one-time tokens, old limit counters and audit events
+/// past their retention now and then (and at start),
 /// so that no table grows without bound; correctness never depends on it, since every
 /// check compares expiry times itself.
 async fn sweep_expired(state: AppState, clock: Clock) {
@@ -204,6 +210,7 @@ async fn sweep_expired(state: AppState, clock: Clock) {
             ("sessions", state.store.delete_expired_sessions(now, state.settings.idle_cutoff(now)).await),
             ("one-time tokens", state.store.delete_expired_one_time_tokens(now).await),
             ("limit counters", state.store.delete_expired_limits(now).await),
+            ("audit events", state.sessions.audit().prune().await),
         ];
         for (what, result) in swept {
             match result {

@@ -62,6 +62,8 @@ pub enum Command {
     /// Register and manage OAuth clients (applications that ask Latch for tokens).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Read the audit log, newest first.
+    Audit(AuditArgs),
     /// Write a consistent snapshot of the SQLite database to a new file, while serving.
     Backup {
         /// The file to create; an existing file is refused.
@@ -122,6 +124,41 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Show a user's roles, or change them (`admin` opens the admin API); new access
+    /// tokens carry them in `roles`.
+    Roles {
+        /// Id, username or email.
+        user: String,
+        /// A role to give (repeatable).
+        #[arg(long = "add", value_name = "ROLE")]
+        add: Vec<String>,
+        /// A role to take away (repeatable).
+        #[arg(long = "remove", value_name = "ROLE")]
+        remove: Vec<String>,
+        /// Print the roles as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `latch audit`: filters of the audit log.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only events about this user (id, username or email; a deleted user by id).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events of this type (repeatable), e.g. login, password_change.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only events since this time: RFC 3339 (2026-11-30T08:00:00Z) or a duration ago (24h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What a client may do; on `update`, a list given replaces the stored one.

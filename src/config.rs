@@ -33,6 +33,7 @@ const KEYS: &[Key] = &[
     Key { name: "access_token_ttl", help: "access token lifetime" },
     Key { name: "refresh_token_ttl", help: "refresh token / session lifetime" },
     Key { name: "session_idle_timeout", help: "a session unused this long ends" },
+    Key { name: "audit_retention", help: "audit events are kept this long (90d)" },
     Key { name: "require_verified_email", help: "unverified accounts cannot log in" },
     Key { name: "password_reset_url", help: "link template of reset emails" },
     Key { name: "email_verify_url", help: "link template of verification emails" },
@@ -185,6 +186,7 @@ impl RawConfig {
             self.parse("refresh_token_ttl", parse_duration)?.unwrap_or(Duration::from_secs(30 * 86400));
         let session_idle_timeout =
             self.parse("session_idle_timeout", parse_duration)?.unwrap_or(Duration::from_secs(7 * 86400));
+        let audit_retention = self.parse("audit_retention", parse_duration)?.unwrap_or(Duration::from_secs(90 * 86400));
         let require_verified_email = self.parse("require_verified_email", parse_bool)?.unwrap_or(false);
         let password_reset_url = self.parse("password_reset_url", parse_link_template)?;
         let email_verify_url = self.parse("email_verify_url", parse_link_template)?;
@@ -256,6 +258,10 @@ impl RawConfig {
                 _ => Err(format!("`{v}` must be pretty or json")),
             })?
             .unwrap_or(LogFormat::Pretty);
+        if audit_retention < Duration::from_secs(1) {
+            let (_, source) = self.get("audit_retention").unwrap_or(("", Source::Env));
+            return Err(ConfigError::new(self.key_label("audit_retention", source), "must be at least 1s"));
+        }
         if session_idle_timeout < Duration::from_secs(1) {
             let (_, source) = self.get("session_idle_timeout").unwrap_or(("", Source::Env));
             return Err(ConfigError::new(self.key_label("session_idle_timeout", source), "must be at least 1s"));
@@ -271,6 +277,7 @@ impl RawConfig {
             access_token_ttl,
             refresh_token_ttl,
             session_idle_timeout,
+            audit_retention,
             require_verified_email,
             password_reset_url,
             email_verify_url,
@@ -573,6 +580,8 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub session_idle_timeout: Duration,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
     pub require_verified_email: bool,
     pub password_reset_url: Option<String>,
     pub email_verify_url: Option<String>,

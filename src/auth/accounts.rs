@@ -12,8 +12,7 @@ use crate::auth::secret;
 use crate::auth::sessions::{Client, SessionError, Sessions};
 use crate::domain::input::{self, NewAccount, ProfileUpdate};
 use crate::domain::{Email, FieldError, NewPassword, PasswordPolicy, UserId, Username};
-use crate::store::{KeepSessions, NewUser, ProfileChange, StoreError, TokenPurpose, UserRecord};
-use std::net::IpAddr;
+use crate::store::{Actor, EventType, KeepSessions, NewUser, ProfileChange, StoreError, TokenPurpose, UserRecord};
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -93,34 +92,50 @@ impl Accounts {
         Self { sessions, emails, policy }
     }
 
+    /// The emails that prove an address and tell of changes.
+    pub(super) fn emails(&self) -> &Emails {
+        &self.emails
+    }
+
     /// The rules a new password must follow.
     pub fn policy(&self) -> &PasswordPolicy {
         &self.policy
     }
 
     /// Creates an account and sends its verification email.
-    pub async fn register(&self, account: NewAccount, ip: Option<IpAddr>) -> Result<UserRecord, AccountError> {
+    pub async fn register(&self, account: NewAccount, client: Client<'_>) -> Result<UserRecord, AccountError> {
         let NewAccount { username, email, password } = account;
         // Valid attempts count, taken names included, so that probing for accounts is limited.
-        self.sessions.limiter.register(ip).await?;
+        let limited = self.sessions.limiter.register(client.ip).await;
+        self.limited(limited, "registration", None, client).await?;
         // Cheap check first, so that a taken name costs no hashing; the unique indexes
         // decide races.
         if let Some(field) = self.sessions.store.taken(Some(&username), Some(&email)).await? {
             return Err(AccountError::Taken(field));
         }
         let hash = self.sessions.hasher.hash(password.expose()).await?;
+        let id = UserId::generate();
+        let event = self
+            .sessions
+            .audit
+            .from(EventType::Registration, Actor::User(Some(id)), client)
+            .user(id)
+            .detail("username", username.as_str());
         let user = self
             .sessions
             .store
-            .insert_user(&NewUser {
-                id: UserId::generate(),
-                username: &username,
-                email: &email,
-                email_verified: false,
-                password_hash: &hash,
-                is_admin: false,
-                now: self.sessions.clock.now(),
-            })
+            .insert_user(
+                &NewUser {
+                    id,
+                    username: &username,
+                    email: &email,
+                    email_verified: false,
+                    password_hash: &hash,
+                    roles: "",
+                    now: self.sessions.clock.now(),
+                },
+                &event,
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(field) => AccountError::Taken(field),
@@ -156,21 +171,31 @@ impl Accounts {
         }
         if renamed_to_other.is_some() || new_email.is_some() {
             // Limited like registration: a change must be no free "is this name taken" oracle.
-            self.sessions.limiter.rename(user.id, client.ip).await?;
+            let limited = self.sessions.limiter.rename(user.id, client.ip).await;
+            self.limited(limited, "rename", Some(user.id), client).await?;
         }
         if new_email.is_some() {
             // A new address gets a verification email (and the old one a notice), counted
             // like any other so that changing back and forth sends no flood of mail.
-            self.sessions.limiter.verification_email(user.id).await?;
+            let limited = self.sessions.limiter.verification_email(user.id).await;
+            self.limited(limited, "verification_email", Some(user.id), client).await?;
         }
         if let Some(field) = self.sessions.store.taken(renamed_to_other, new_email.as_ref()).await? {
             return Err(AccountError::Taken(field));
         }
         let change = ProfileChange { username: new_username.as_ref(), email: new_email.as_ref() };
+        let kind = if new_email.is_some() { EventType::EmailChange } else { EventType::UserUpdated };
+        let mut event = self.sessions.audit.from(kind, Actor::User(Some(user.id)), client).user(user.id);
+        if let Some(username) = &new_username {
+            event = event.detail("username", username.as_str());
+        }
+        if let Some(email) = &new_email {
+            event = event.detail("email", email.as_str());
+        }
         let updated = self
             .sessions
             .store
-            .update_profile(user.id, &change, self.sessions.clock.now())
+            .update_profile(user.id, &change, self.sessions.clock.now(), &event)
             .await?
             .ok_or(AccountError::Gone)?;
         if new_email.is_some() {
@@ -196,7 +221,9 @@ impl Accounts {
         let new_password = self.new_password_for(user, new_password)?;
         self.confirm_password(user, current_password.unwrap_or(""), client, "current_password").await?;
         let hash = self.sessions.hasher.hash(new_password.expose()).await?;
-        self.sessions.store.set_password(user.id, &hash, keep, self.sessions.clock.now()).await?;
+        let event =
+            self.sessions.audit.from(EventType::PasswordChange, Actor::User(Some(user.id)), client).user(user.id);
+        self.sessions.store.set_password(user.id, &hash, keep, self.sessions.clock.now(), &event).await?;
         tracing::info!(event = "password_changed", user = %user.id, "password changed; other sessions ended");
         self.emails.send_password_changed(user).await;
         Ok(())
@@ -210,15 +237,17 @@ impl Accounts {
         client: Client<'_>,
     ) -> Result<(), AccountError> {
         self.confirm_password(user, password.unwrap_or(""), client, "password").await?;
-        self.sessions.store.delete_user(user.id).await?;
+        let event = self.sessions.audit.from(EventType::UserDeleted, Actor::User(Some(user.id)), client).user(user.id);
+        self.sessions.store.delete_user(user.id, &event).await?;
         tracing::info!(user = %user.id, "account deleted");
         Ok(())
     }
 
     /// Sends a new verification link, unless the address is verified already; counted
     /// either way.
-    pub async fn resend_verification(&self, user: &UserRecord) -> Result<(), AccountError> {
-        self.sessions.limiter.verification_email(user.id).await?;
+    pub async fn resend_verification(&self, user: &UserRecord, client: Client<'_>) -> Result<(), AccountError> {
+        let limited = self.sessions.limiter.verification_email(user.id).await;
+        self.limited(limited, "verification_email", Some(user.id), client).await?;
         if !user.email_verified {
             self.emails.send_verification(user).await?;
         }
@@ -226,11 +255,12 @@ impl Accounts {
     }
 
     /// Uses a verification token: the address it was sent to becomes verified.
-    pub async fn confirm_email(&self, token: &str) -> Result<UserRecord, AccountError> {
+    pub async fn confirm_email(&self, token: &str, client: Client<'_>) -> Result<UserRecord, AccountError> {
+        let event = self.sessions.audit.from(EventType::EmailVerification, Actor::User(None), client);
         let user = self
             .sessions
             .store
-            .confirm_email(&secret::digest(token), self.sessions.clock.now())
+            .confirm_email(&secret::digest(token), self.sessions.clock.now(), &event)
             .await?
             .ok_or(AccountError::InvalidToken(TokenPurpose::VerifyEmail))?;
         tracing::info!(user = %user.id, "email verified");
@@ -238,8 +268,31 @@ impl Accounts {
     }
 
     /// Counts a reset request for the address; over the limit, nothing is sent.
-    pub async fn limit_password_reset(&self, ip: Option<IpAddr>, email: &Email) -> Result<(), AccountError> {
-        Ok(self.sessions.limiter.password_reset(ip, email.as_str()).await?)
+    pub async fn limit_password_reset(&self, client: Client<'_>, email: &Email) -> Result<(), AccountError> {
+        let limited = self.sessions.limiter.password_reset(client.ip, email.as_str()).await;
+        self.limited(limited, "password_reset", None, client).await
+    }
+
+    /// Passes a limiter's answer on, recording a refusal.
+    async fn limited(
+        &self,
+        result: Result<(), LimitError>,
+        limit: &str,
+        user: Option<UserId>,
+        client: Client<'_>,
+    ) -> Result<(), AccountError> {
+        if let Err(LimitError::RateLimited { retry_after }) = &result {
+            let mut event = self
+                .sessions
+                .audit
+                .from(EventType::RateLimited, Actor::User(user), client)
+                .failed()
+                .detail("limit", limit)
+                .detail("retry_after", *retry_after);
+            event.user_id = user;
+            self.sessions.audit.refused(event).await;
+        }
+        Ok(result?)
     }
 
     /// Emails a reset link to the account using `email`, if there is one that is not
@@ -257,7 +310,12 @@ impl Accounts {
     /// Sets a new password with a reset token, which works only while the account
     /// still has the address it was sent to, and ends every session of the user. A
     /// refused password leaves the token valid.
-    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), AccountError> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: Client<'_>,
+    ) -> Result<(), AccountError> {
         let hash = secret::digest(token);
         let now = self.sessions.clock.now();
         let record = self
@@ -275,9 +333,10 @@ impl Accounts {
             .ok_or(AccountError::InvalidToken(TokenPurpose::ResetPassword))?;
         let new_password = self.new_password_for(&user, Some(new_password))?;
         let new_hash = self.sessions.hasher.hash(new_password.expose()).await?;
+        let event = self.sessions.audit.from(EventType::PasswordReset, Actor::User(Some(user.id)), client);
         self.sessions
             .store
-            .reset_password(&hash, &new_hash, self.sessions.clock.now())
+            .reset_password(&hash, &new_hash, self.sessions.clock.now(), &event)
             .await?
             .ok_or(AccountError::InvalidToken(TokenPurpose::ResetPassword))?;
         tracing::info!(event = "password_reset", user = %user.id, "password reset; all sessions ended");

@@ -205,7 +205,7 @@ mod tests {
             email: "u@example.com".into(),
             email_verified: false,
             password_hash: String::new(),
-            is_admin: false,
+            roles: String::new(),
             disabled: false,
             created_at: now,
             updated_at: now,

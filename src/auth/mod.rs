@@ -5,12 +5,15 @@
 //! and map their errors to responses.
 
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod cache;
 pub mod clients;
 pub mod emails;
 pub mod kek;
 pub mod limits;
 pub mod password;
+pub mod registry;
 pub mod secret;
 pub mod sessions;
 pub mod tokens;

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::auth::audit::Audit;
 use crate::auth::cache::{AuthCache, SessionEntry};
 use crate::auth::limits::{LimitError, RateLimiter};
 use crate::auth::password::{HashError, PasswordHasher, Verified};
@@ -17,7 +18,7 @@ use crate::auth::tokens::{AccessClaims, TokenService};
 use crate::clock::Clock;
 use crate::domain::{SessionId, UserId};
 use crate::settings::Settings;
-use crate::store::{NewSession, RotateOutcome, SessionRecord, Store, StoreError, UserRecord};
+use crate::store::{Actor, EventType, NewSession, RotateOutcome, SessionRecord, Store, StoreError, UserRecord};
 
 /// Why a session could not be started, refreshed or found.
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +141,11 @@ pub struct Sessions {
     cache: Arc<AuthCache>,
     pub(super) clock: Clock,
     pub(super) settings: Arc<Settings>,
+    pub(super) audit: Audit,
 }
 
 impl Sessions {
+    #[allow(clippy::too_many_arguments)] // the services a session coordinates, each shared
     pub fn new(
         store: Arc<dyn Store>,
         hasher: PasswordHasher,
@@ -151,8 +154,14 @@ impl Sessions {
         cache: Arc<AuthCache>,
         clock: Clock,
         settings: Arc<Settings>,
+        audit: Audit,
     ) -> Self {
-        Self { store, hasher, tokens, limiter, cache, clock, settings }
+        Self { store, hasher, tokens, limiter, cache, clock, settings, audit }
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// Checks a login (email or username) and password. Unknown users cost one dummy
@@ -174,8 +183,14 @@ impl Sessions {
         let attempt = self
             .limiter
             .begin_password_check(&[login], user.as_ref().map(|u| u.id), client.ip, device.as_ref().map(|d| &d[..]))
-            .await
-            .inspect_err(|e| log_refusal(e, user.as_ref(), client.ip))?;
+            .await;
+        let attempt = match attempt {
+            Ok(attempt) => attempt,
+            Err(e) => {
+                self.refused(&e, user.as_ref(), client).await;
+                return Err(e.into());
+            }
+        };
         let verified = match self.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await {
             Ok(verified) => verified,
             Err(e) => {
@@ -188,6 +203,7 @@ impl Sessions {
             (user, _) => {
                 log_failure(user.as_ref(), client.ip);
                 self.limiter.password_check_failed(&attempt).await?;
+                self.login_failed(user.as_ref(), client, "invalid_credentials").await;
                 return Err(SessionError::InvalidCredentials);
             }
         };
@@ -202,9 +218,11 @@ impl Sessions {
             )
             .await?;
         if user.disabled {
+            self.login_failed(Some(&user), client, "account_disabled").await;
             return Err(SessionError::Disabled);
         }
         if options.require_verified && self.settings.require_verified_email && !user.email_verified {
+            self.login_failed(Some(&user), client, "email_not_verified").await;
             return Err(SessionError::NotVerified);
         }
         if rehash {
@@ -230,8 +248,14 @@ impl Sessions {
                 client.ip,
                 device.as_ref().map(|d| &d[..]),
             )
-            .await
-            .inspect_err(|e| log_refusal(e, Some(user), client.ip))?;
+            .await;
+        let attempt = match attempt {
+            Ok(attempt) => attempt,
+            Err(e) => {
+                self.refused(&e, Some(user), client).await;
+                return Err(e.into());
+            }
+        };
         let verified = match self.hasher.verify(Some(&user.password_hash), password).await {
             Ok(verified) => verified,
             Err(e) => {
@@ -242,10 +266,35 @@ impl Sessions {
         if password.is_empty() || verified == Verified::Mismatch {
             log_failure(Some(user), client.ip);
             self.limiter.password_check_failed(&attempt).await?;
+            self.login_failed(Some(user), client, "wrong_confirming_password").await;
             return Err(SessionError::InvalidCredentials);
         }
         self.limiter.password_check_succeeded(&attempt, user.id, &[&user.username, &user.email], None).await?;
         Ok(())
+    }
+
+    /// Records a failed login or password check.
+    async fn login_failed(&self, user: Option<&UserRecord>, client: Client<'_>, reason: &str) {
+        let id = user.map(|u| u.id);
+        let mut event = self.audit.from(EventType::Login, Actor::User(id), client).failed().detail("reason", reason);
+        event.user_id = id;
+        self.audit.record(event).await;
+    }
+
+    /// Logs and records a password check refused over a limit.
+    async fn refused(&self, e: &LimitError, user: Option<&UserRecord>, client: Client<'_>) {
+        log_refusal(e, user, client.ip);
+        if let LimitError::RateLimited { retry_after } = e {
+            let id = user.map(|u| u.id);
+            let mut event = self
+                .audit
+                .from(EventType::RateLimited, Actor::User(id), client)
+                .failed()
+                .detail("limit", "password_check")
+                .detail("retry_after", *retry_after);
+            event.user_id = id;
+            self.audit.refused(event).await;
+        }
     }
 
     /// Replaces an old-format hash with current Argon2id before the login is answered,
@@ -293,7 +342,7 @@ impl Sessions {
             expires_at: self.clock.now(),
         };
         self.create(new, client).await?;
-        let access_token = self.tokens.sign(user.id, sid, client_id, scope)?;
+        let access_token = self.tokens.sign(user, sid, client_id, scope)?;
         tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
         Ok(TokenPair { access_token, refresh_token, expires_in: self.tokens.ttl().as_secs(), scope: scope.to_owned() })
     }
@@ -318,12 +367,21 @@ impl Sessions {
         Ok(secret)
     }
 
-    /// Stores `new`, with the client's address, `now` and the expiry filled in.
+    /// Stores `new`, with the client's address, `now` and the expiry filled in, and
+    /// records the login.
     async fn create(&self, new: NewSession<'_>, client: Client<'_>) -> Result<(), StoreError> {
         let now = self.clock.now();
         let ip = client.ip.map(|ip| ip.to_string());
         let new = NewSession { ip: ip.as_deref(), now, expires_at: now + self.settings.refresh_token_ttl, ..new };
-        self.store.create_session(&new).await
+        let kind = if new.cookie_hash.is_some() { "browser" } else { "token" };
+        let event = self
+            .audit
+            .from(EventType::Login, Actor::User(Some(new.user_id)), client)
+            .user(new.user_id)
+            .session(new.id)
+            .client_id(new.client_id)
+            .detail("session", kind);
+        self.store.create_session(&new, &event).await
     }
 
     /// Exchanges a refresh token for a new pair in the same session. A token used
@@ -356,6 +414,7 @@ impl Sessions {
                 now,
                 self.settings.idle_cutoff(now),
                 accept,
+                &self.audit.event(EventType::RefreshTokenReuse, Actor::User(None)).failed(),
             )
             .await?;
         let session = match outcome {
@@ -370,12 +429,14 @@ impl Sessions {
         let user = match self.store.user_by_id(session.user_id).await? {
             Some(user) if !user.disabled => user,
             _ => {
-                self.store.delete_session(session.id).await?;
+                let event =
+                    self.audit.event(EventType::SessionEnded, Actor::System).detail("reason", "account_disabled");
+                self.store.delete_session(session.id, &event).await?;
                 return Err(SessionError::InvalidGrant);
             }
         };
         let scope = scope(&session.scope, &session.client_id)?;
-        let access_token = self.tokens.sign(user.id, session.id, &session.client_id, &scope)?;
+        let access_token = self.tokens.sign(&user, session.id, &session.client_id, &scope)?;
         Ok(TokenPair { access_token, refresh_token: new_token, expires_in: self.tokens.ttl().as_secs(), scope })
     }
 
@@ -503,14 +564,17 @@ impl Sessions {
         self.store.list_sessions(user, now, self.settings.idle_cutoff(now)).await
     }
 
-    /// Ends a session; false when there was none.
-    pub async fn end(&self, sid: SessionId) -> Result<bool, StoreError> {
-        self.store.delete_session(sid).await
+    /// Signs `user` out of the session `sid`; false when there was none.
+    pub async fn logout(&self, user: UserId, sid: SessionId, client: Client<'_>) -> Result<bool, StoreError> {
+        let event = self.audit.from(EventType::Logout, Actor::User(Some(user)), client);
+        self.store.delete_session(sid, &event).await
     }
 
     /// Ends one of `user`'s sessions; false when it is not theirs or not live.
-    pub async fn end_own(&self, user: UserId, sid: SessionId) -> Result<bool, StoreError> {
-        let ended = self.store.delete_user_session(user, sid).await?;
+    pub async fn end_own(&self, user: UserId, sid: SessionId, client: Client<'_>) -> Result<bool, StoreError> {
+        let event =
+            self.audit.from(EventType::SessionEnded, Actor::User(Some(user)), client).detail("reason", "ended_by_user");
+        let ended = self.store.delete_user_session(user, sid, &event).await?;
         if ended {
             tracing::info!(user = %user, session = %sid, "session ended by its user");
         }
@@ -519,13 +583,15 @@ impl Sessions {
 
     /// RFC 7009: ends the session of an access or refresh token. Unknown tokens are no
     /// error, so that revocation tells nothing about which tokens exist.
-    pub async fn revoke(&self, token: &str) -> Result<(), StoreError> {
+    pub async fn revoke(&self, token: &str, client: Client<'_>) -> Result<(), StoreError> {
         let session = match self.tokens.verify(token) {
             Ok(claims) => Some(claims.sid),
             Err(_) => self.store.session_of_refresh_token(&secret::digest(token)).await?,
         };
+        let event =
+            self.audit.from(EventType::SessionEnded, Actor::User(None), client).detail("reason", "token_revoked");
         if let Some(sid) = session
-            && self.end(sid).await?
+            && self.store.delete_session(sid, &event).await?
         {
             tracing::info!(session = %sid, "session revoked");
         }

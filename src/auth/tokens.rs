@@ -26,7 +26,7 @@ use crate::auth::kek::KeyEncryptionKey;
 use crate::clock::Clock;
 use crate::config::{Config, SigningAlgorithm};
 use crate::domain::{SessionId, Timestamp, UserId};
-use crate::store::{KeyStore, SealedKey, Store, StoredKey};
+use crate::store::{Actor, AuditEvent, EventType, KeyStore, SealedKey, Store, StoredKey, UserRecord};
 
 /// Clock leeway accepted on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 5;
@@ -45,6 +45,8 @@ pub struct AccessClaims {
     pub client_id: String,
     /// The granted scopes, space-separated (RFC 9068 §2.2.3).
     pub scope: String,
+    /// The user's roles when the token was issued.
+    pub roles: Vec<String>,
     /// Set once the key that verified these claims has left the key set (`latch keys
     /// rotate --now`), so that a cache of verified tokens stops trusting them.
     key_withdrawn: Option<Arc<AtomicBool>>,
@@ -177,7 +179,12 @@ impl TokenService {
             let now = service.clock.now();
             let signs_from = if newest.is_none() { now } else { now + whole_seconds(config.key_rotation_delay) };
             let key = generate_key(config.signing_algorithm, now, signs_from, service.kek.as_ref())?;
-            store.add_signing_key(&key, false).await?;
+            let reason = if newest.is_none() { "first_key" } else { "algorithm_changed" };
+            let event = AuditEvent::new(EventType::KeyRotation, Actor::System, now)
+                .detail("kid", key.kid.as_str())
+                .detail("algorithm", wanted)
+                .detail("reason", reason);
+            store.add_signing_key(&key, false, &event).await?;
             if newest.is_some() {
                 tracing::info!(
                     kid = %key.kid,
@@ -314,14 +321,15 @@ impl TokenService {
     }
 
     /// Signs a new access token for `user` in session `sid`.
-    pub fn sign(&self, user: UserId, sid: SessionId, client_id: &str, scope: &str) -> anyhow::Result<String> {
+    /// An access token of `user` (whose roles it carries) for the session `sid`.
+    pub fn sign(&self, user: &UserRecord, sid: SessionId, client_id: &str, scope: &str) -> anyhow::Result<String> {
         let set = self.current();
         let now = self.clock.now().unix();
         let (kid, entry) = set.signing(now).context("no signing key")?;
         let key = &entry.key;
         let claims = latch_client::AccessClaims {
             iss: self.issuer.to_string(),
-            sub: user.as_uuid(),
+            sub: user.id.as_uuid(),
             aud: self.audience.to_string(),
             exp: now + self.ttl.as_secs() as i64,
             iat: now,
@@ -329,7 +337,7 @@ impl TokenService {
             sid: sid.as_uuid(),
             client_id: client_id.to_owned(),
             scope: scope.to_owned(),
-            roles: Vec::new(),
+            roles: user.roles().map(str::to_owned).collect(),
         };
         let mut header = Header::new(key.algorithm);
         header.typ = Some("at+jwt".to_owned());
@@ -392,6 +400,7 @@ impl TokenService {
             jti: c.jti,
             sid: SessionId::from_uuid(c.sid),
             client_id: c.client_id,
+            roles: c.roles,
             scope: c.scope,
             key_withdrawn: Some(key.withdrawn.clone()),
         })
@@ -574,6 +583,22 @@ pub async fn encrypt_plaintext_keys(store: &(impl KeyStore + ?Sized), kek: &KeyE
 mod tests {
     use std::str::FromStr as _;
 
+    /// A user with `id` and the roles `admin` and `support`.
+    fn user(id: UserId) -> UserRecord {
+        let now = Clock::system().now();
+        UserRecord {
+            id,
+            username: "u".into(),
+            email: "u@example.com".into(),
+            email_verified: true,
+            password_hash: String::new(),
+            roles: "admin support".into(),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     use super::*;
 
     fn service(kek: Option<KeyEncryptionKey>) -> TokenService {
@@ -606,8 +631,9 @@ mod tests {
             jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert_eq!(published, [old.kid.as_str(), new.kid.as_str()], "the signing key first");
 
-        let claims =
-            tokens.verify(&tokens.sign(UserId::generate(), SessionId::generate(), "latch", "openid").unwrap()).unwrap();
+        let claims = tokens
+            .verify(&tokens.sign(&user(UserId::generate()), SessionId::generate(), "latch", "openid").unwrap())
+            .unwrap();
         assert!(claims.key_still_trusted());
         let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, t0, None).unwrap();
         replacement.retired_at = None;
@@ -622,12 +648,13 @@ mod tests {
             let tokens = service(None);
             tokens.install(&[generate_key(algorithm, now, now, None).unwrap()]).unwrap();
             let (user, sid) = (UserId::generate(), SessionId::generate());
-            let token = tokens.sign(user, sid, "app", "openid email").unwrap();
+            let token = tokens.sign(&self::user(user), sid, "app", "openid email").unwrap();
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, Algorithm::from_str(algorithm_name(algorithm)).unwrap());
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             let claims = tokens.verify(&token).unwrap();
             assert_eq!((claims.sub, claims.sid, claims.client_id.as_str()), (user, sid, "app"));
+            assert_eq!(claims.roles, ["admin", "support"]);
             // A flipped signature bit is refused.
             let mut bytes = token.into_bytes();
             let last = bytes.len() - 2;
@@ -658,7 +685,7 @@ mod tests {
 
         let tokens = service(Some(kek));
         tokens.install(&[key]).unwrap();
-        assert!(tokens.sign(UserId::generate(), SessionId::generate(), "latch", "openid").is_ok());
+        assert!(tokens.sign(&user(UserId::generate()), SessionId::generate(), "latch", "openid").is_ok());
         assert!(
             service(None)
                 .install(&[generate_key(

@@ -53,10 +53,11 @@ pub(super) async fn run(file: &Path, config: Config) -> anyhow::Result<()> {
     }
 
     let bar = progress_bar(users.len() as u64);
-    let inserted = store
-        .import_users(&users, crate::clock::Clock::system().now(), &|done| bar.set_position(done))
-        .await
-        .map_err(|e| match e {
+    let now = crate::clock::Clock::system().now();
+    let event = crate::store::AuditEvent::new(crate::store::EventType::UsersImported, crate::store::Actor::System, now)
+        .detail("via", "cli");
+    let inserted =
+        store.import_users(&users, now, &|done| bar.set_position(done), &event).await.map_err(|e| match e {
             StoreError::Conflict(field) => {
                 anyhow::anyhow!("a {field} in the file was taken while importing; nothing was imported")
             }

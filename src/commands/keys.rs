@@ -11,6 +11,7 @@ use crate::auth::tokens;
 use crate::cli::KeysCommand;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::store::{Actor, AuditEvent, EventType};
 
 /// Runs `latch keys …`.
 pub(super) async fn run(command: KeysCommand, config: Config) -> anyhow::Result<()> {
@@ -38,7 +39,12 @@ async fn rotate(config: Config, at_once: bool) -> anyhow::Result<()> {
     let first = published.is_empty();
     let signs_from = if at_once || first { now } else { now + tokens::whole_seconds(config.key_rotation_delay) };
     let key = tokens::generate_key(config.signing_algorithm, now, signs_from, kek)?;
-    store.add_signing_key(&key, at_once).await?;
+    let event = AuditEvent::new(EventType::KeyRotation, Actor::System, now)
+        .detail("kid", key.kid.as_str())
+        .detail("algorithm", key.algorithm.as_str())
+        .detail("reason", if at_once { "rotate_now" } else { "rotate" })
+        .detail("via", "cli");
+    store.add_signing_key(&key, at_once, &event).await?;
     let encrypted = if kek.is_some() { ", encrypted" } else { "" };
     println!("new signing key {} ({}{encrypted})", key.kid, key.algorithm);
     if at_once {

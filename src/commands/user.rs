@@ -6,6 +6,8 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::Context as _;
+
+use super::{print_lines, print_table};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
@@ -13,8 +15,8 @@ use crate::auth::password::{self, PasswordHasher};
 use crate::cli::UserCommand;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::{Email, PasswordPolicy, UserId, Username};
-use crate::store::{KeepSessions, NewUser, StoreError, UserRecord};
+use crate::domain::{Email, PasswordPolicy, UserId, Username, roles};
+use crate::store::{Actor, AdminChange, AuditEvent, EventType, KeepSessions, NewUser, StoreError, UserRecord};
 
 /// Runs `latch user …`.
 pub(super) async fn run(command: UserCommand, config: Config) -> anyhow::Result<()> {
@@ -28,7 +30,13 @@ pub(super) async fn run(command: UserCommand, config: Config) -> anyhow::Result<
         UserCommand::Enable { user } => set_disabled(&config, &user, false).await,
         UserCommand::Delete { user } => delete(&config, &user).await,
         UserCommand::SetPassword { user, password_stdin } => set_password(&config, &user, password_stdin).await,
+        UserCommand::Roles { user, add, remove, json } => change_roles(&config, &user, &add, &remove, json).await,
     }
+}
+
+/// An event of the operator's, about `user`.
+fn event(kind: EventType, user: UserId) -> AuditEvent {
+    AuditEvent::new(kind, Actor::System, Clock::system().now()).user(user).detail("via", "cli")
 }
 
 async fn create(config: &Config, username: &str, email: &str, admin: bool, from_stdin: bool) -> anyhow::Result<()> {
@@ -51,24 +59,21 @@ async fn create(config: &Config, username: &str, email: &str, admin: bool, from_
     let password = read_password(from_stdin)?;
     let hash = hash_new_password(config, password.expose_secret(), &username, &email).await?;
     let now = Clock::system().now();
+    let id = UserId::generate();
+    let roles = if admin { roles::ADMIN } else { "" };
     // An operator vouches for the address, so the account does not wait for a
     // verification email (documented in docs/cli.md).
     let user = store
-        .insert_user(&NewUser {
-            id: UserId::generate(),
-            username: &username,
-            email: &email,
-            email_verified: true,
-            password_hash: &hash,
-            is_admin: admin,
-            now,
-        })
+        .insert_user(
+            &NewUser { id, username: &username, email: &email, email_verified: true, password_hash: &hash, roles, now },
+            &event(EventType::Registration, id).detail("username", username.as_str()).detail("roles", roles),
+        )
         .await
         .map_err(|e| match e {
             StoreError::Conflict(field) => anyhow::anyhow!("{field} already taken"),
             e => anyhow::Error::from(e),
         })?;
-    let role = if user.is_admin { "administrator" } else { "user" };
+    let role = if user.has_role(roles::ADMIN) { "administrator" } else { "user" };
     // The id alone on standard output, for `id=$(latch user create …)`.
     eprintln!("created {role} {} ({}, {})", user.id, user.username, user.email);
     println!("{}", user.id);
@@ -82,44 +87,19 @@ async fn list(config: &Config, as_json: bool) -> anyhow::Result<()> {
         return print_lines(users.iter().map(|user| user_json(user).to_string()));
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" };
-    let header = ["ID", "USERNAME", "EMAIL", "VERIFIED", "ADMIN", "DISABLED"].map(str::to_owned);
-    let rows: Vec<[String; 6]> = users
-        .iter()
-        .map(|u| {
-            [
-                u.id.to_string(),
-                u.username.clone(),
-                u.email.clone(),
-                yes_no(u.email_verified).to_owned(),
-                yes_no(u.is_admin).to_owned(),
-                yes_no(u.disabled).to_owned(),
-            ]
-        })
-        .collect();
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    print_lines(std::iter::once(&header).chain(&rows).map(|row| {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        cells.join("  ").trim_end().to_owned()
-    }))?;
+    let rows = users.iter().map(|u| {
+        [
+            u.id.to_string(),
+            u.username.clone(),
+            u.email.clone(),
+            yes_no(u.email_verified).to_owned(),
+            if u.roles.is_empty() { "-".to_owned() } else { u.roles.replace(' ', ",") },
+            yes_no(u.disabled).to_owned(),
+        ]
+    });
+    print_table(["ID", "USERNAME", "EMAIL", "VERIFIED", "ROLES", "DISABLED"], rows.collect())?;
     eprintln!("{} user(s)", users.len());
     Ok(())
-}
-
-/// Writes `lines` to standard output; a reader that stops early (`| head`) ends the
-/// output quietly, as with other Unix tools.
-fn print_lines(mut lines: impl Iterator<Item = String>) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let written = lines.try_for_each(|line| writeln!(out, "{line}")).and_then(|()| out.flush());
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
@@ -145,7 +125,7 @@ async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
     println!("username:       {}", user.username);
     println!("email:          {}", user.email);
     println!("email verified: {}", yes_no(user.email_verified));
-    println!("admin:          {}", yes_no(user.is_admin));
+    println!("roles:          {}", if user.roles.is_empty() { "-" } else { &user.roles });
     println!("disabled:       {}", yes_no(user.disabled));
     println!("created at:     {}", user.created_at);
     println!("updated at:     {}", user.updated_at);
@@ -157,7 +137,11 @@ async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
 async fn set_disabled(config: &Config, who: &str, disabled: bool) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
     let user = super::find_user(&*store, who).await?;
-    let ended = store.set_disabled(user.id, disabled, Clock::system().now()).await?.with_context(|| gone(&user))?;
+    let kind = if disabled { EventType::UserDisabled } else { EventType::UserEnabled };
+    let ended = store
+        .set_disabled(user.id, disabled, Clock::system().now(), &event(kind, user.id))
+        .await?
+        .with_context(|| gone(&user))?;
     if disabled {
         println!("disabled {} ({}); {ended} session(s) ended", user.username, user.id);
     } else {
@@ -170,7 +154,7 @@ async fn delete(config: &Config, who: &str) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
     let user = super::find_user(&*store, who).await?;
     // Sessions, refresh tokens and one-time tokens go with the row (ON DELETE CASCADE).
-    if !store.delete_user(user.id).await? {
+    if !store.delete_user(user.id, &event(EventType::UserDeleted, user.id)).await? {
         anyhow::bail!(gone(&user));
     }
     println!("deleted {} ({})", user.username, user.id);
@@ -190,7 +174,13 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
         policy.check(password.expose_secret(), username.as_ref(), email.as_ref()).map_err(invalid_password)?;
     let hash = hasher()?.hash(password.expose()).await?;
     let ended = store
-        .set_password(user.id, &hash, KeepSessions::None, Clock::system().now())
+        .set_password(
+            user.id,
+            &hash,
+            KeepSessions::None,
+            Clock::system().now(),
+            &event(EventType::PasswordChange, user.id),
+        )
         .await?
         .with_context(|| gone(&user))?;
     println!("password of {} ({}) set; {ended} session(s) ended", user.username, user.id);
@@ -209,6 +199,37 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
             Err(e) => eprintln!("warning: the notice to {} was not sent: {e:#}", user.email),
         },
         Err(e) => eprintln!("warning: no mailer, the notice to {} was not sent: {e:#}", user.email),
+    }
+    Ok(())
+}
+
+/// `latch user roles`: prints the roles after the change (`-` for none).
+async fn change_roles(config: &Config, who: &str, add: &[String], remove: &[String], json: bool) -> anyhow::Result<()> {
+    let store = super::open_store(config).await?;
+    let user = super::find_user(&*store, who).await?;
+    let mut set: std::collections::BTreeSet<String> = user.roles().map(str::to_owned).collect();
+    for role in add {
+        set.insert(roles::parse(role, "--add").map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?);
+    }
+    for role in remove {
+        set.remove(&roles::parse(role, "--remove").map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?);
+    }
+    let stored = roles::join(&set, "--add").map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
+    let user = if stored == user.roles {
+        user
+    } else {
+        let before: std::collections::BTreeSet<&str> = user.roles().collect();
+        let added: Vec<&str> = set.iter().map(String::as_str).filter(|r| !before.contains(r)).collect();
+        let removed: Vec<&str> = before.iter().copied().filter(|r| !set.contains(*r)).collect();
+        let change = AdminChange { roles: Some(&stored), ..AdminChange::default() };
+        let event =
+            event(EventType::RolesChanged, user.id).detail("roles_added", added).detail("roles_removed", removed);
+        store.admin_update(user.id, &change, Clock::system().now(), &event).await?.with_context(|| gone(&user))?
+    };
+    if json {
+        println!("{}", json!(user.roles().collect::<Vec<_>>()));
+    } else {
+        println!("{}", if user.roles.is_empty() { "-" } else { &user.roles });
     }
     Ok(())
 }
@@ -269,7 +290,8 @@ fn user_json(user: &UserRecord) -> serde_json::Value {
         "username": user.username,
         "email": user.email,
         "email_verified": user.email_verified,
-        "admin": user.is_admin,
+        "admin": user.has_role(roles::ADMIN),
+        "roles": user.roles().collect::<Vec<_>>(),
         "disabled": user.disabled,
         "created_at": user.created_at.to_string(),
     })

@@ -47,6 +47,18 @@ id_type!(
     SessionId
 );
 
+id_type!(
+    /// An audit event's id: a UUIDv7, so that events made in one second still sort in
+    /// the order they happened.
+    EventId
+);
+
+impl EventId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
 impl UserId {
     /// A new id for an account created now.
     pub fn generate() -> Self {

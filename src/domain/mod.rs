@@ -6,11 +6,12 @@ mod email;
 mod ids;
 pub mod input;
 mod password;
+pub mod roles;
 mod timestamp;
 mod username;
 
 pub use email::Email;
-pub use ids::{SessionId, UserId};
+pub use ids::{EventId, SessionId, UserId};
 pub use password::{NewPassword, PasswordPolicy};
 pub use timestamp::Timestamp;
 pub use username::Username;

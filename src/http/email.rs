@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::domain::input;
 use crate::http::error::ApiError;
-use crate::http::extract::{AuthUser, Input, Json};
+use crate::http::extract::{AuthUser, ClientInfo, Input, Json};
 use crate::http::openapi::Status;
 use crate::http::state::AppState;
 use crate::http::users::PrivateUser;
@@ -36,9 +36,10 @@ pub fn router() -> Router<AppState> {
 )]
 async fn resend(
     State(state): State<AppState>,
+    client: ClientInfo,
     auth: AuthUser<true>,
 ) -> Result<(StatusCode, JsonBody<Value>), ApiError> {
-    state.accounts.resend_verification(&auth.user).await?;
+    state.accounts.resend_verification(&auth.user, client.client()).await?;
     Ok((StatusCode::ACCEPTED, JsonBody(json!({ "status": "sent" }))))
 }
 
@@ -68,9 +69,10 @@ pub struct TokenRequest {
 )]
 async fn confirm(
     State(state): State<AppState>,
+    client: ClientInfo,
     Input(req): Json<TokenRequest>,
 ) -> Result<JsonBody<PrivateUser>, ApiError> {
     let token = input::required(req.token.as_deref(), "token")?;
-    let user = state.accounts.confirm_email(token).await?;
+    let user = state.accounts.confirm_email(token, client.client()).await?;
     Ok(JsonBody(PrivateUser::from(&user)))
 }

@@ -138,6 +138,13 @@ impl ApiError {
         Self::new(ErrorCode::BadRequest, detail)
     }
 
+    /// 400 naming the field (a query parameter) that made the request unreadable.
+    pub fn bad_request_field(field: &str, message: &str) -> Self {
+        let mut e = Self::new(ErrorCode::BadRequest, format!("{field} {message}"));
+        e.errors = vec![FieldError::new(field, message)];
+        e
+    }
+
     /// 401: no usable credentials.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthorized, detail)

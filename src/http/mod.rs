@@ -2,6 +2,7 @@
 //! request passes through. Connections themselves (timeouts, limits, shutdown) are
 //! `crate::server`'s.
 
+mod admin;
 pub mod cookies;
 mod cors;
 mod email;
@@ -71,6 +72,7 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 pub fn router(state: AppState) -> Api {
     let mut api = Router::new()
         .merge(users::router())
+        .merge(admin::router())
         .merge(tokens::router())
         .merge(sessions::router())
         .merge(email::router())

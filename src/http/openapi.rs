@@ -24,7 +24,7 @@ use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr, R
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::http::{email, health, metrics, password_reset, resource, sessions, tokens, users, well_known};
+use crate::http::{admin, email, health, metrics, password_reset, resource, sessions, tokens, users, well_known};
 use crate::settings::Settings;
 
 /// An RFC 9457 problem, as every endpoint but `/token` and `/revoke` answers errors.
@@ -104,6 +104,21 @@ pub struct Status {
         users::delete_me,
         users::change_password,
         users::public_profile,
+        admin::my_events,
+        admin::list_users,
+        admin::get_user,
+        admin::update_user,
+        admin::delete_user,
+        admin::user_sessions,
+        admin::end_user_sessions,
+        admin::end_user_session,
+        admin::list_clients,
+        admin::create_client,
+        admin::get_client,
+        admin::update_client,
+        admin::delete_client,
+        admin::rotate_secret,
+        admin::audit,
         tokens::token,
         tokens::revoke,
         tokens::logout,
@@ -133,6 +148,7 @@ pub struct Status {
         (name = "sessions", description = "Browser sessions and the user's sessions of every kind"),
         (name = "email", description = "Email verification and password reset"),
         (name = "discovery", description = "Keys and metadata for token verifiers"),
+        (name = "admin", description = "Users, sessions, clients and the audit log, for users with the `admin` role"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "pages", description = "Hosted HTML pages that share a path with the API (the others, such as \
                                         /login and /account, are described in docs/pages.md)"),

@@ -69,7 +69,7 @@ pub(crate) async fn request_reset(
     client: &ClientInfo,
     email: crate::domain::Email,
 ) -> Result<(), ApiError> {
-    state.accounts.limit_password_reset(client.ip, &email).await?;
+    state.accounts.limit_password_reset(client.client(), &email).await?;
     let deadline = tokio::time::Instant::now() + RESET_ANSWER_TIME;
     let background = state.clone();
     let job = tokio::spawn(async move {
@@ -110,9 +110,13 @@ struct ConfirmRequest {
         (status = 422, description = "A field is missing or the new password is refused (`validation_failed`)"),
     ),
 )]
-async fn confirm(State(state): State<AppState>, Input(req): Json<ConfirmRequest>) -> Result<StatusCode, ApiError> {
+async fn confirm(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Input(req): Json<ConfirmRequest>,
+) -> Result<StatusCode, ApiError> {
     let TokenAndPassword { token, new_password } =
         TokenAndPassword::parse(req.token.as_deref(), req.new_password.as_deref())?;
-    state.accounts.reset_password(token, new_password).await?;
+    state.accounts.reset_password(token, new_password, client.client()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -108,14 +108,22 @@ async fn create(
          headers(("Set-Cookie" = String, description = "Clears the session cookie when it was the credential"))),
     ),
 )]
-async fn end_current(State(state): State<AppState>, auth: AuthUser<true>) -> Result<Response, ApiError> {
-    end_session_response(&state, &auth).await
+async fn end_current(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    auth: AuthUser<true>,
+) -> Result<Response, ApiError> {
+    end_session_response(&state, &auth, &client).await
 }
 
 /// Shared by `DELETE /sessions` and `POST /logout`.
-pub async fn end_session_response<const A: bool>(state: &AppState, auth: &AuthUser<A>) -> Result<Response, ApiError> {
+pub async fn end_session_response<const A: bool>(
+    state: &AppState,
+    auth: &AuthUser<A>,
+    client: &ClientInfo,
+) -> Result<Response, ApiError> {
     if let Some(sid) = auth.session_id() {
-        state.sessions.end(sid).await?;
+        state.sessions.logout(auth.user.id, sid, client.client()).await?;
         tracing::info!(user = %auth.user.id, session = %sid, "session ended");
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -188,12 +196,13 @@ async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<JsonBody<
 )]
 async fn end_one(
     State(state): State<AppState>,
+    client: ClientInfo,
     auth: AuthUser,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     // Not an id, nor even text: no such resource, as a problem like every other answer.
     let id = path.ok().and_then(|Path(id)| SessionId::parse(&id)).ok_or_else(ApiError::not_found)?;
-    if !state.sessions.end_own(auth.user.id, id).await? {
+    if !state.sessions.end_own(auth.user.id, id, client.client()).await? {
         return Err(ApiError::not_found());
     }
     Ok(StatusCode::NO_CONTENT)

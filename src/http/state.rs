@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::auth::accounts::Accounts;
+use crate::auth::admin::Admin;
 use crate::auth::clients::Clients;
 use crate::auth::sessions::Sessions;
 use crate::auth::tokens::TokenService;
@@ -32,6 +33,8 @@ impl std::ops::Deref for AppState {
 pub struct Services {
     pub sessions: Sessions,
     pub accounts: Accounts,
+    /// What the admin API does.
+    pub admin: Admin,
     /// The registered clients and the CORS origins.
     pub clients: Clients,
     /// The hosted pages' templates, compiled once.

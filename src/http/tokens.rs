@@ -218,11 +218,13 @@ struct RevokeRequest {
     ),
 )]
 async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response, OAuthError> {
-    let Input(req) = JsonOrForm::<RevokeRequest>::from_request(req, &state).await?;
+    let (mut parts, body) = req.into_parts();
+    let client = ClientInfo::from_request_parts(&mut parts, &state).await?;
+    let Input(req) = JsonOrForm::<RevokeRequest>::from_request(Request::from_parts(parts, body), &state).await?;
     let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(OAuthError::invalid_request("token is required"));
     };
-    state.sessions.revoke(token).await?;
+    state.sessions.revoke(token, client.client()).await?;
     // RFC 7009 leaves the body to the server; an empty JSON object keeps every
     // response of the API JSON.
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({}))).into_response())
@@ -253,8 +255,12 @@ async fn logout(State(state): State<AppState>, req: Request) -> Response {
         return crate::http::pages::logout(state, req).await;
     }
     let (mut parts, _) = req.into_parts();
+    let client = match ClientInfo::from_request_parts(&mut parts, &state).await {
+        Ok(client) => client,
+        Err(e) => return e.into_response(),
+    };
     match AuthUser::<true>::from_request_parts(&mut parts, &state).await {
-        Ok(auth) => crate::http::sessions::end_session_response(&state, &auth).await.into_response(),
+        Ok(auth) => crate::http::sessions::end_session_response(&state, &auth, &client).await.into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -33,6 +33,8 @@ pub struct PrivateUser {
     pub username: String,
     pub email: String,
     pub email_verified: bool,
+    /// The user's roles (`admin` opens the admin API), sorted.
+    pub roles: Vec<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -46,6 +48,7 @@ impl From<&UserRecord> for PrivateUser {
             username: u.username.clone(),
             email: u.email.clone(),
             email_verified: u.email_verified,
+            roles: u.roles().map(str::to_owned).collect(),
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -107,7 +110,7 @@ async fn register(
         req.email.as_deref(),
         req.password.as_deref(),
     )?;
-    let user = state.accounts.register(account, client.ip).await?;
+    let user = state.accounts.register(account, client.client()).await?;
     state.metrics.registration();
     let location = HeaderValue::from_str(&format!("/users/{}", user.id)).map_err(anyhow::Error::from)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], JsonBody(PrivateUser::from(&user))).into_response())

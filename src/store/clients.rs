@@ -42,20 +42,25 @@ impl std::fmt::Debug for ClientRecord {
 #[async_trait::async_trait]
 pub trait ClientStore {
     /// Adds a client; `Conflict("client_id")` when the id exists.
-    async fn create_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    async fn create_client(&self, client: &ClientRecord, event: &super::AuditEvent) -> Result<(), StoreError>;
     /// Every client, oldest first.
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
     /// Replaces the row of `client.client_id`; false when there is none.
-    async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError>;
+    async fn update_client(&self, client: &ClientRecord, event: &super::AuditEvent) -> Result<bool, StoreError>;
     /// Deletes a client and ends its sessions; false when there was none.
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    async fn delete_client(&self, client_id: &str, event: &super::AuditEvent) -> Result<bool, StoreError>;
 }
 
 macro_rules! impl_client_store {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::ClientStore for $store {
-            async fn create_client(&self, c: &$crate::store::ClientRecord) -> Result<(), $crate::store::StoreError> {
+            async fn create_client(
+                &self,
+                c: &$crate::store::ClientRecord,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
                 let done = sqlx::query(
                     "INSERT INTO clients (client_id, name, confidential, first_party, secret_hash, origins,
                          redirect_uris, post_logout_redirect_uris, scopes, created_at, updated_at)
@@ -73,11 +78,14 @@ macro_rules! impl_client_store {
                 .bind(&c.scopes)
                 .bind(c.created_at)
                 .bind(c.updated_at)
-                .execute(self.write())
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::store::StoreError::Conflict("client_id"));
                 }
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::Clients).await;
                 Ok(())
             }
@@ -88,7 +96,12 @@ macro_rules! impl_client_store {
                     .await?)
             }
 
-            async fn update_client(&self, c: &$crate::store::ClientRecord) -> Result<bool, $crate::store::StoreError> {
+            async fn update_client(
+                &self,
+                c: &$crate::store::ClientRecord,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
                 let done = sqlx::query(
                     "UPDATE clients SET name = $2, confidential = $3, first_party = $4, secret_hash = $5, origins = $6,
                          redirect_uris = $7, post_logout_redirect_uris = $8, scopes = $9, updated_at = $10
@@ -104,21 +117,38 @@ macro_rules! impl_client_store {
                 .bind(&c.post_logout_redirect_uris)
                 .bind(&c.scopes)
                 .bind(c.updated_at)
-                .execute(self.write())
+                .execute(&mut *tx)
                 .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::Clients).await;
-                Ok(done.rows_affected() == 1)
+                Ok(true)
             }
 
-            async fn delete_client(&self, client_id: &str) -> Result<bool, $crate::store::StoreError> {
+            async fn delete_client(
+                &self,
+                client_id: &str,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let done =
                     sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                sqlx::query("DELETE FROM sessions WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+                let ended = sqlx::query("DELETE FROM sessions WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let event = event.clone().detail("sessions_ended", ended);
+                $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
+                event.log();
                 // Sessions of many users ended: caches start over.
                 self.changed($crate::store::Change::All).await;
                 Ok(true)

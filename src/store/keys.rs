@@ -45,7 +45,13 @@ pub trait KeyStore {
     async fn signing_keys(&self, retired_after: Timestamp) -> Result<Vec<StoredKey>, StoreError>;
     /// Adds `key`. Every key that would still sign at `key.signs_from` retires then;
     /// with `replace_all` every other key is deleted instead (a compromised key).
-    async fn add_signing_key(&self, key: &StoredKey, replace_all: bool) -> Result<(), StoreError>;
+    /// Records `event` with the change.
+    async fn add_signing_key(
+        &self,
+        key: &StoredKey,
+        replace_all: bool,
+        event: &super::AuditEvent,
+    ) -> Result<(), StoreError>;
     /// Keys of any age whose private key is stored in plaintext.
     async fn plaintext_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Replaces a plaintext private key by its sealed form; `false` when the row is
@@ -83,6 +89,7 @@ macro_rules! impl_key_store {
                 &self,
                 key: &$crate::store::StoredKey,
                 replace_all: bool,
+                event: &$crate::store::AuditEvent,
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 if replace_all {
@@ -107,7 +114,9 @@ macro_rules! impl_key_store {
                 .bind(&key.encrypted_with)
                 .execute(&mut *tx)
                 .await?;
+                $crate::store::audit::record_in!(tx, event);
                 tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::Keys).await;
                 Ok(())
             }

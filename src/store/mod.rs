@@ -11,6 +11,7 @@
 //! key) are announced as [`Change`]s after they commit: within the process, and on
 //! PostgreSQL to every instance through `NOTIFY`.
 
+pub(crate) mod audit;
 mod clients;
 mod file_watch;
 mod keys;
@@ -23,6 +24,7 @@ pub(crate) mod users;
 
 use std::sync::Arc;
 
+pub use audit::{Actor, AuditEvent, AuditStore, EventQuery, EventRecord, EventType, Outcome};
 pub use clients::{ClientRecord, ClientStore};
 pub use keys::{KeyStore, SealedKey, StoredKey};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
@@ -31,7 +33,8 @@ pub use rate_limits::{Counter, RateLimitStore, Settle};
 pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
 pub use users::{
-    IMPORT_BATCH_ROWS, ImportedUser, KeepSessions, NewUser, ProfileChange, TakenNames, UserRecord, UserStore,
+    AdminChange, IMPORT_BATCH_ROWS, ImportedUser, KeepSessions, NewUser, ProfileChange, TakenNames, UserPosition,
+    UserQuery, UserRecord, UserSearch, UserStore,
 };
 
 use crate::config::DatabaseUrl;
@@ -44,7 +47,16 @@ const VOID_RESET_LINKS: &str = "DELETE FROM one_time_tokens WHERE user_id = $1 A
 /// All of Latch's persistent state.
 #[async_trait::async_trait]
 pub trait Store:
-    UserStore + SessionStore + OneTimeTokenStore + KeyStore + ClientStore + RateLimitStore + Send + Sync + 'static
+    UserStore
+    + SessionStore
+    + OneTimeTokenStore
+    + KeyStore
+    + ClientStore
+    + RateLimitStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

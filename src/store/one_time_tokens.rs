@@ -52,10 +52,23 @@ pub trait OneTimeTokenStore {
     ) -> Result<Option<OneTimeTokenRecord>, StoreError>;
     /// Uses up a verification token and marks the address it was sent to verified, if
     /// it is still the user's address; otherwise changes nothing and returns `None`.
-    async fn confirm_email(&self, hash: &[u8], now: Timestamp) -> Result<Option<super::UserRecord>, StoreError>;
+    /// Records `event` (about the user) with the change.
+    async fn confirm_email(
+        &self,
+        hash: &[u8],
+        now: Timestamp,
+        event: &super::AuditEvent,
+    ) -> Result<Option<super::UserRecord>, StoreError>;
     /// Uses up a reset token, sets the new password hash and ends every session of the
     /// user, in one transaction. Returns the user, or `None` for an invalid token.
-    async fn reset_password(&self, hash: &[u8], new_hash: &str, now: Timestamp) -> Result<Option<UserId>, StoreError>;
+    /// Records `event` (about the user) with the change.
+    async fn reset_password(
+        &self,
+        hash: &[u8],
+        new_hash: &str,
+        now: Timestamp,
+        event: &super::AuditEvent,
+    ) -> Result<Option<UserId>, StoreError>;
 }
 
 macro_rules! impl_one_time_token_store {
@@ -122,6 +135,7 @@ macro_rules! impl_one_time_token_store {
                 &self,
                 hash: &[u8],
                 now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
             ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let token: Option<($crate::domain::UserId, String)> = sqlx::query_as(
@@ -145,7 +159,10 @@ macro_rules! impl_one_time_token_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if user.is_some() {
+                    let event = event.about(user_id).detail("email", email.as_str());
+                    $crate::store::audit::record_in!(tx, &event);
                     tx.commit().await?;
+                    event.log();
                     self.changed($crate::store::Change::User(user_id)).await;
                 } else {
                     tx.rollback().await?;
@@ -158,6 +175,7 @@ macro_rules! impl_one_time_token_store {
                 hash: &[u8],
                 new_hash: &str,
                 now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
             ) -> Result<Option<$crate::domain::UserId>, $crate::store::StoreError> {
                 let purpose = $crate::store::TokenPurpose::ResetPassword.as_str();
                 let mut tx = self.write().begin().await?;
@@ -177,11 +195,14 @@ macro_rules! impl_one_time_token_store {
                 // link reached that address, which proves it.
                 let keep: Option<$crate::domain::SessionId> = None;
                 let ended = $crate::store::users::set_password_in!(tx, user_id, new_hash, keep, now, Some(&email));
-                if ended.is_none() {
+                let Some(ended) = ended else {
                     tx.rollback().await?;
                     return Ok(None);
-                }
+                };
+                let event = event.about(user_id).detail("sessions_ended", ended);
+                $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::User(user_id)).await;
                 Ok(Some(user_id))
             }

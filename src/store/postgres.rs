@@ -60,6 +60,10 @@ impl PgStore {
         &self.pool
     }
 
+    /// What makes a comparison of text byte-wise, so that a prefix is one index range
+    /// (SQLite compares bytes already; PostgreSQL follows the database's collation).
+    pub(crate) const BYTE_ORDER: &str = r#" COLLATE "C""#;
+
     /// Announces a committed change to every instance, this one included.
     async fn changed(&self, change: Change) {
         let _ = self.changes.send(change);
@@ -125,3 +129,4 @@ super::one_time_tokens::impl_one_time_token_store!(PgStore);
 super::keys::impl_key_store!(PgStore);
 super::clients::impl_client_store!(PgStore);
 super::rate_limits::impl_rate_limit_store!(PgStore);
+super::audit::impl_audit_store!(PgStore);

@@ -3,7 +3,7 @@
 //! row; its refresh tokens go with it by cascade, and its access tokens are refused
 //! because their `sid` no longer resolves.
 
-use super::StoreError;
+use super::{AuditEvent, StoreError};
 use crate::domain::{SessionId, Timestamp, UserId};
 
 /// A live or expired session row.
@@ -37,7 +37,7 @@ pub struct SessionUserRow {
     pub u_email: String,
     pub u_email_verified: bool,
     pub u_password_hash: String,
-    pub u_is_admin: bool,
+    pub u_roles: String,
     pub u_disabled: bool,
     pub u_created_at: Timestamp,
     pub u_updated_at: Timestamp,
@@ -51,7 +51,7 @@ impl SessionUserRow {
             email: self.u_email,
             email_verified: self.u_email_verified,
             password_hash: self.u_password_hash,
-            is_admin: self.u_is_admin,
+            roles: self.u_roles,
             disabled: self.u_disabled,
             created_at: self.u_created_at,
             updated_at: self.u_updated_at,
@@ -91,16 +91,22 @@ pub enum RotateOutcome {
 
 #[async_trait::async_trait]
 pub trait SessionStore {
-    async fn create_session(&self, session: &NewSession<'_>) -> Result<(), StoreError>;
+    /// Starts a session and records `event` (a login).
+    async fn create_session(&self, session: &NewSession<'_>, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// The session and its user, in one query.
     async fn session_with_user(&self, id: SessionId) -> Result<Option<(SessionRecord, super::UserRecord)>, StoreError>;
     async fn session_by_cookie(&self, cookie_hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
     /// Records a use of the session.
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<(), StoreError>;
-    async fn delete_session(&self, id: SessionId) -> Result<bool, StoreError>;
+    /// Ends a session and records `event` (about the session's user); false when
+    /// there was none, and then nothing is recorded.
+    async fn delete_session(&self, id: SessionId, event: &AuditEvent) -> Result<bool, StoreError>;
     /// Ends one session, only if it belongs to `user_id`.
-    async fn delete_user_session(&self, user_id: UserId, id: SessionId) -> Result<bool, StoreError>;
+    async fn delete_user_session(&self, user_id: UserId, id: SessionId, event: &AuditEvent)
+    -> Result<bool, StoreError>;
+    /// Ends every session of the user; records `event` when there was one to end.
+    async fn delete_user_sessions(&self, user_id: UserId, event: &AuditEvent) -> Result<u64, StoreError>;
     async fn list_sessions(
         &self,
         user_id: UserId,
@@ -110,7 +116,8 @@ pub trait SessionStore {
     /// Uses up the refresh token `old_hash` and issues `new_hash` in its place, or
     /// detects reuse, atomically: of two concurrent presentations only one rotates.
     /// When `accept` refuses the live session (another client presents its token),
-    /// nothing changes and the outcome is `Refused`.
+    /// nothing changes and the outcome is `Refused`. A reuse records `reuse` (about
+    /// the session and its user) with the end of the session.
     async fn rotate_refresh_token(
         &self,
         old_hash: &[u8],
@@ -118,6 +125,7 @@ pub trait SessionStore {
         now: Timestamp,
         idle_cutoff: Timestamp,
         accept: &(dyn for<'s> Fn(&'s SessionRecord) -> bool + Sync),
+        reuse: &AuditEvent,
     ) -> Result<RotateOutcome, StoreError>;
     /// The session of a refresh token not used yet, and when the token was issued.
     async fn live_refresh_token(&self, hash: &[u8]) -> Result<Option<(SessionId, Timestamp)>, StoreError>;
@@ -131,7 +139,11 @@ macro_rules! impl_session_store {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::SessionStore for $store {
-            async fn create_session(&self, s: &$crate::store::NewSession<'_>) -> Result<(), $crate::store::StoreError> {
+            async fn create_session(
+                &self,
+                s: &$crate::store::NewSession<'_>,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 sqlx::query(
                     "INSERT INTO sessions
@@ -157,7 +169,9 @@ macro_rules! impl_session_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                $crate::store::audit::record_in!(tx, event);
                 tx.commit().await?;
+                event.log();
                 Ok(())
             }
 
@@ -168,7 +182,7 @@ macro_rules! impl_session_store {
             {
                 let row: Option<$crate::store::sessions::SessionUserRow> = sqlx::query_as(
                     "SELECT s.*, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified,
-                        u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.disabled AS u_disabled,
+                        u.password_hash AS u_password_hash, u.roles AS u_roles, u.disabled AS u_disabled,
                         u.created_at AS u_created_at, u.updated_at AS u_updated_at
                      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
                 )
@@ -201,24 +215,75 @@ macro_rules! impl_session_store {
                 Ok(())
             }
 
-            async fn delete_session(&self, id: $crate::domain::SessionId) -> Result<bool, $crate::store::StoreError> {
-                let done = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(self.write()).await?;
+            async fn delete_session(
+                &self,
+                id: $crate::domain::SessionId,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let ended: Option<($crate::domain::UserId, String)> =
+                    sqlx::query_as("DELETE FROM sessions WHERE id = $1 RETURNING user_id, client_id")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some((user, client_id)) = ended else {
+                    return Ok(false);
+                };
+                let mut event = event.about(user).session(id);
+                if event.client_id.is_none() {
+                    event = event.client_id(&client_id);
+                }
+                $crate::store::audit::record_in!(tx, &event);
+                tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::Session(id)).await;
-                Ok(done.rows_affected() > 0)
+                Ok(true)
             }
 
             async fn delete_user_session(
                 &self,
                 user_id: $crate::domain::UserId,
                 id: $crate::domain::SessionId,
+                event: &$crate::store::AuditEvent,
             ) -> Result<bool, $crate::store::StoreError> {
-                let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
-                    .bind(id)
-                    .bind(user_id)
-                    .execute(self.write())
-                    .await?;
+                let mut tx = self.write().begin().await?;
+                let ended: Option<(String,)> =
+                    sqlx::query_as("DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING client_id")
+                        .bind(id)
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some((client_id,)) = ended else {
+                    return Ok(false);
+                };
+                let event = event.about(user_id).session(id).client_id(&client_id);
+                $crate::store::audit::record_in!(tx, &event);
+                tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::Session(id)).await;
-                Ok(done.rows_affected() > 0)
+                Ok(true)
+            }
+
+            async fn delete_user_sessions(
+                &self,
+                user_id: $crate::domain::UserId,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ended == 0 {
+                    return Ok(0);
+                }
+                let event = event.about(user_id).detail("sessions_ended", ended);
+                $crate::store::audit::record_in!(tx, &event);
+                tx.commit().await?;
+                event.log();
+                self.changed($crate::store::Change::User(user_id)).await;
+                Ok(ended)
             }
 
             async fn list_sessions(
@@ -245,6 +310,7 @@ macro_rules! impl_session_store {
                 now: $crate::domain::Timestamp,
                 idle_cutoff: $crate::domain::Timestamp,
                 accept: &(dyn for<'s> Fn(&'s $crate::store::SessionRecord) -> bool + Sync),
+                reuse: &$crate::store::AuditEvent,
             ) -> Result<$crate::store::RotateOutcome, $crate::store::StoreError> {
                 use $crate::store::RotateOutcome;
                 let mut tx = self.write().begin().await?;
@@ -263,18 +329,27 @@ macro_rules! impl_session_store {
                             .bind(old_hash)
                             .fetch_optional(&mut *tx)
                             .await?;
+                    let mut recorded = None;
                     let outcome = match owner {
                         Some((session_id,)) => {
-                            let user: Option<$crate::domain::UserId> =
-                                sqlx::query_scalar("DELETE FROM sessions WHERE id = $1 RETURNING user_id")
+                            let ended: Option<($crate::domain::UserId, String)> =
+                                sqlx::query_as("DELETE FROM sessions WHERE id = $1 RETURNING user_id, client_id")
                                     .bind(session_id)
                                     .fetch_optional(&mut *tx)
                                     .await?;
-                            RotateOutcome::Reused { session: session_id, user }
+                            if let Some((user, client_id)) = &ended {
+                                let event = reuse.about(*user).session(session_id).client_id(client_id);
+                                $crate::store::audit::record_in!(tx, &event);
+                                recorded = Some(event);
+                            }
+                            RotateOutcome::Reused { session: session_id, user: ended.map(|(user, _)| user) }
                         }
                         None => RotateOutcome::Invalid,
                     };
                     tx.commit().await?;
+                    if let Some(event) = recorded {
+                        event.log();
+                    }
                     if let Some((session_id,)) = owner {
                         self.changed($crate::store::Change::Session(session_id)).await;
                     }

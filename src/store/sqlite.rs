@@ -57,6 +57,10 @@ impl SqliteStore {
         Ok(Self { write, read, changes: broadcast::channel(CHANGE_CHANNEL).0, path: path.to_path_buf() })
     }
 
+    /// What makes a comparison of text byte-wise, so that a prefix is one index range
+    /// (SQLite compares bytes already; PostgreSQL follows the database's collation).
+    pub(crate) const BYTE_ORDER: &str = "";
+
     /// Announces a committed change to this process (other processes on the same file
     /// catch up by polling).
     async fn changed(&self, change: Change) {
@@ -124,3 +128,4 @@ super::one_time_tokens::impl_one_time_token_store!(SqliteStore);
 super::keys::impl_key_store!(SqliteStore);
 super::clients::impl_client_store!(SqliteStore);
 super::rate_limits::impl_rate_limit_store!(SqliteStore);
+super::audit::impl_audit_store!(SqliteStore);

@@ -4,6 +4,7 @@
 //! in (a new password, disabling) ends the user's sessions in the same transaction,
 //! so that no process serving the same database can see one change without the other.
 
+use super::AuditEvent;
 use super::StoreError;
 use crate::domain::{Email, SessionId, Timestamp, UserId, Username};
 
@@ -15,10 +16,21 @@ pub struct UserRecord {
     pub email: String,
     pub email_verified: bool,
     pub password_hash: String,
-    pub is_admin: bool,
+    /// Role names, sorted and joined by spaces (see [`crate::domain::roles`]).
+    pub roles: String,
     pub disabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl UserRecord {
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        crate::domain::roles::split(&self.roles)
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles().any(|r| r == role)
+    }
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -27,6 +39,7 @@ impl std::fmt::Debug for UserRecord {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("email_verified", &self.email_verified)
+            .field("roles", &self.roles)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
@@ -39,7 +52,8 @@ pub struct NewUser<'a> {
     pub email: &'a Email,
     pub email_verified: bool,
     pub password_hash: &'a str,
-    pub is_admin: bool,
+    /// In stored form.
+    pub roles: &'a str,
     pub now: Timestamp,
 }
 
@@ -48,6 +62,79 @@ pub struct ProfileChange<'a> {
     pub username: Option<&'a Username>,
     /// A new address also becomes unverified.
     pub email: Option<&'a Email>,
+}
+
+/// What an admin changes of a user; `None` leaves a field alone. A new address becomes
+/// unverified unless `email_verified` says otherwise; disabling ends every session.
+#[derive(Debug, Default)]
+pub struct AdminChange<'a> {
+    pub username: Option<&'a Username>,
+    pub email: Option<&'a Email>,
+    pub email_verified: Option<bool>,
+    pub disabled: Option<bool>,
+    /// In stored form.
+    pub roles: Option<&'a str>,
+}
+
+/// What the admin search looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSearch {
+    /// That account.
+    Id(UserId),
+    /// Usernames (lowercased) or emails that start with this text.
+    Prefix(String),
+}
+
+/// Where a page of the admin user list starts: usernames (lowercased) in byte order
+/// first, then, for a prefix search, the accounts found only by their email in email
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPosition {
+    pub by_email: bool,
+    pub key: String,
+}
+
+/// A page of the admin user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub search: Option<UserSearch>,
+    pub role: Option<String>,
+    pub disabled: Option<bool>,
+    pub email_verified: Option<bool>,
+    /// Strictly after this position.
+    pub after: Option<UserPosition>,
+    pub limit: u32,
+}
+
+impl UserQuery {
+    /// The position of `user` in this query's order.
+    pub fn position(&self, user: &UserRecord) -> UserPosition {
+        let username = user.username.to_lowercase();
+        match &self.search {
+            Some(UserSearch::Prefix(prefix)) if !username.starts_with(prefix.as_str()) => {
+                UserPosition { by_email: true, key: user.email.clone() }
+            }
+            _ => UserPosition { by_email: false, key: username },
+        }
+    }
+}
+
+/// The smallest text greater than every text that starts with `prefix`, in byte order
+/// (no stored name holds U+10FFFF).
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}{}", char::MAX)
+}
+
+/// `roles LIKE` pattern that matches a stored set holding `role`.
+pub(crate) fn role_pattern(role: &str) -> String {
+    let mut escaped = String::with_capacity(role.len() + 4);
+    for c in role.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    format!("% {escaped} %")
 }
 
 /// Which sessions survive a new password.
@@ -98,8 +185,8 @@ pub struct TakenNames {
 
 #[async_trait::async_trait]
 pub trait UserStore {
-    /// Inserts a user; `Conflict("username" | "email")` when either is taken.
-    async fn insert_user(&self, user: &NewUser<'_>) -> Result<UserRecord, StoreError>;
+    /// Inserts a user and `event`; `Conflict("username" | "email")` when either is taken.
+    async fn insert_user(&self, user: &NewUser<'_>, event: &AuditEvent) -> Result<UserRecord, StoreError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     /// Finds a user by email (any case) or username (any case).
     async fn user_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError>;
@@ -116,6 +203,7 @@ pub trait UserStore {
         id: UserId,
         change: &ProfileChange<'_>,
         now: Timestamp,
+        event: &AuditEvent,
     ) -> Result<Option<UserRecord>, StoreError>;
     /// Replaces the hash without touching sessions (a rehash after login), only if it
     /// is still `old_hash`.
@@ -129,14 +217,32 @@ pub trait UserStore {
         new_hash: &str,
         keep: KeepSessions,
         now: Timestamp,
+        event: &AuditEvent,
     ) -> Result<Option<u64>, StoreError>;
-    /// Deletes the user and, by cascade, everything of theirs.
-    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
+    /// Deletes the user and, by cascade, everything of theirs (but their events).
+    async fn delete_user(&self, id: UserId, event: &AuditEvent) -> Result<bool, StoreError>;
     /// Every user, oldest first.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
     /// Disables or enables a user; disabling also ends all their sessions, in one
     /// transaction. `None` when there is no such user, else the sessions ended.
-    async fn set_disabled(&self, id: UserId, disabled: bool, now: Timestamp) -> Result<Option<u64>, StoreError>;
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled: bool,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Option<u64>, StoreError>;
+    /// An admin's change (see [`AdminChange`]), with `event`, in one transaction.
+    /// `None` when there is no such user; `Conflict` when a name is taken.
+    async fn admin_update(
+        &self,
+        id: UserId,
+        change: &AdminChange<'_>,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    /// A page of the admin user list, in the order of [`UserPosition`].
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
     /// Every taken username (lowercased) and email, to check an import against.
     async fn taken_names(&self) -> Result<TakenNames, StoreError>;
     /// Inserts all `users` in one transaction, [`IMPORT_BATCH_ROWS`] per statement,
@@ -147,6 +253,7 @@ pub trait UserStore {
         users: &[ImportedUser],
         now: Timestamp,
         progress: &(dyn Fn(u64) + Send + Sync),
+        event: &AuditEvent,
     ) -> Result<u64, StoreError>;
 }
 
@@ -192,9 +299,11 @@ macro_rules! impl_user_store {
             async fn insert_user(
                 &self,
                 u: &$crate::store::NewUser<'_>,
+                event: &$crate::store::AuditEvent,
             ) -> Result<$crate::store::UserRecord, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
                 let row = sqlx::query_as(
-                    "INSERT INTO users (id, username, email, email_verified, password_hash, is_admin, disabled, created_at, updated_at)
+                    "INSERT INTO users (id, username, email, email_verified, password_hash, roles, disabled, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $7) RETURNING *",
                 )
                 .bind(u.id)
@@ -202,10 +311,13 @@ macro_rules! impl_user_store {
                 .bind(u.email.as_str())
                 .bind(u.email_verified)
                 .bind(u.password_hash)
-                .bind(u.is_admin)
+                .bind(u.roles)
                 .bind(u.now)
-                .fetch_one(self.write())
+                .fetch_one(&mut *tx)
                 .await?;
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
                 Ok(row)
             }
 
@@ -265,6 +377,7 @@ macro_rules! impl_user_store {
                 id: $crate::domain::UserId,
                 change: &$crate::store::ProfileChange<'_>,
                 now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
             ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let row: Option<$crate::store::UserRecord> = sqlx::query_as(
@@ -281,11 +394,16 @@ macro_rules! impl_user_store {
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
+                if row.is_none() {
+                    return Ok(None);
+                }
                 if change.email.is_some() {
                     // A reset link sent to the old address must not reach the account.
                     sqlx::query($crate::store::VOID_RESET_LINKS).bind(id).execute(&mut *tx).await?;
                 }
+                $crate::store::audit::record_in!(tx, event);
                 tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::User(id)).await;
                 Ok(row)
             }
@@ -311,20 +429,36 @@ macro_rules! impl_user_store {
                 new_hash: &str,
                 keep: $crate::store::KeepSessions,
                 now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
             ) -> Result<Option<u64>, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let ended = $crate::store::users::set_password_in!(tx, id, new_hash, keep.id(), now, None);
+                let Some(ended) = ended else {
+                    return Ok(None);
+                };
+                let event = event.clone().detail("sessions_ended", ended);
+                $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
-                if ended.is_some() {
-                    self.changed($crate::store::Change::User(id)).await;
-                }
-                Ok(ended)
+                event.log();
+                self.changed($crate::store::Change::User(id)).await;
+                Ok(Some(ended))
             }
 
-            async fn delete_user(&self, id: $crate::domain::UserId) -> Result<bool, $crate::store::StoreError> {
-                let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(self.write()).await?;
+            async fn delete_user(
+                &self,
+                id: $crate::domain::UserId,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::User(id)).await;
-                Ok(done.rows_affected() > 0)
+                Ok(true)
             }
 
             async fn list_users(&self) -> Result<Vec<$crate::store::UserRecord>, $crate::store::StoreError> {
@@ -336,6 +470,7 @@ macro_rules! impl_user_store {
                 id: $crate::domain::UserId,
                 disabled: bool,
                 now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
             ) -> Result<Option<u64>, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let done = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
@@ -355,9 +490,135 @@ macro_rules! impl_user_store {
                         .await?
                         .rows_affected();
                 }
+                let event = event.clone().detail("sessions_ended", ended);
+                $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
+                event.log();
                 self.changed($crate::store::Change::User(id)).await;
                 Ok(Some(ended))
+            }
+
+            async fn admin_update(
+                &self,
+                id: $crate::domain::UserId,
+                change: &$crate::store::AdminChange<'_>,
+                now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let row: Option<$crate::store::UserRecord> = sqlx::query_as(
+                    "UPDATE users SET
+                        username = COALESCE($2, username),
+                        email_verified = CASE WHEN $4 IS NOT NULL THEN $4
+                            WHEN $3 IS NULL OR $3 = email THEN email_verified ELSE FALSE END,
+                        email = COALESCE($3, email),
+                        disabled = COALESCE($5, disabled),
+                        roles = COALESCE($6, roles),
+                        updated_at = $7
+                     WHERE id = $1 RETURNING *",
+                )
+                .bind(id)
+                .bind(change.username.map($crate::domain::Username::as_str))
+                .bind(change.email.map($crate::domain::Email::as_str))
+                .bind(change.email_verified)
+                .bind(change.disabled)
+                .bind(change.roles)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if row.is_none() {
+                    return Ok(None);
+                }
+                let mut event = event.clone();
+                if change.disabled == Some(true) {
+                    let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    event = event.detail("sessions_ended", ended);
+                }
+                if change.email.is_some() {
+                    sqlx::query($crate::store::VOID_RESET_LINKS).bind(id).execute(&mut *tx).await?;
+                }
+                $crate::store::audit::record_in!(tx, &event);
+                tx.commit().await?;
+                event.log();
+                self.changed($crate::store::Change::User(id)).await;
+                Ok(row)
+            }
+
+            async fn search_users(
+                &self,
+                q: &$crate::store::UserQuery,
+            ) -> Result<Vec<$crate::store::UserRecord>, $crate::store::StoreError> {
+                use $crate::store::{UserSearch, users::{prefix_end, role_pattern}};
+                let bytes = <$store>::BYTE_ORDER;
+                let username = format!("lower(username){bytes}");
+                let email = format!("email{bytes}");
+                macro_rules! filters {
+                    ($sql:expr) => {
+                        if let Some(role) = &q.role {
+                            $sql.push(" AND (' ' || roles || ' ') LIKE ").push_bind(role_pattern(role)).push(" ESCAPE '\\'");
+                        }
+                        if let Some(disabled) = q.disabled {
+                            $sql.push(" AND disabled = ").push_bind(disabled);
+                        }
+                        if let Some(verified) = q.email_verified {
+                            $sql.push(" AND email_verified = ").push_bind(verified);
+                        }
+                    };
+                }
+                let limit = i64::from(q.limit);
+                let prefix = match &q.search {
+                    Some(UserSearch::Id(id)) => {
+                        let mut sql = sqlx::QueryBuilder::new("SELECT * FROM users WHERE id = ");
+                        sql.push_bind(*id);
+                        filters!(sql);
+                        if q.after.is_some() {
+                            return Ok(Vec::new());
+                        }
+                        return Ok(sql.build_query_as().fetch_all(self.read()).await?);
+                    }
+                    Some(UserSearch::Prefix(prefix)) => Some(prefix.as_str()),
+                    None => None,
+                };
+                let mut found = Vec::new();
+                let after_email = q.after.as_ref().filter(|a| a.by_email);
+                if after_email.is_none() {
+                    let mut sql = sqlx::QueryBuilder::new("SELECT * FROM users WHERE TRUE");
+                    if let Some(prefix) = prefix {
+                        sql.push(format!(" AND {username} >= ")).push_bind(prefix.to_owned());
+                        sql.push(format!(" AND {username} < ")).push_bind(prefix_end(prefix));
+                    }
+                    if let Some(after) = &q.after {
+                        sql.push(format!(" AND {username} > ")).push_bind(after.key.clone());
+                    }
+                    filters!(sql);
+                    sql.push(format!(" ORDER BY {username} LIMIT ")).push_bind(limit);
+                    found = sql.build_query_as().fetch_all(self.read()).await?;
+                }
+                let Some(prefix) = prefix else {
+                    return Ok(found);
+                };
+                let rest = limit - found.len() as i64;
+                if rest <= 0 {
+                    return Ok(found);
+                }
+                // Then the accounts whose email starts with the text but whose username does not.
+                let mut sql = sqlx::QueryBuilder::new("SELECT * FROM users WHERE ");
+                sql.push(format!("{email} >= ")).push_bind(prefix.to_owned());
+                sql.push(format!(" AND {email} < ")).push_bind(prefix_end(prefix));
+                sql.push(format!(" AND NOT ({username} >= ")).push_bind(prefix.to_owned());
+                sql.push(format!(" AND {username} < ")).push_bind(prefix_end(prefix)).push(")");
+                if let Some(after) = after_email {
+                    sql.push(format!(" AND {email} > ")).push_bind(after.key.clone());
+                }
+                filters!(sql);
+                sql.push(format!(" ORDER BY {email} LIMIT ")).push_bind(rest);
+                let more: Vec<$crate::store::UserRecord> = sql.build_query_as().fetch_all(self.read()).await?;
+                found.extend(more);
+                Ok(found)
             }
 
             async fn taken_names(&self) -> Result<$crate::store::TakenNames, $crate::store::StoreError> {
@@ -372,12 +633,13 @@ macro_rules! impl_user_store {
                 users: &[$crate::store::ImportedUser],
                 now: $crate::domain::Timestamp,
                 progress: &(dyn Fn(u64) + Send + Sync),
+                event: &$crate::store::AuditEvent,
             ) -> Result<u64, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let mut inserted = 0u64;
                 for batch in users.chunks($crate::store::IMPORT_BATCH_ROWS) {
                     let mut insert = sqlx::QueryBuilder::new(
-                        "INSERT INTO users (id, username, email, email_verified, password_hash, is_admin, disabled, created_at, updated_at) ",
+                        "INSERT INTO users (id, username, email, email_verified, password_hash, roles, disabled, created_at, updated_at) ",
                     );
                     insert.push_values(batch, |mut row, u| {
                         row.push_bind(u.id)
@@ -385,7 +647,7 @@ macro_rules! impl_user_store {
                             .push_bind(u.email.as_str())
                             .push_bind(u.email_verified)
                             .push_bind(u.password_hash.as_str())
-                            .push_bind(false)
+                            .push_bind("")
                             .push_bind(false)
                             .push_bind(now)
                             .push_bind(now);
@@ -393,7 +655,10 @@ macro_rules! impl_user_store {
                     inserted += insert.build().execute(&mut *tx).await?.rows_affected();
                     progress(inserted);
                 }
+                let event = event.clone().detail("users", inserted);
+                $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
+                event.log();
                 Ok(inserted)
             }
         }

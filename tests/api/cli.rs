@@ -193,13 +193,13 @@ fn list_shows_every_user_as_a_table_or_json_lines() {
     let table = ok(dir, &["user", "list"], None);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
-    for column in ["ID", "USERNAME", "EMAIL", "VERIFIED", "ADMIN", "DISABLED"] {
+    for column in ["ID", "USERNAME", "EMAIL", "VERIFIED", "ROLES", "DISABLED"] {
         assert!(lines[0].contains(column), "{table}");
     }
     let dave: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(dave[1..], ["dave", "dave@example.com", "yes", "no", "yes"]);
+    assert_eq!(dave[1..], ["dave", "dave@example.com", "yes", "-", "yes"]);
     let erin: Vec<&str> = lines[2].split_whitespace().collect();
-    assert_eq!(erin[1..], ["erin", "erin@example.com", "yes", "yes", "no"]);
+    assert_eq!(erin[1..], ["erin", "erin@example.com", "yes", "admin", "no"]);
 
     let users: Vec<Value> =
         ok(dir, &["user", "list", "--json"], None).lines().map(|l| serde_json::from_str(l).unwrap()).collect();

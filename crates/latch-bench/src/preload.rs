@@ -12,7 +12,7 @@ use latch::auth::password::{ARGON2_M_COST, ARGON2_P_COST, ARGON2_T_COST};
 use latch::auth::secret;
 use latch::clock::Clock;
 use latch::domain::{SessionId, UserId};
-use latch::store::{ImportedUser, NewSession, Store};
+use latch::store::{Actor, AuditEvent, EventType, ImportedUser, NewSession, Store};
 
 /// The password of every preloaded user (and of registered ones).
 pub const PASSWORD: &str = "bench-Passw0rd-7Kq2";
@@ -93,7 +93,8 @@ pub async fn grow(store: &dyn Store, from: u64, count: u64) -> anyhow::Result<Pr
                 login_users.push((user.username.clone(), user.id));
             }
         }
-        store.import_users(&batch, now, &|_| {}).await.context("cannot insert the preloaded users")?;
+        let event = AuditEvent::new(EventType::UsersImported, Actor::System, now).detail("via", "latch-bench");
+        store.import_users(&batch, now, &|_| {}, &event).await.context("cannot insert the preloaded users")?;
         next = end;
     }
     Ok(Preloaded { login_users, elapsed: started.elapsed() })
@@ -115,7 +116,9 @@ pub async fn confidential_client(store: &dyn Store, secret: &str) -> anyhow::Res
         created_at: now,
         updated_at: now,
     };
-    store.create_client(&client).await.context("cannot register the benchmark's client")?;
+    let event =
+        AuditEvent::new(EventType::ClientCreated, Actor::System, now).detail("client", client.client_id.as_str());
+    store.create_client(&client, &event).await.context("cannot register the benchmark's client")?;
     Ok(client.client_id)
 }
 
@@ -146,7 +149,9 @@ pub async fn refresh_tokens(
             now,
             expires_at,
         };
-        store.create_session(&session).await.context("cannot start a session for the refresh scenario")?;
+        let event =
+            AuditEvent::new(EventType::Login, Actor::User(Some(*user_id)), now).user(*user_id).session(session.id);
+        store.create_session(&session, &event).await.context("cannot start a session for the refresh scenario")?;
         tokens.push(token);
     }
     Ok(tokens)

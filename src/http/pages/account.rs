@@ -285,9 +285,9 @@ pub(super) async fn email(State(state): State<AppState>, client: ClientInfo, req
     answer(&state, &auth, csrf, view).await
 }
 
-pub(super) async fn verification(State(state): State<AppState>, req: Request) -> Response {
+pub(super) async fn verification(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
     let (auth, _, csrf) = account_form!(state, req);
-    let view = match state.accounts.resend_verification(&auth.user).await {
+    let view = match state.accounts.resend_verification(&auth.user, client.client()).await {
         Ok(()) => return done("link"),
         Err(e) => match refused(e, &[]) {
             Ok(view) => view,
@@ -322,7 +322,7 @@ pub(super) async fn password(State(state): State<AppState>, client: ClientInfo, 
 }
 
 /// Ends one session of the list; ending this browser's own signs it out.
-pub(super) async fn end_session(State(state): State<AppState>, req: Request) -> Response {
+pub(super) async fn end_session(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
     let (auth, form, csrf) = account_form!(state, req);
     if let Some(view) = locked(&state, &auth) {
         return answer(&state, &auth, csrf, view).await;
@@ -331,7 +331,7 @@ pub(super) async fn end_session(State(state): State<AppState>, req: Request) -> 
         let view = View::failed(StatusCode::UNPROCESSABLE_ENTITY, "Choose a session to sign out.");
         return answer(&state, &auth, csrf, view).await;
     };
-    let view = match state.sessions.end_own(auth.user.id, sid).await {
+    let view = match state.sessions.end_own(auth.user.id, sid, client.client()).await {
         Ok(true) if Some(sid) == auth.session_id() => {
             let page = message(
                 &state,

@@ -54,12 +54,12 @@ pub(super) async fn verify_email_page(
     link_page(&state, &headers, query.as_deref(), "verify_email.html", VERIFY_HEADING)
 }
 
-pub(super) async fn verify_email(State(state): State<AppState>, req: Request) -> Response {
+pub(super) async fn verify_email(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
     let (form, csrf) = match posted(&state, req).await {
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
-    match state.accounts.confirm_email(form.token.as_deref().unwrap_or_default()).await {
+    match state.accounts.confirm_email(form.token.as_deref().unwrap_or_default(), client.client()).await {
         Ok(_) => Page::new("verify_email.html", VERIFY_HEADING, context! { done => true }, csrf).render(&state),
         Err(e) => {
             let page = Page::new("verify_email.html", VERIFY_HEADING, context! { error => INVALID_LINK }, csrf);
@@ -76,14 +76,14 @@ pub(super) async fn reset_password_page(
     link_page(&state, &headers, query.as_deref(), "reset_password.html", RESET_HEADING)
 }
 
-pub(super) async fn reset_password(State(state): State<AppState>, req: Request) -> Response {
+pub(super) async fn reset_password(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
     let (form, csrf) = match posted(&state, req).await {
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
     let result = match TokenAndPassword::parse(form.token.as_deref(), form.new_password.as_deref()) {
         Ok(TokenAndPassword { token, new_password }) => {
-            state.accounts.reset_password(token, new_password).await.map_err(ApiError::from)
+            state.accounts.reset_password(token, new_password, client.client()).await.map_err(ApiError::from)
         }
         Err(errors) => Err(ApiError::validation(errors)),
     };

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{FromRequestParts, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
@@ -179,7 +179,7 @@ pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, re
             return page(StatusCode::UNPROCESSABLE_ENTITY, by_field(&errors), error, csrf).render(&state);
         }
     };
-    let user = match state.accounts.register(account, client.ip).await {
+    let user = match state.accounts.register(account, client.client()).await {
         Ok(user) => user,
         Err(AccountError::Taken(field)) => {
             let errors = BTreeMap::from([(field.to_owned(), format!("This {field} is taken."))]);
@@ -246,12 +246,17 @@ pub fn wants_page(settings: &Settings, headers: &HeaderMap) -> bool {
 /// (also when it was signed out already).
 pub async fn logout(state: AppState, req: Request) -> Response {
     let (auth, req) = signed_in(&state, req).await;
-    let (_, csrf) = match posted(&state, req).await {
+    let (mut parts, body) = req.into_parts();
+    let client = match ClientInfo::from_request_parts(&mut parts, &state).await {
+        Ok(client) => client,
+        Err(e) => return e.into_response(),
+    };
+    let (_, csrf) = match posted(&state, Request::from_parts(parts, body)).await {
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
-    if let Some(sid) = auth.as_ref().ok().and_then(|a| a.session_id()) {
-        if let Err(e) = state.sessions.end(sid).await {
+    if let Some((user, sid)) = auth.as_ref().ok().and_then(|a| Some((a.user.id, a.session_id()?))) {
+        if let Err(e) = state.sessions.logout(user, sid, client.client()).await {
             return ApiError::from(e).into_response();
         }
         tracing::info!(session = %sid, "session ended by its sign-out page");

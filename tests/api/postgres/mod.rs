@@ -18,6 +18,12 @@ mod helpers {
 #[path = "../suite/abuse.rs"]
 mod abuse;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/admin.rs"]
+mod admin;
+#[cfg(latch_postgres_tests)]
+#[path = "../suite/audit.rs"]
+mod audit;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/clients.rs"]
 mod clients;
 #[cfg(latch_postgres_tests)]

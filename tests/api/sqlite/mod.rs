@@ -14,6 +14,10 @@ mod helpers {
 
 #[path = "../suite/abuse.rs"]
 mod abuse;
+#[path = "../suite/admin.rs"]
+mod admin;
+#[path = "../suite/audit.rs"]
+mod audit;
 #[path = "../suite/clients.rs"]
 mod clients;
 #[path = "../suite/email.rs"]

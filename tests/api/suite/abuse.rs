@@ -353,7 +353,9 @@ async fn a_wrong_password_for_a_legacy_hash_takes_as_long_as_for_an_unknown_user
         // passlib pbkdf2-sha256 of PASSWORD, 1000 rounds: far cheaper than Argon2id.
         password_hash: "$pbkdf2-sha256$1000$GwOgNEbIee/9v9f6f4/Rug$ZQ4kqyJFpiN4IK5gweQCAvWFPVyUO41/ZWf4RA7cp5k".into(),
     };
-    store.import_users(&[imported], latch::clock::Clock::system().now(), &|_| {}).await.unwrap();
+    let now = latch::clock::Clock::system().now();
+    let event = latch::store::AuditEvent::new(latch::store::EventType::UsersImported, latch::store::Actor::System, now);
+    store.import_users(&[imported], now, &|_| {}, &event).await.unwrap();
     let (legacy, unknown) = fastest_pair(
         5,
         || async { app.token("leon", "a wrong guess!").await.status() },

@@ -19,7 +19,8 @@ async fn registration_answers_201_with_the_private_view_and_location() {
     assert!(body["created_at"].is_string() && body["updated_at"].is_string());
     assert!(body.get("password").is_none() && body.get("password_hash").is_none());
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 6, "{body}");
+    assert_eq!(body["roles"], serde_json::json!([]), "no roles until given");
+    assert_eq!(keys.len(), 7, "{body}");
 }
 
 #[tokio::test]

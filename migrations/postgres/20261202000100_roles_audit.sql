@@ -1,0 +1,29 @@
+-- Roles replace the admin flag: a space-separated, sorted set of role names (`admin`
+-- built in). The audit log keeps security events; it has no foreign keys, so that the
+-- events of a deleted account stay until their retention ends.
+ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '';
+UPDATE users SET roles = 'admin' WHERE is_admin;
+ALTER TABLE users DROP COLUMN is_admin;
+
+-- The admin search walks usernames and emails in byte order, whatever the database's
+-- collation, so that a prefix is one index range.
+CREATE INDEX users_username_bytes ON users ((lower(username)) COLLATE "C");
+CREATE INDEX users_email_bytes ON users (email COLLATE "C");
+
+CREATE TABLE audit_events (
+    id              UUID PRIMARY KEY,
+    at              TIMESTAMPTZ NOT NULL,
+    type            TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    actor_type      TEXT NOT NULL,
+    actor_id        TEXT,
+    user_id         UUID,
+    ip              TEXT,
+    user_agent      TEXT,
+    client_id       TEXT,
+    session_id      UUID,
+    details         TEXT NOT NULL
+);
+CREATE INDEX audit_events_at ON audit_events (at, id);
+CREATE INDEX audit_events_user ON audit_events (user_id, at, id);
+CREATE INDEX audit_events_type ON audit_events (type, at, id);
