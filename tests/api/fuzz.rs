@@ -37,6 +37,10 @@ struct Target {
     /// An access token of a second account, whose name, email and password the
     /// fuzzer may change.
     changing_token: String,
+    /// An access token of an account with the `admin` role.
+    admin_token: String,
+    /// The id of an account the admin API may change (never delete).
+    victim_id: String,
     /// How often each status was answered in the current property: the coverage.
     statuses: RefCell<BTreeMap<u16, u32>>,
     /// Declared last: dropped after the server it runs.
@@ -46,7 +50,7 @@ struct Target {
 impl Target {
     fn start() -> Target {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (app, access_token, refresh_token, changing_token) = rt.block_on(async {
+        let (app, access_token, refresh_token, changing_token, admin_token, victim_id) = rt.block_on(async {
             let app = spawn_app_with(|c| c.limits.enabled = false).await;
             app.create_user("fuzzer").await;
             let tokens = app.login("fuzzer").await;
@@ -64,13 +68,18 @@ impl Target {
                 .execute(&pool)
                 .await
                 .unwrap();
+            app.create_user("fuzzadmin").await;
+            sqlx::query("UPDATE users SET roles = 'admin' WHERE username = 'fuzzadmin'").execute(&pool).await.unwrap();
+            let victim = app.create_user("victim").await;
             pool.close().await;
             app.create_user("changing").await;
             let changing = app.login("changing").await;
-            (app, tokens.access_token, refresh_token, changing.access_token)
+            let admin = app.login("fuzzadmin").await;
+            let victim_id = victim["id"].as_str().unwrap().to_owned();
+            (app, tokens.access_token, refresh_token, changing.access_token, admin.access_token, victim_id)
         });
         let statuses = RefCell::default();
-        Target { app, access_token, refresh_token, changing_token, statuses, rt }
+        Target { app, access_token, refresh_token, changing_token, admin_token, victim_id, statuses, rt }
     }
 
     /// Sends a request; a transport error or a 5xx fails the case, and so does a
@@ -437,6 +446,8 @@ fn arbitrary_input_never_gets_a_5xx() {
         bearer_and_cookie_credentials(t),
         raw_bodies(t),
         paths(t),
+        admin_queries(t),
+        admin_bodies(t),
     ]
     .into_iter()
     .flatten()
@@ -821,6 +832,81 @@ fn paths(t: &Target) -> Option<String> {
             request = request.bearer_auth(&t.access_token);
         }
         t.send(request, &format!("{method} {url}"))?;
+        Ok(())
+    })
+}
+
+/// Query strings of the admin lists and the user's own events, as an admin: known
+/// parameter names with arbitrary values, arbitrary names, repeats, and raw bytes.
+fn admin_queries(t: &Target) -> Option<String> {
+    let name = prop_oneof![
+        4 => select(&["q", "role", "disabled", "email_verified", "limit", "cursor", "user", "type", "since", "until"][..])
+            .prop_map(|n| n.as_bytes().to_vec()),
+        1 => bytes(),
+    ];
+    let value = prop_oneof![
+        3 => bytes(),
+        2 => text().prop_map(String::into_bytes),
+        2 => select(&["%", "_", "\\", "admin", "true", "0", "200", "201", "-1", "login", "2026-11-30T08:00:00Z", "fuzz", "AAAA"][..])
+            .prop_map(|v| v.as_bytes().to_vec()),
+    ];
+    let strategy =
+        (select(&["/admin/users", "/admin/audit", "/users/me/events"][..]), prop::collection::vec((name, value), 0..4));
+    check(t, "GET /admin/users, /admin/audit, /users/me/events (query)", 500, strategy, |(path, pairs)| {
+        let query: Vec<String> =
+            pairs.iter().map(|(n, v)| format!("{}={}", percent_encode(n), percent_encode(v))).collect();
+        let mut url = reqwest::Url::parse(&t.app.url(path)).unwrap();
+        url.set_query(Some(&query.join("&")));
+        let request = t.app.client.get(url.clone()).bearer_auth(&t.admin_token);
+        t.send(request, &format!("GET {url}"))?;
+        Ok(())
+    })
+}
+
+/// A field of the admin API: anything, or a list (roles, origins, URIs, scopes).
+fn admin_field() -> impl Strategy<Value = Option<Field>> {
+    let lists = &[
+        r#"["admin"]"#,
+        r#"["a","b","a"]"#,
+        r#"["https://a.example","http://localhost:3000/cb"]"#,
+        r#"[1,2]"#,
+        r#"[null]"#,
+        r#"["%_\\"]"#,
+        r#"[""]"#,
+        r#"[[]]"#,
+    ][..];
+    let plausible = &["true", "false", r#""fuzzname""#, r#""fuzz@example.com""#, r#""Fuzz App""#, r#"["editor"]"#][..];
+    prop_oneof![
+        4 => Just(None),
+        2 => field(),
+        2 => select(plausible).prop_map(|j| Some(Field::Json(j))),
+        1 => select(lists).prop_map(|j| Some(Field::Json(j))),
+    ]
+}
+
+/// Bodies of the admin API's changes: a user's fields (never deleted) and new clients.
+fn admin_bodies(t: &Target) -> Option<String> {
+    let user_path = format!("/admin/users/{}", t.victim_id);
+    let strategy = (
+        any::<bool>(),
+        shape(&["username", "email", "email_verified", "disabled", "roles", "add_roles", "remove_roles", "name"]),
+        prop::collection::vec(admin_field(), 7),
+    );
+    check(t, "PATCH /admin/users/{id}, POST /admin/clients", 500, strategy, |(user, shape, values)| {
+        let names: &[&str] = if user {
+            &["username", "email", "email_verified", "disabled", "roles", "add_roles", "remove_roles"]
+        } else {
+            &["name", "confidential", "first_party", "origins", "redirect_uris", "post_logout_redirect_uris", "scopes"]
+        };
+        let fields: Vec<(&str, &Option<Field>)> = names.iter().copied().zip(values.iter()).collect();
+        let (_, body) = body(&Shape { json: true, ..shape }, &fields);
+        let (method, path) = if user { (Method::PATCH, user_path.as_str()) } else { (Method::POST, "/admin/clients") };
+        let request = t
+            .request(method.clone(), path)
+            .bearer_auth(&t.admin_token)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        t.send(request, &format!("{method} {path} {}", body.escape_ascii()))?;
         Ok(())
     })
 }

@@ -193,5 +193,12 @@ async fn security_events_are_logged_as_structured_lines_without_request_data() {
     assert_eq!(events("rate_limited").len(), 1, "{log}");
     let reuse = events("refresh_token_reused");
     assert!(reuse.len() == 1 && reuse[0]["user"].is_string() && reuse[0]["session"].is_string(), "{log}");
+    // Every audit event is a line of its own.
+    let audit: Vec<&Value> = lines.iter().filter(|l| l["target"] == "latch::audit").map(|l| &l["fields"]).collect();
+    let has = |kind: &str, outcome: &str| audit.iter().any(|f| f["audit"] == kind && f["outcome"] == outcome);
+    assert!(has("registration", "success") && has("login", "success") && has("login", "failure"), "{log}");
+    assert!(has("rate_limited", "failure") && has("refresh_token_reuse", "failure"), "{log}");
+    assert!(audit.iter().all(|f| f["actor"].is_string() && f["details"].is_string()), "{log}");
+    assert!(audit.iter().any(|f| f["audit"] == "login" && f["ip"] == "127.0.0.1" && f["user"].is_null()), "{log}");
     assert!(!log.contains("forged") && !log.contains("nobody"), "request data reached the log: {log}");
 }

@@ -106,6 +106,30 @@ wrk.headers["Authorization"] = {authorization}
     )
 }
 
+/// `GET` of a path picked at random from `paths` for each request, with
+/// `Authorization: Bearer <token>`.
+pub fn bearer_get_any(paths: &[String], token: &str) -> String {
+    format!(
+        r#"-- GET a random path of a fixed set with a fixed bearer token.
+{SETUP}
+local paths = {paths}
+local requests = {{}}
+function init(args)
+  math.randomseed(os.time() * 1000 + tid)
+  local headers = {{ ["Authorization"] = {authorization} }}
+  for i, path in ipairs(paths) do
+    requests[i] = wrk.format("GET", path, headers)
+  end
+end
+function request()
+  return requests[math.random(#requests)]
+end
+"#,
+        paths = array(paths),
+        authorization = quote(&format!("Bearer {token}")),
+    )
+}
+
 /// `GET <path>` as a browser's first visit: no cookie, so every answer makes a new
 /// CSRF token (static request).
 pub fn page_get(path: &str) -> String {

@@ -37,6 +37,8 @@ pub struct Results {
     pub introspect: Report,
     /// `GET /login`, the sign-in page, on a first visit.
     pub login_page: Report,
+    /// `GET /admin/users?q=<start of a username>` by an admin.
+    pub admin_search: Report,
     pub flood_login: Report,
     pub flood_me: Report,
     pub crowd_login: Report,
@@ -57,6 +59,7 @@ pub struct Scale {
     pub preload: Duration,
     pub login: Report,
     pub me: Report,
+    pub admin_search: Report,
 }
 
 /// `p50` at the larger count relative to the smaller, as a signed change.
@@ -134,7 +137,7 @@ impl Results {
         let _ = writeln!(out, "| scenario | connections | req/s | p50 | p99 | errors |");
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
         let _ = writeln!(out, "| ceiling: Argon2id hashes, one core | – | {} | – | – | – |", rate(self.hash_ceiling));
-        let rows: [(&str, u64, &Report); 11] = [
+        let rows: [(&str, u64, &Report); 12] = [
             ("ceiling: bare axum `GET /users/me`", self.connections, &self.bare),
             ("register (`POST /users`)", self.connections, &self.register),
             ("login (`POST /token` password grant, 100 users)", self.connections, &self.login),
@@ -143,6 +146,7 @@ impl Results {
             ("refresh (`POST /token` refresh grant)", self.connections, &self.refresh),
             ("introspect (`POST /introspect`, live access token)", self.connections, &self.introspect),
             ("login page (`GET /login`, first visit)", self.connections, &self.login_page),
+            ("admin search (`GET /admin/users?q=…`, 100 prefixes)", self.connections, &self.admin_search),
             ("login flood, alongside the next row", self.connections, &self.flood_login),
             ("me during the login flood", self.connections, &self.flood_me),
             ("login", self.rss_connections, &self.crowd_login),
@@ -216,7 +220,11 @@ impl Results {
             let _ = writeln!(out);
             let _ = writeln!(out, "| p50 | {} users | {} users | change | within 20 % |", self.users, scale.users);
             let _ = writeln!(out, "|---|---:|---:|---:|---|");
-            for (name, small, large) in [("login", &self.login, &scale.login), ("me", &self.me, &scale.me)] {
+            for (name, small, large) in [
+                ("login", &self.login, &scale.login),
+                ("me", &self.me, &scale.me),
+                ("admin search", &self.admin_search, &scale.admin_search),
+            ] {
                 let change = change(small.p50, large.p50);
                 let _ = writeln!(
                     out,
@@ -227,6 +235,17 @@ impl Results {
                     met(change.abs() <= 0.20)
                 );
             }
+            let _ = writeln!(out);
+            let _ = writeln!(out, "| figure | measured | target | met |");
+            let _ = writeln!(out, "|---|---:|---:|---|");
+            let p50 = scale.admin_search.p50;
+            let _ = writeln!(
+                out,
+                "| admin search p50 at {} users | {} | < 50 ms | {} |",
+                scale.users,
+                latency(p50),
+                met(p50 < Duration::from_millis(50))
+            );
         }
         out
     }
@@ -280,6 +299,7 @@ mod tests {
             refresh: report(900.0, 10_000, 30_000),
             introspect: report(30_000.0, 300, 900),
             login_page: report(20_000.0, 400, 1200),
+            admin_search: report(5_000.0, 3_000, 9_000),
             flood_login: report(28.0, 500_000, 600_000),
             flood_me: report(5_000.0, 2_000, 12_000),
             crowd_login: report(28.0, 2_000_000, 3_000_000),
@@ -291,12 +311,14 @@ mod tests {
                 preload: Duration::from_secs(4),
                 login: report(28.0, 550_000, 600_000),
                 me: report(9_000.0, 1_300, 4_000),
+                admin_search: report(4_000.0, 4_000, 12_000),
             }),
         };
         let md = results.markdown();
         assert!(md.contains("| p50 | 1000 users | 1000000 users | change | within 20 % |"), "{md}");
         assert!(md.contains("| login | 500.00 ms | 550.00 ms | +10 % | yes |"), "{md}");
         assert!(md.contains("| me | 1.00 ms | 1.30 ms | +30 % | **no** |"), "{md}");
+        assert!(md.contains("| admin search p50 at 1000000 users | 4.00 ms | < 50 ms | yes |"), "{md}");
         assert!(md.contains("| login / hash ceiling | 0.950 | ≥ 0.90 | yes |"), "{md}");
         assert!(md.contains("| register / hash ceiling | 0.800 | ≥ 0.80 | yes |"), "{md}");
         assert!(md.contains("| me / bare-axum ceiling | 0.250 | ≥ 0.50 | **no** |"), "{md}");

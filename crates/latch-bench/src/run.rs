@@ -243,6 +243,9 @@ impl<'a> Bench<'a> {
             self.scenario(latch, "login-page", &script, &script, args.connections)
         })?;
 
+        eprintln!("admin search…");
+        let admin_search = self.admin_search(&*store, &data_dir, "", &preloaded.login_users)?;
+
         eprintln!("me during a login flood…");
         let (flood_login, flood_me) = self.with_latch(&data_dir, "flood", |latch| {
             let me_script = self.me_script(latch.addr(), &usernames)?;
@@ -282,7 +285,9 @@ impl<'a> Bench<'a> {
                 eprintln!("  done in {:.1} s", grown.elapsed.as_secs_f64());
                 let usernames: Vec<String> = grown.login_users.iter().map(|(name, _)| name.clone()).collect();
                 let (login, me) = self.login_and_me(&data_dir, "scale-", &usernames)?;
-                Some(Scale { users: count, preload: grown.elapsed, login, me })
+                eprintln!("scale-admin search…");
+                let admin_search = self.admin_search(&*store, &data_dir, "scale-", &grown.login_users)?;
+                Some(Scale { users: count, preload: grown.elapsed, login, me, admin_search })
             }
             None => None,
         };
@@ -312,6 +317,7 @@ impl<'a> Bench<'a> {
             refresh,
             introspect,
             login_page,
+            admin_search,
             flood_login,
             flood_me,
             crowd_login,
@@ -338,6 +344,40 @@ impl<'a> Bench<'a> {
             self.scenario(latch, &name, &me_script, &me_script, connections)
         })?;
         Ok((login, me))
+    }
+
+    /// `GET /admin/users?q=…` by the first of `users`, made an admin through the store,
+    /// for the first characters of each user's name (a prefix that many names share).
+    fn admin_search(
+        &self,
+        store: &dyn latch::store::Store,
+        data_dir: &Path,
+        prefix: &str,
+        users: &[(String, latch::domain::UserId)],
+    ) -> anyhow::Result<Report> {
+        let (admin, admin_id) = users.first().context("no users")?;
+        let now = latch::clock::Clock::system().now();
+        let change = latch::store::AdminChange { roles: Some("admin"), ..Default::default() };
+        let event =
+            latch::store::AuditEvent::new(latch::store::EventType::RolesChanged, latch::store::Actor::System, now)
+                .user(*admin_id)
+                .detail("via", "latch-bench");
+        self.runtime.block_on(store.admin_update(*admin_id, &change, now, &event))?.context("the admin is gone")?;
+        // `user123456` → `user1234`: the users whose names start so, a page of 50 of them.
+        let paths: Vec<String> = users
+            .iter()
+            .map(|(name, _)| format!("/admin/users?q={}", &name[..name.len().saturating_sub(2).max(5)]))
+            .collect();
+        let name = format!("{prefix}admin-search");
+        self.with_latch(data_dir, &name, |latch| {
+            let tokens = http::login(latch.addr(), admin, preload::PASSWORD)?;
+            let body = http::get_with_bearer(latch.addr(), &paths[0], &tokens.access_token)?;
+            if !body.contains("\"users\"") {
+                bail!("the admin search answered {body}");
+            }
+            let script = lua::bearer_get_any(&paths, &tokens.access_token);
+            self.scenario(latch, &name, &script, &script, self.args.connections)
+        })
     }
 
     /// Runs `f` against a fresh `latch serve` with the abuse limits off, then stops the

@@ -145,6 +145,46 @@ async fn a_token_from_one_instance_works_on_all_and_revocations_reach_all() {
 }
 
 #[tokio::test]
+async fn an_admin_disabling_a_user_ends_their_sessions_on_every_instance() {
+    let db = TestDatabase::create().await;
+    let nodes = cluster(&db, &[]).await;
+    let client = Client::new();
+    client.register(&nodes[0].base, "root").await;
+    client.register(&nodes[0].base, "victim").await;
+    let out = latch(&db.url).args(["user", "roles", "root", "--add", "admin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin = client.login(&nodes[1].base, "root").await;
+    let t = client.login(&nodes[2].base, "victim").await;
+    for node in &nodes {
+        assert_eq!(client.me(&node.base, &t.access_token).await, StatusCode::OK);
+    }
+    let r = client.http.get(format!("{}/admin/users?q=victim", nodes[0].base)).bearer_auth(&admin.access_token);
+    let page: Value = r.send().await.unwrap().json().await.unwrap();
+    let id = page["users"][0]["id"].as_str().unwrap();
+    let r = client.http.patch(format!("{}/admin/users/{id}", nodes[0].base)).bearer_auth(&admin.access_token);
+    let r = r.json(&json!({"disabled": true})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let delay = refused_everywhere_within_a_second(&client, &nodes, &t.access_token).await;
+    eprintln!("cross-instance disable delay: {delay:?}");
+    assert_eq!(client.refresh(&nodes[1].base, &t.refresh_token).await, StatusCode::BAD_REQUEST);
+
+    // Taking the admin role away closes the admin API on every instance within a second.
+    let out = latch(&db.url).args(["user", "roles", "root", "--remove", "admin"]).output().unwrap();
+    assert!(out.status.success());
+    let start = Instant::now();
+    for node in &nodes {
+        loop {
+            let r = client.http.get(format!("{}/admin/users", node.base)).bearer_auth(&admin.access_token);
+            if r.send().await.unwrap().status() == StatusCode::FORBIDDEN {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(1), "{} still lets the old admin in", node.base);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_password_reset_on_one_instance_ends_sessions_on_all() {
     let db = TestDatabase::create().await;
     let mail = tempfile::tempdir().unwrap();
