@@ -138,9 +138,25 @@ impl App {
         let accounts = Accounts::new(sessions.clone(), emails, PasswordPolicy::new(config.password_min_length));
         let clients = Clients::load(&*store, &config.cors_origins, config.require_registered_clients).await?;
         let templates = crate::http::pages::Templates::new(&settings, config.ui_templates.as_deref())?;
+        let cursor_key = store
+            .instance_secret("cursor", &rand::random::<[u8; 32]>())
+            .await
+            .context("cannot read the installation's cursor key")?;
+        let cursor_key: [u8; 32] =
+            cursor_key.try_into().map_err(|_| anyhow::anyhow!("the stored cursor key is not 32 bytes"))?;
         let admin = Admin::new(sessions.clone(), accounts.clone());
-        let state =
-            AppState::new(Services { sessions, accounts, admin, clients, templates, store, tokens, settings, metrics });
+        let state = AppState::new(Services {
+            sessions,
+            accounts,
+            admin,
+            clients,
+            templates,
+            cursor_key,
+            store,
+            tokens,
+            settings,
+            metrics,
+        });
         Ok(Self { listener, addr, metrics_listener, metrics_addr, limits, state, clock })
     }
 

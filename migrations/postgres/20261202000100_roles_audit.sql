@@ -27,3 +27,10 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_at ON audit_events (at, id);
 CREATE INDEX audit_events_user ON audit_events (user_id, at, id);
 CREATE INDEX audit_events_type ON audit_events (type, at, id);
+
+-- Random keys of this installation, shared by every instance (the key that seals the
+-- admin API's page cursors). Made by the first instance that needs one.
+CREATE TABLE instance_secrets (
+    name            TEXT PRIMARY KEY,
+    value           BYTEA NOT NULL
+);

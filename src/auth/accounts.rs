@@ -290,7 +290,7 @@ impl Accounts {
                 .detail("limit", limit)
                 .detail("retry_after", *retry_after);
             event.user_id = user;
-            self.sessions.audit.refused(event).await;
+            self.sessions.audit.record_quietly(event).await;
         }
         Ok(result?)
     }

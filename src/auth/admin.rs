@@ -10,7 +10,8 @@ use crate::auth::registry::{self, ClientSpec};
 use crate::auth::sessions::{Client, Sessions};
 use crate::domain::{Email, FieldError, SessionId, UserId, Username, roles};
 use crate::store::{
-    Actor, AdminChange, AuditEvent, ClientRecord, EventType, SessionRecord, StoreError, UserQuery, UserRecord,
+    Actor, AdminChange, AdminUpdate, AuditEvent, ClientRecord, EventType, SessionRecord, StoreError, UserQuery,
+    UserRecord,
 };
 
 /// Why an admin operation was refused.
@@ -71,6 +72,8 @@ impl Admin {
 
     /// Changes a user. An admin cannot disable themself or take their own `admin` role
     /// away here (the command line can): the last admin must not lock everyone out.
+    /// What changes is decided against the user as the transaction sees them, so that
+    /// concurrent changes never undo each other.
     pub async fn update(
         &self,
         actor: &Actor,
@@ -78,74 +81,35 @@ impl Admin {
         patch: UserPatch,
         client: Client<'_>,
     ) -> Result<UserRecord, AdminError> {
+        let names = RoleNames::parse(&patch)?;
         let user = self.user(id).await?;
-        let roles = new_roles(&user, &patch)?;
-        let is_self = *actor == Actor::Admin(id);
-        if is_self && patch.disabled == Some(true) {
-            return Err(FieldError::new("disabled", "an admin cannot disable their own account").into());
-        }
-        if is_self && roles.as_deref().is_some_and(|r| !roles::split(r).any(|r| r == roles::ADMIN)) {
-            return Err(FieldError::new("roles", "an admin cannot take away their own admin role").into());
-        }
-        let username = patch.username.filter(|u| u.as_str() != user.username);
-        let email = patch.email.filter(|e| e.as_str() != user.email);
-        let email_verified = patch.email_verified.filter(|&v| v != user.email_verified || email.is_some());
-        let disabled = patch.disabled.filter(|&d| d != user.disabled);
-        if username.is_none() && email.is_none() && email_verified.is_none() && disabled.is_none() && roles.is_none() {
-            return Ok(user);
-        }
-        let renamed_to_other = username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
-        if let Some(field) = self.sessions.store.taken(renamed_to_other, email.as_ref()).await? {
+        // A cheap check first; the unique indexes decide races.
+        let username = patch.username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
+        let email = patch.email.as_ref().filter(|e| e.as_str() != user.email);
+        if let Some(field) = self.sessions.store.taken(username, email).await? {
             return Err(AdminError::Taken(field));
         }
-        let mut event = self
-            .sessions
-            .audit
-            .from(event_type(&username, &email, email_verified, disabled, &roles), actor.clone(), client)
-            .user(id);
-        if let Some(username) = &username {
-            event = event.detail("username", username.as_str());
-        }
-        if let Some(email) = &email {
-            event = event.detail("email", email.as_str());
-        }
-        if let Some(verified) = email_verified {
-            event = event.detail("email_verified", verified);
-        }
-        if let Some(disabled) = disabled {
-            event = event.detail("disabled", disabled);
-        }
-        if let Some(roles) = &roles {
-            let before: BTreeSet<&str> = user.roles().collect();
-            let after: BTreeSet<&str> = roles::split(roles).collect();
-            event = event
-                .detail("roles_added", after.difference(&before).copied().collect::<Vec<_>>())
-                .detail("roles_removed", before.difference(&after).copied().collect::<Vec<_>>());
-        }
-        let change = AdminChange {
-            username: username.as_ref(),
-            email: email.as_ref(),
-            email_verified,
-            disabled,
-            roles: roles.as_deref(),
-        };
-        let updated = self
-            .sessions
-            .store
-            .admin_update(id, &change, self.sessions.clock.now(), &event)
-            .await
-            .map_err(|e| match e {
+        let base = self.sessions.audit.from(EventType::UserUpdated, actor.clone(), client).user(id);
+        let is_self = *actor == Actor::Admin(id);
+        let plan = |user: &UserRecord| plan(user, &patch, &names, is_self, &base);
+        let outcome =
+            self.sessions.store.admin_update(id, self.sessions.clock.now(), &plan).await.map_err(|e| match e {
                 StoreError::Conflict(field) => AdminError::Taken(field),
                 e => e.into(),
-            })?
-            .ok_or(AdminError::NotFound)?;
-        if email.is_some() {
-            if !updated.email_verified {
-                self.accounts.emails().send_verification(&updated).await?;
+            })?;
+        let (before, after) = match outcome {
+            AdminUpdate::NoUser => return Err(AdminError::NotFound),
+            AdminUpdate::Refused(refusal) => return Err(refusal.into()),
+            AdminUpdate::Unchanged(user) => return Ok(user),
+            AdminUpdate::Updated { before, after } => (before, after),
+        };
+        if after.email != before.email {
+            if !after.email_verified {
+                self.accounts.emails().send_verification(&after).await?;
             }
-            self.accounts.emails().send_email_changed(&user.email, &updated).await;
+            self.accounts.emails().send_email_changed(&before.email, &after).await;
         }
-        Ok(updated)
+        Ok(after)
     }
 
     /// Deletes a user and everything of theirs. An admin cannot delete themself here.
@@ -224,6 +188,8 @@ impl Admin {
 
     /// Deletes a client and ends the sessions it started.
     pub async fn delete_client(&self, actor: &Actor, client_id: &str, client: Client<'_>) -> Result<(), AdminError> {
+        // Only an id of the registry reaches the database (PostgreSQL refuses a NUL).
+        self.client(client_id).await?;
         let event = self.client_event(EventType::ClientDeleted, actor, client_id, client);
         if self.sessions.store.delete_client(client_id, &event).await? { Ok(()) } else { Err(AdminError::NotFound) }
     }
@@ -235,11 +201,16 @@ impl Admin {
         client_id: &str,
         client: Client<'_>,
     ) -> Result<String, AdminError> {
-        let mut record = self.client(client_id).await?;
-        let secret = registry::new_secret(&mut record, self.sessions.clock.now())
+        let record = self.client(client_id).await?;
+        let (secret, digest) = registry::new_secret(&record)
             .ok_or_else(|| FieldError::new("client_id", "a public client has no secret"))?;
         let event = self.client_event(EventType::ClientSecretRotated, actor, client_id, client);
-        if self.sessions.store.update_client(&record, &event).await? { Ok(secret) } else { Err(AdminError::NotFound) }
+        let now = self.sessions.clock.now();
+        if self.sessions.store.set_client_secret(client_id, &digest, now, &event).await? {
+            Ok(secret)
+        } else {
+            Err(AdminError::NotFound)
+        }
     }
 
     fn client_event(&self, kind: EventType, actor: &Actor, client_id: &str, client: Client<'_>) -> AuditEvent {
@@ -247,39 +218,91 @@ impl Admin {
     }
 }
 
-/// The stored form of the user's roles after `patch`, or `None` when they stay.
-fn new_roles(user: &UserRecord, patch: &UserPatch) -> Result<Option<String>, AdminError> {
-    if patch.roles.is_none() && patch.add_roles.is_empty() && patch.remove_roles.is_empty() {
-        return Ok(None);
-    }
-    let mut set: BTreeSet<String> = match &patch.roles {
-        Some(list) => list.iter().map(|r| roles::parse(r, "roles")).collect::<Result<_, _>>()?,
-        None => user.roles().map(str::to_owned).collect(),
-    };
-    for role in &patch.add_roles {
-        set.insert(roles::parse(role, "add_roles")?);
-    }
-    for role in &patch.remove_roles {
-        set.remove(&roles::parse(role, "remove_roles")?);
-    }
-    let stored = roles::join(&set, "roles")?;
-    Ok((stored != user.roles).then_some(stored))
+/// The role names of a patch, checked.
+struct RoleNames {
+    replace: Option<BTreeSet<String>>,
+    add: Vec<String>,
+    remove: Vec<String>,
 }
 
-/// One type per admin change: a change of roles alone, of the disabled flag alone, or
-/// anything else.
-fn event_type(
-    username: &Option<Username>,
-    email: &Option<Email>,
-    email_verified: Option<bool>,
-    disabled: Option<bool>,
-    roles: &Option<String>,
-) -> EventType {
-    let profile = username.is_some() || email.is_some() || email_verified.is_some();
-    match (profile, disabled, roles.is_some()) {
+impl RoleNames {
+    fn parse(patch: &UserPatch) -> Result<Self, FieldError> {
+        let replace = patch
+            .roles
+            .as_ref()
+            .map(|list| list.iter().map(|r| roles::parse(r, "roles")).collect::<Result<BTreeSet<_>, _>>())
+            .transpose()?;
+        let add = patch.add_roles.iter().map(|r| roles::parse(r, "add_roles")).collect::<Result<_, _>>()?;
+        let remove = patch.remove_roles.iter().map(|r| roles::parse(r, "remove_roles")).collect::<Result<_, _>>()?;
+        Ok(Self { replace, add, remove })
+    }
+
+    /// The stored form of `user`'s roles after the change, or `None` when they stay.
+    fn apply(&self, user: &UserRecord) -> Result<Option<String>, FieldError> {
+        if self.replace.is_none() && self.add.is_empty() && self.remove.is_empty() {
+            return Ok(None);
+        }
+        let mut set = self.replace.clone().unwrap_or_else(|| user.roles().map(str::to_owned).collect());
+        set.extend(self.add.iter().cloned());
+        for role in &self.remove {
+            set.remove(role);
+        }
+        let stored = roles::join(&set, "roles")?;
+        Ok((stored != user.roles).then_some(stored))
+    }
+}
+
+/// An admin's change of `user` as it stands, with its event: only what differs, and a
+/// type for a change of roles alone, of the disabled flag alone, or anything else.
+fn plan(
+    user: &UserRecord,
+    patch: &UserPatch,
+    names: &RoleNames,
+    is_self: bool,
+    base: &AuditEvent,
+) -> Result<Option<(AdminChange, AuditEvent)>, FieldError> {
+    let roles = names.apply(user)?;
+    if is_self && patch.disabled == Some(true) {
+        return Err(FieldError::new("disabled", "an admin cannot disable their own account"));
+    }
+    if is_self && roles.as_deref().is_some_and(|r| !roles::split(r).any(|r| r == roles::ADMIN)) {
+        return Err(FieldError::new("roles", "an admin cannot take away their own admin role"));
+    }
+    let change = AdminChange {
+        username: patch.username.clone().filter(|u| u.as_str() != user.username),
+        email: patch.email.clone().filter(|e| e.as_str() != user.email),
+        email_verified: patch.email_verified.filter(|&v| v != user.email_verified || patch.email.is_some()),
+        disabled: patch.disabled.filter(|&d| d != user.disabled),
+        roles,
+    };
+    let profile = change.username.is_some() || change.email.is_some() || change.email_verified.is_some();
+    let kind = match (profile, change.disabled, change.roles.is_some()) {
+        (false, None, false) => return Ok(None),
         (false, None, true) => EventType::RolesChanged,
         (false, Some(true), false) => EventType::UserDisabled,
         (false, Some(false), false) => EventType::UserEnabled,
         _ => EventType::UserUpdated,
+    };
+    let mut event = base.clone();
+    event.kind = kind;
+    if let Some(username) = &change.username {
+        event = event.detail("username", username.as_str());
     }
+    if let Some(email) = &change.email {
+        event = event.detail("email", email.as_str());
+    }
+    if let Some(verified) = change.email_verified {
+        event = event.detail("email_verified", verified);
+    }
+    if let Some(disabled) = change.disabled {
+        event = event.detail("disabled", disabled);
+    }
+    if let Some(roles) = &change.roles {
+        let before: BTreeSet<&str> = user.roles().collect();
+        let after: BTreeSet<&str> = roles::split(roles).collect();
+        event = event
+            .detail("roles_added", after.difference(&before).copied().collect::<Vec<_>>())
+            .detail("roles_removed", before.difference(&after).copied().collect::<Vec<_>>());
+    }
+    Ok(Some((change, event)))
 }

@@ -55,14 +55,20 @@ impl Audit {
         }
     }
 
-    /// Records an over-limit refusal, at most once per [`REFUSAL_QUIET`] for the same
-    /// subject, address and limit on this instance.
-    pub async fn refused(&self, event: AuditEvent) {
+    /// Records an event that an attacker could repeat at will (a refusal over a limit,
+    /// the right password of a disabled account) at most once per [`REFUSAL_QUIET`] for
+    /// the same type, subject, address group (IPv6 by /64, as the limits count them)
+    /// and limit or reason on this instance.
+    pub async fn record_quietly(&self, event: AuditEvent) {
+        let address = event.ip.as_deref().and_then(|ip| ip.parse().ok()).map(crate::auth::limits::address_key);
+        let detail = |name: &str| event.details.get(name).and_then(|l| l.as_str()).unwrap_or_default().to_owned();
         let key = format!(
-            "{}|{}|{}",
+            "{}|{}|{}|{}|{}",
+            event.kind.as_str(),
             event.user_id.map(|u| u.to_string()).unwrap_or_default(),
-            event.ip.as_deref().unwrap_or_default(),
-            event.details.get("limit").and_then(|l| l.as_str()).unwrap_or_default()
+            address.unwrap_or_default(),
+            detail("limit"),
+            detail("reason"),
         );
         let now = event.at;
         {

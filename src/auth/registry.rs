@@ -160,16 +160,16 @@ pub fn update(client: &mut ClientRecord, spec: &ClientSpec, now: Timestamp) -> R
     Ok(())
 }
 
-/// Gives a confidential client a new secret (the old one stops working once stored);
-/// `None` for a public client, which has none.
-pub fn new_secret(client: &mut ClientRecord, now: Timestamp) -> Option<String> {
+/// A new secret for a confidential client and its digest, to store with
+/// `set_client_secret` (the old one stops working then); `None` for a public client,
+/// which has none.
+pub fn new_secret(client: &ClientRecord) -> Option<(String, [u8; 32])> {
     if !client.confidential {
         return None;
     }
     let secret = secret::random_token();
-    client.secret_hash = Some(secret::digest(&secret).to_vec());
-    client.updated_at = now;
-    Some(secret)
+    let digest = secret::digest(&secret);
+    Some((secret, digest))
 }
 
 /// A registered client as the admin API and `latch client show --json` show it.
@@ -238,15 +238,15 @@ mod tests {
     #[test]
     fn secrets_only_for_confidential_clients() {
         let now = crate::clock::Clock::system().now();
-        let (mut public, secret) = new_client(&spec(), false, now).unwrap();
+        let (public, secret) = new_client(&spec(), false, now).unwrap();
         assert!(secret.is_none() && public.secret_hash.is_none());
-        assert!(new_secret(&mut public, now).is_none());
-        let (mut private, secret) = new_client(&spec(), true, now).unwrap();
+        assert!(new_secret(&public).is_none());
+        let (private, secret) = new_client(&spec(), true, now).unwrap();
         let secret = secret.unwrap();
         assert_eq!(private.secret_hash.as_deref(), Some(&secret::digest(&secret)[..]));
-        let rotated = new_secret(&mut private, now).unwrap();
+        let (rotated, digest) = new_secret(&private).unwrap();
         assert_ne!(rotated, secret);
-        assert_eq!(private.secret_hash.as_deref(), Some(&secret::digest(&rotated)[..]));
+        assert_eq!(digest, secret::digest(&rotated));
         assert_eq!(ClientView::from(&private).scopes, STANDARD_SCOPES);
     }
 }

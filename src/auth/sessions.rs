@@ -218,7 +218,14 @@ impl Sessions {
             )
             .await?;
         if user.disabled {
-            self.login_failed(Some(&user), client, "account_disabled").await;
+            // The right password, which the limits do not count: recorded quietly.
+            let mut event = self
+                .audit
+                .from(EventType::Login, Actor::User(Some(user.id)), client)
+                .failed()
+                .detail("reason", "account_disabled");
+            event.user_id = Some(user.id);
+            self.audit.record_quietly(event).await;
             return Err(SessionError::Disabled);
         }
         if options.require_verified && self.settings.require_verified_email && !user.email_verified {
@@ -293,7 +300,7 @@ impl Sessions {
                 .detail("limit", "password_check")
                 .detail("retry_after", *retry_after);
             event.user_id = id;
-            self.audit.refused(event).await;
+            self.audit.record_quietly(event).await;
         }
     }
 
@@ -392,6 +399,7 @@ impl Sessions {
     pub async fn refresh(
         &self,
         presented: &str,
+        client: Client<'_>,
         accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
         scope: impl FnOnce(&str, &str) -> Result<String, SessionError>,
     ) -> Result<TokenPair, SessionError> {
@@ -414,7 +422,7 @@ impl Sessions {
                 now,
                 self.settings.idle_cutoff(now),
                 accept,
-                &self.audit.event(EventType::RefreshTokenReuse, Actor::User(None)).failed(),
+                &self.audit.from(EventType::RefreshTokenReuse, Actor::User(None), client).failed(),
             )
             .await?;
         let session = match outcome {

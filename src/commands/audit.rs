@@ -64,17 +64,33 @@ pub(super) async fn run(args: AuditArgs, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--since`: an RFC 3339 time, or a duration before now.
+/// `--since`: an RFC 3339 time, or a duration before now; within the years 1 to 9999.
 fn since(text: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(t) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
-        return Ok(Timestamp::new(t));
+    let refused = || anyhow::anyhow!("--since: `{text}` is neither an RFC 3339 time nor a duration like 24h");
+    if let Some(t) = Timestamp::parse_rfc3339(text) {
+        return Ok(t);
     }
-    let ago = parse_duration(text)
-        .map_err(|_| anyhow::anyhow!("--since: `{text}` is neither an RFC 3339 time nor a duration like 24h"))?;
-    Ok(Clock::system().now() - ago)
+    let ago = parse_duration(text).map_err(|_| refused())?;
+    let t = Clock::system().now().get().checked_sub(time::Duration::try_from(ago).map_err(|_| refused())?);
+    t.and_then(Timestamp::checked).ok_or_else(refused)
 }
 
-/// Control characters shown escaped, so that a stored value cannot move the terminal.
+/// Control characters and the invisible ones that reorder or hide text (bidirectional
+/// overrides, zero-width characters) shown escaped, so that a stored value can neither
+/// move the terminal nor disguise itself.
 fn escape(text: &str) -> String {
-    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+    };
+    text.chars().flat_map(|c| if hidden(c) { c.escape_unicode().collect() } else { vec![c] }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hidden_characters_are_shown_escaped() {
+        assert_eq!(super::escape("a\u{202e}b\u{200b}c\x1b[2J"), "a\\u{202e}b\\u{200b}c\\u{1b}[2J");
+        assert_eq!(super::escape("plain é"), "plain é");
+    }
 }

@@ -11,7 +11,7 @@ use crate::cli::{ClientCommand, ClientSettings};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::FieldError;
-use crate::store::{Actor, AuditEvent, ClientRecord, EventType, Store, StoreError};
+use crate::store::{Actor, AuditEvent, ClientRecord, EventType, Store};
 
 /// Runs `latch client …`.
 pub(super) async fn run(command: ClientCommand, config: Config) -> anyhow::Result<()> {
@@ -172,15 +172,12 @@ async fn update(
 }
 
 async fn rotate_secret(store: &dyn Store, client_id: &str, json: bool) -> anyhow::Result<()> {
-    let mut client = find(store, client_id).await?;
-    let secret = registry::new_secret(&mut client, Clock::system().now())
-        .with_context(|| format!("client `{client_id}` is public: it has no secret"))?;
-    match store.update_client(&client, &event(EventType::ClientSecretRotated, client_id)).await {
-        Ok(true) => {}
-        Ok(false) => anyhow::bail!("no client `{client_id}`"),
-        Err(StoreError::Conflict(_)) => anyhow::bail!("client `{client_id}` changed meanwhile; try again"),
-        Err(e) => return Err(e.into()),
-    }
+    let client = find(store, client_id).await?;
+    let (secret, digest) =
+        registry::new_secret(&client).with_context(|| format!("client `{client_id}` is public: it has no secret"))?;
+    let event = event(EventType::ClientSecretRotated, client_id);
+    let stored = store.set_client_secret(client_id, &digest, Clock::system().now(), &event).await?;
+    anyhow::ensure!(stored, "no client `{client_id}`");
     print_secret(client_id, Some(&secret), json);
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! (which other local users can read in the process list), and follow the same rules
 //! as registration.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::Context as _;
@@ -15,8 +16,10 @@ use crate::auth::password::{self, PasswordHasher};
 use crate::cli::UserCommand;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::{Email, PasswordPolicy, UserId, Username, roles};
-use crate::store::{Actor, AdminChange, AuditEvent, EventType, KeepSessions, NewUser, StoreError, UserRecord};
+use crate::domain::{Email, FieldError, PasswordPolicy, UserId, Username, roles};
+use crate::store::{
+    Actor, AdminChange, AdminUpdate, AuditEvent, EventType, KeepSessions, NewUser, StoreError, UserRecord,
+};
 
 /// Runs `latch user …`.
 pub(super) async fn run(command: UserCommand, config: Config) -> anyhow::Result<()> {
@@ -203,28 +206,43 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
     Ok(())
 }
 
-/// `latch user roles`: prints the roles after the change (`-` for none).
+/// `latch user roles`: prints the roles after the change (`-` for none). The new set
+/// is computed from the roles as the transaction sees them, so that a concurrent change
+/// is not undone.
 async fn change_roles(config: &Config, who: &str, add: &[String], remove: &[String], json: bool) -> anyhow::Result<()> {
+    let named = |flag: &str, list: &[String]| -> anyhow::Result<Vec<String>> {
+        list.iter().map(|r| roles::parse(r, flag).map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))).collect()
+    };
+    let (add, remove) = (named("--add", add)?, named("--remove", remove)?);
     let store = super::open_store(config).await?;
     let user = super::find_user(&*store, who).await?;
-    let mut set: std::collections::BTreeSet<String> = user.roles().map(str::to_owned).collect();
-    for role in add {
-        set.insert(roles::parse(role, "--add").map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?);
-    }
-    for role in remove {
-        set.remove(&roles::parse(role, "--remove").map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?);
-    }
-    let stored = roles::join(&set, "--add").map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
-    let user = if stored == user.roles {
+    let user = if add.is_empty() && remove.is_empty() {
         user
     } else {
-        let before: std::collections::BTreeSet<&str> = user.roles().collect();
-        let added: Vec<&str> = set.iter().map(String::as_str).filter(|r| !before.contains(r)).collect();
-        let removed: Vec<&str> = before.iter().copied().filter(|r| !set.contains(*r)).collect();
-        let change = AdminChange { roles: Some(&stored), ..AdminChange::default() };
-        let event =
-            event(EventType::RolesChanged, user.id).detail("roles_added", added).detail("roles_removed", removed);
-        store.admin_update(user.id, &change, Clock::system().now(), &event).await?.with_context(|| gone(&user))?
+        let plan = |current: &UserRecord| -> Result<Option<(AdminChange, AuditEvent)>, FieldError> {
+            let before: BTreeSet<&str> = current.roles().collect();
+            let mut set: BTreeSet<String> = before.iter().map(|r| r.to_string()).collect();
+            set.extend(add.iter().cloned());
+            for role in &remove {
+                set.remove(role);
+            }
+            let stored = roles::join(&set, "--add")?;
+            if stored == current.roles {
+                return Ok(None);
+            }
+            let added: Vec<&str> = set.iter().map(String::as_str).filter(|r| !before.contains(r)).collect();
+            let removed: Vec<&str> = before.iter().copied().filter(|r| !set.contains(*r)).collect();
+            let event = event(EventType::RolesChanged, current.id)
+                .detail("roles_added", added)
+                .detail("roles_removed", removed);
+            Ok(Some((AdminChange { roles: Some(stored), ..AdminChange::default() }, event)))
+        };
+        match store.admin_update(user.id, Clock::system().now(), &plan).await? {
+            AdminUpdate::Updated { after, .. } => after,
+            AdminUpdate::Unchanged(user) => user,
+            AdminUpdate::Refused(e) => anyhow::bail!("{}: {}", e.field, e.message),
+            AdminUpdate::NoUser => anyhow::bail!(gone(&user)),
+        }
     };
     if json {
         println!("{}", json!(user.roles().collect::<Vec<_>>()));

@@ -19,9 +19,16 @@ impl Email {
         let (local, domain) = value.rsplit_once('@').ok_or_else(invalid)?;
         // Quoted local parts and address literals are valid RFC 5322 but not deliverable
         // in practice, and make a poor login name.
+        // Invisible characters that reorder or hide text, and noncharacters, make an
+        // address that looks like another.
+        let hidden = |c: char| {
+            matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+                || matches!(c, '\u{fdd0}'..='\u{fdef}')
+                || (c as u32) & 0xfffe == 0xfffe
+        };
         if local.starts_with('"')
             || domain.starts_with('[')
-            || value.chars().any(|c| c.is_whitespace() || c.is_control())
+            || value.chars().any(|c| c.is_whitespace() || c.is_control() || hidden(c))
         {
             return Err(invalid());
         }
@@ -80,6 +87,9 @@ mod tests {
             "a@exa mple.com",
             "a@-x.com",
             "a@x..com",
+            "b\u{202e}\u{2066}x@example.com",
+            "zero\u{200b}width@example.com",
+            "qq\u{10ffff}z@example.com",
             &long,
             "\"q\"@x.com",
             "a@[127.0.0.1]",

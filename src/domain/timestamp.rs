@@ -14,10 +14,28 @@ use time::OffsetDateTime;
 pub struct Timestamp(OffsetDateTime);
 
 impl Timestamp {
-    /// `t` truncated to the second, in UTC.
+    /// `t` truncated to the second, in UTC (kept in its own offset in the one case
+    /// where UTC is out of range: the last hours of year 9999 west of Greenwich).
     pub fn new(t: OffsetDateTime) -> Self {
-        let t = t.to_offset(time::UtcOffset::UTC);
+        let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
         Self(t.replace_nanosecond(0).unwrap_or(t))
+    }
+
+    /// `t`, when it lies in the years 1 to 9999 in UTC: what both databases store.
+    /// Times from outside (a query parameter, a cursor) go through here.
+    pub fn checked(t: OffsetDateTime) -> Option<Self> {
+        let utc = t.checked_to_offset(time::UtcOffset::UTC)?;
+        (1..=9999).contains(&utc.year()).then(|| Self::new(utc))
+    }
+
+    /// An RFC 3339 time (`2026-11-30T08:00:00Z`), within [`Self::checked`]'s range.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok().and_then(Self::checked)
+    }
+
+    /// Seconds since the Unix epoch, within [`Self::checked`]'s range.
+    pub fn from_unix(secs: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(secs).ok().and_then(Self::checked)
     }
 
     pub fn unix(self) -> i64 {
@@ -109,5 +127,18 @@ mod tests {
             Timestamp::new(time::macros::datetime!(2026-11-29 08:00:01 UTC))
         );
         assert_eq!(ts.to_string(), "2026-11-29T08:00:00Z");
+    }
+
+    #[test]
+    fn times_from_outside_stay_within_years_1_to_9999() {
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-29T10:00:00+02:00").map(|t| t.unix()), Some(1_764_403_200));
+        for text in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00", "0000-06-01T00:00:00Z", "yesterday"] {
+            assert!(Timestamp::parse_rfc3339(text).is_none(), "{text}");
+        }
+        assert!(Timestamp::from_unix(-62_135_596_801).is_none(), "year 0");
+        assert!(Timestamp::from_unix(i64::MAX).is_none());
+        // Never a panic, whatever the offset.
+        let late = time::macros::datetime!(9999-12-31 23:59:59 -01:00);
+        assert_eq!(Timestamp::new(late).get(), late);
     }
 }

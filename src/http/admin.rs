@@ -17,7 +17,6 @@ use axum::{Json as JsonBody, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::admin::{AdminError, UserPatch};
@@ -86,69 +85,80 @@ impl From<AdminError> for ApiError {
 const USERS: u8 = b'u';
 const EVENTS: u8 = b'e';
 
-/// Bytes of the integrity tag.
-const TAG: usize = 8;
-
-fn tag(payload: &[u8]) -> [u8; TAG] {
-    let digest = Sha256::new().chain_update(b"latch cursor v1\0").chain_update(payload).finalize();
-    let mut tag = [0; TAG];
-    tag.copy_from_slice(&digest[..TAG]);
-    tag
-}
-
-fn seal(payload: Vec<u8>) -> String {
-    let mut bytes = payload;
-    let tag = tag(&bytes);
-    bytes.extend_from_slice(&tag);
+/// A cursor is the position after the last row of a page, sealed (XChaCha20-Poly1305
+/// under the installation's cursor key) together with the list and the filters it
+/// belongs to: it cannot be read, altered, forged, or used with other filters.
+fn seal(key: &[u8; 32], kind: u8, binding: &str, payload: &[u8]) -> String {
+    use chacha20poly1305::aead::{Aead as _, AeadCore as _, KeyInit as _, OsRng, Payload};
+    let cipher = chacha20poly1305::XChaCha20Poly1305::new(key.into());
+    let nonce = chacha20poly1305::XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let aad = [&[kind][..], binding.as_bytes()].concat();
+    // Sealing a few bytes in memory cannot fail; an empty cursor would just be refused.
+    let sealed = cipher.encrypt(&nonce, Payload { msg: payload, aad: &aad }).unwrap_or_default();
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The payload of a cursor of `kind`; a 400 naming `cursor` for anything else.
-fn open(cursor: &str, kind: u8) -> Result<Vec<u8>, ApiError> {
-    let refused = || ApiError::bad_request_field("cursor", "is not a cursor of this list");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| refused())?;
-    if bytes.len() < TAG + 1 || bytes.len() > 1024 {
-        return Err(refused());
+/// The payload of a cursor of `kind` for `binding`; a 400 naming `cursor` for anything
+/// else.
+fn open(key: &[u8; 32], cursor: &str, kind: u8, binding: &str) -> Result<Vec<u8>, ApiError> {
+    use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| refused_cursor())?;
+    if bytes.len() < 24 + 16 || bytes.len() > 1024 {
+        return Err(refused_cursor());
     }
-    let (payload, given) = bytes.split_at(bytes.len() - TAG);
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(&tag(payload)[..], given)) || payload[0] != kind {
-        return Err(refused());
+    let (nonce, sealed) = bytes.split_at(24);
+    let nonce: [u8; 24] = nonce.try_into().map_err(|_| refused_cursor())?;
+    let cipher = chacha20poly1305::XChaCha20Poly1305::new(key.into());
+    let aad = [&[kind][..], binding.as_bytes()].concat();
+    cipher
+        .decrypt(&chacha20poly1305::XNonce::from(nonce), Payload { msg: sealed, aad: &aad })
+        .map_err(|_| refused_cursor())
+}
+
+fn refused_cursor() -> ApiError {
+    ApiError::bad_request_field("cursor", "is not a cursor of this list with these filters")
+}
+
+/// What a users cursor is bound to: every filter but the page size.
+fn users_binding(query: &UserQuery) -> String {
+    format!("{:?}|{:?}|{:?}|{:?}", query.search, query.role, query.disabled, query.email_verified)
+}
+
+fn user_cursor(key: &[u8; 32], query: &UserQuery, position: &UserPosition) -> String {
+    let payload = [&[u8::from(position.by_email)][..], position.key.as_bytes()].concat();
+    seal(key, USERS, &users_binding(query), &payload)
+}
+
+fn open_user_cursor(key: &[u8; 32], query: &UserQuery, cursor: &str) -> Result<UserPosition, ApiError> {
+    let payload = open(key, cursor, USERS, &users_binding(query))?;
+    let (&flag, text) = payload.split_first().ok_or_else(refused_cursor)?;
+    let key = String::from_utf8(text.to_vec()).map_err(|_| refused_cursor())?;
+    // Only what a stored username or email can be reaches the database.
+    if flag > 1 || key.len() > 320 || key.chars().any(char::is_control) {
+        return Err(refused_cursor());
     }
-    Ok(payload[1..].to_vec())
+    Ok(UserPosition { by_email: flag == 1, key })
 }
 
-fn user_cursor(position: &UserPosition) -> String {
-    let mut payload = vec![USERS, u8::from(position.by_email)];
-    payload.extend_from_slice(position.key.as_bytes());
-    seal(payload)
+/// What an events cursor is bound to: every filter but the page size.
+fn events_binding(query: &EventQuery) -> String {
+    format!("{:?}|{:?}|{:?}|{:?}", query.user, query.types, query.since, query.until)
 }
 
-fn open_user_cursor(cursor: &str) -> Result<UserPosition, ApiError> {
-    let payload = open(cursor, USERS)?;
-    let refused = || ApiError::bad_request_field("cursor", "is not a cursor of this list");
-    let (&flag, key) = payload.split_first().ok_or_else(refused)?;
-    let key = String::from_utf8(key.to_vec()).map_err(|_| refused())?;
-    match flag {
-        0 | 1 => Ok(UserPosition { by_email: flag == 1, key }),
-        _ => Err(refused()),
-    }
+fn event_cursor(key: &[u8; 32], query: &EventQuery, at: Timestamp, id: EventId) -> String {
+    let payload = [&at.unix().to_be_bytes()[..], id.as_uuid().as_bytes()].concat();
+    seal(key, EVENTS, &events_binding(query), &payload)
 }
 
-fn event_cursor(at: Timestamp, id: EventId) -> String {
-    let mut payload = vec![EVENTS];
-    payload.extend_from_slice(&at.unix().to_be_bytes());
-    payload.extend_from_slice(id.as_uuid().as_bytes());
-    seal(payload)
-}
-
-fn open_event_cursor(cursor: &str) -> Result<(Timestamp, EventId), ApiError> {
-    let payload = open(cursor, EVENTS)?;
-    let refused = || ApiError::bad_request_field("cursor", "is not a cursor of this list");
-    let (secs, id) = payload.split_at_checked(8).ok_or_else(refused)?;
-    let secs = i64::from_be_bytes(secs.try_into().map_err(|_| refused())?);
-    let id = uuid::Uuid::from_slice(id).map_err(|_| refused())?;
-    let at = time::OffsetDateTime::from_unix_timestamp(secs).map_err(|_| refused())?;
-    Ok((Timestamp::new(at), EventId::from_uuid(id)))
+fn open_event_cursor(key: &[u8; 32], query: &EventQuery, cursor: &str) -> Result<(Timestamp, EventId), ApiError> {
+    let payload = open(key, cursor, EVENTS, &events_binding(query))?;
+    let (secs, id) = payload.split_at_checked(8).ok_or_else(refused_cursor)?;
+    let secs = i64::from_be_bytes(secs.try_into().map_err(|_| refused_cursor())?);
+    let id = uuid::Uuid::from_slice(id).map_err(|_| refused_cursor())?;
+    let at = Timestamp::from_unix(secs).ok_or_else(refused_cursor)?;
+    Ok((at, EventId::from_uuid(id)))
 }
 
 // ---- query strings ----
@@ -195,9 +205,9 @@ fn flag(params: &[(String, String)], name: &str) -> Result<Option<bool>, ApiErro
 fn time_param(params: &[(String, String)], name: &str) -> Result<Option<Timestamp>, ApiError> {
     one(params, name)
         .map(|v| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map(Timestamp::new)
-                .map_err(|_| ApiError::field(name, "must be an RFC 3339 time, like 2026-11-30T08:00:00Z"))
+            Timestamp::parse_rfc3339(v).ok_or_else(|| {
+                ApiError::field(name, "must be an RFC 3339 time of the years 1 to 9999, like 2026-11-30T08:00:00Z")
+            })
         })
         .transpose()
 }
@@ -270,7 +280,8 @@ async fn list_users(
         Some(q) if q.is_empty() || q.chars().count() > 254 || q.chars().any(char::is_control) => {
             return Err(ApiError::field("q", "must be 1 to 254 characters without control characters"));
         }
-        Some(q) => Some(match UserId::parse(q) {
+        // An id in its usual form; no username has 36 characters (32 hex digits do).
+        Some(q) => Some(match UserId::parse(q).filter(|_| q.len() == 36) {
             Some(id) => UserSearch::Id(id),
             // Stored keys are lowercase; so is the search.
             None => UserSearch::Prefix(q.to_lowercase()),
@@ -278,19 +289,21 @@ async fn list_users(
     };
     let role = one(&params, "role").map(|r| roles::parse(r, "role")).transpose().map_err(ApiError::from)?;
     let page = limit(&params)?;
-    let query = UserQuery {
+    let mut query = UserQuery {
         search,
         role,
         disabled: flag(&params, "disabled")?,
         email_verified: flag(&params, "email_verified")?,
-        after: one(&params, "cursor").map(open_user_cursor).transpose()?,
+        after: None,
         // One more than asked tells whether there is a next page.
         limit: page + 1,
     };
+    let key = &state.cursor_key;
+    query.after = one(&params, "cursor").map(|c| open_user_cursor(key, &query, c)).transpose()?;
     let mut users = state.admin.users(&query).await?;
     let next_cursor = if users.len() > page as usize {
         users.truncate(page as usize);
-        users.last().map(|last| user_cursor(&query.position(last)))
+        users.last().map(|last| user_cursor(key, &query, &query.position(last)))
     } else {
         None
     };
@@ -766,7 +779,11 @@ struct EventPage {
 }
 
 /// The filters both event lists share, read from `params`.
-fn event_query(params: &[(String, String)], user: Option<UserId>) -> Result<(EventQuery, u32), ApiError> {
+fn event_query(
+    key: &[u8; 32],
+    params: &[(String, String)],
+    user: Option<UserId>,
+) -> Result<(EventQuery, u32), ApiError> {
     let mut types = Vec::new();
     for (name, value) in params {
         if name != "type" {
@@ -779,26 +796,35 @@ fn event_query(params: &[(String, String)], user: Option<UserId>) -> Result<(Eve
         }
     }
     let page = limit(params)?;
-    let query = EventQuery {
+    let mut query = EventQuery {
         user,
         types,
         since: time_param(params, "since")?,
         until: time_param(params, "until")?,
-        after: one(params, "cursor").map(open_event_cursor).transpose()?,
+        after: None,
         limit: page + 1,
     };
+    query.after = one(params, "cursor").map(|c| open_event_cursor(key, &query, c)).transpose()?;
     Ok((query, page))
 }
 
-async fn event_page(state: &AppState, query: EventQuery, page: u32) -> Result<EventPage, ApiError> {
+/// A page of events; `own` shows them to the user they are about, who learns that an
+/// admin acted but not which one, nor from where.
+async fn event_page(state: &AppState, query: EventQuery, page: u32, own: bool) -> Result<EventPage, ApiError> {
     let mut events = state.sessions.audit().events(&query).await?;
     let next_cursor = if events.len() > page as usize {
         events.truncate(page as usize);
-        events.last().map(|e| event_cursor(e.at, e.id))
+        events.last().map(|e| event_cursor(&state.cursor_key, &query, e.at, e.id))
     } else {
         None
     };
-    Ok(EventPage { events: events.into_iter().map(EventView::from).collect(), next_cursor })
+    let views = events.into_iter().map(EventView::from).map(|mut e| {
+        if own && e.actor.kind != "user" {
+            (e.actor.id, e.ip, e.user_agent) = (None, None, None);
+        }
+        e
+    });
+    Ok(EventPage { events: views.collect(), next_cursor })
 }
 
 /// The audit log.
@@ -833,8 +859,8 @@ async fn audit(
     let user = one(&params, "user")
         .map(|u| UserId::parse(u).ok_or_else(|| ApiError::field("user", "must be a user id")))
         .transpose()?;
-    let (query, page) = event_query(&params, user)?;
-    Ok(JsonBody(event_page(&state, query, page).await?))
+    let (query, page) = event_query(&state.cursor_key, &params, user)?;
+    Ok(JsonBody(event_page(&state, query, page, false).await?))
 }
 
 /// The user's own security history.
@@ -866,8 +892,8 @@ async fn my_events(
     RawQuery(query): RawQuery,
 ) -> Result<JsonBody<EventPage>, ApiError> {
     let params = query_params(query.as_deref(), &["type", "since", "until", "limit", "cursor"], &["type"])?;
-    let (query, page) = event_query(&params, Some(auth.user.id))?;
-    Ok(JsonBody(event_page(&state, query, page).await?))
+    let (query, page) = event_query(&state.cursor_key, &params, Some(auth.user.id))?;
+    Ok(JsonBody(event_page(&state, query, page, true).await?))
 }
 
 #[cfg(test)]
@@ -875,25 +901,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_refuse_any_change() {
+    fn cursors_round_trip_and_refuse_any_change_forgery_or_other_filters() {
+        let key = [7u8; 32];
+        let query = UserQuery { search: Some(UserSearch::Prefix("al".into())), ..UserQuery::default() };
         let position = UserPosition { by_email: true, key: "alice@example.com".into() };
-        let cursor = user_cursor(&position);
-        assert_eq!(open_user_cursor(&cursor).unwrap(), position);
+        let cursor = user_cursor(&key, &query, &position);
+        assert_eq!(open_user_cursor(&key, &query, &cursor).unwrap(), position);
+        assert!(!cursor.contains("alice"), "sealed, not just encoded");
         let mut bytes = cursor.clone().into_bytes();
         for i in 0..bytes.len() {
             let original = bytes[i];
             bytes[i] = if original == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(bytes.clone()).unwrap();
-            assert!(open_user_cursor(&tampered).is_err(), "byte {i} changed: {tampered}");
+            assert!(open_user_cursor(&key, &query, &tampered).is_err(), "byte {i} changed: {tampered}");
             bytes[i] = original;
         }
+        let other_filters = UserQuery { role: Some("admin".into()), ..query.clone() };
+        assert!(open_user_cursor(&key, &other_filters, &cursor).is_err(), "another query's cursor");
+        assert!(open_user_cursor(&[8u8; 32], &query, &cursor).is_err(), "another installation's cursor");
+        let control = UserPosition { by_email: false, key: "a\0b".into() };
+        assert!(open_user_cursor(&key, &query, &user_cursor(&key, &query, &control)).is_err());
+
+        let events = EventQuery::default();
         let at = Timestamp::new(time::macros::datetime!(2026-11-30 08:00:00 UTC));
         let id = EventId::generate();
-        let events = event_cursor(at, id);
-        assert_eq!(open_event_cursor(&events).unwrap(), (at, id));
-        assert!(open_user_cursor(&events).is_err(), "a cursor of another list");
+        let cursor = event_cursor(&key, &events, at, id);
+        assert_eq!(open_event_cursor(&key, &events, &cursor).unwrap(), (at, id));
+        assert!(open_user_cursor(&key, &query, &cursor).is_err(), "a cursor of another list");
+        let ancient = [&(-1i64 << 40).to_be_bytes()[..], &[0; 16]].concat();
+        let ancient = seal(&key, EVENTS, &events_binding(&events), &ancient);
+        assert!(open_event_cursor(&key, &events, &ancient).is_err(), "a time no database stores");
         for junk in ["", "x", "!!!", &"A".repeat(4000)] {
-            assert!(open_event_cursor(junk).is_err(), "{junk}");
+            assert!(open_event_cursor(&key, &events, junk).is_err(), "{junk}");
         }
     }
 }

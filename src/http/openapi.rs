@@ -232,15 +232,13 @@ pub fn document(settings: &Settings) -> Document {
         ))),
     );
     alias_path(&mut doc, "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server");
-    // A PATCH without a body changes nothing and is answered with the private view.
-    if let Some(body) = doc
-        .paths
-        .paths
-        .get_mut("/users/me")
-        .and_then(|item| item.patch.as_mut())
-        .and_then(|op| op.request_body.as_mut())
-    {
-        body.required = Some(utoipa::openapi::Required::False);
+    // A PATCH without a body changes nothing and is answered with the resource.
+    for path in ["/users/me", "/admin/users/{id}", "/admin/clients/{client_id}"] {
+        if let Some(body) =
+            doc.paths.paths.get_mut(path).and_then(|item| item.patch.as_mut()).and_then(|op| op.request_body.as_mut())
+        {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
     }
     for (path, item) in doc.paths.paths.iter_mut() {
         let oauth = ["/token", "/revoke", "/introspect"].contains(&path.as_str());

@@ -39,6 +39,8 @@ pub struct Services {
     pub clients: Clients,
     /// The hosted pages' templates, compiled once.
     pub templates: crate::http::pages::Templates,
+    /// Seals the admin API's page cursors; the same on every instance.
+    pub cursor_key: [u8; 32],
     pub store: Arc<dyn Store>,
     /// Signs and publishes: JWKS and discovery read it.
     pub tokens: TokenService,

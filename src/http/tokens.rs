@@ -119,7 +119,7 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
     let caller = state.clients.caller(&credentials)?;
     match req.grant_type.as_deref().unwrap_or("password") {
         "password" => password_grant(&state, &client, &caller, req).await,
-        "refresh_token" => refresh_grant(&state, &caller, req).await,
+        "refresh_token" => refresh_grant(&state, &caller, &client, req).await,
         other => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -153,7 +153,12 @@ async fn password_grant(
     Ok(pair)
 }
 
-async fn refresh_grant(state: &AppState, caller: &Caller, req: TokenRequest) -> Result<TokenPair, OAuthError> {
+async fn refresh_grant(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    req: TokenRequest,
+) -> Result<TokenPair, OAuthError> {
     let Some(presented) = req.refresh_token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(OAuthError::invalid_request("refresh_token is required"));
     };
@@ -182,7 +187,7 @@ async fn refresh_grant(state: &AppState, caller: &Caller, req: TokenRequest) -> 
         let granted = clients::still_allowed(session_scope, &state.clients.allowed_scopes(client_id));
         clients::narrow_scope(&granted, req.scope.as_deref()).map_err(|e| SessionError::Internal(e.into()))
     };
-    let pair = match state.sessions.refresh(presented, &accept, narrow).await {
+    let pair = match state.sessions.refresh(presented, client.client(), &accept, narrow).await {
         Err(SessionError::InvalidGrant) => {
             let refused = scope_refused.lock().ok().and_then(|mut r| r.take());
             return Err(refused.map_or_else(|| SessionError::InvalidGrant.into(), OAuthError::from));

@@ -45,8 +45,19 @@ pub trait ClientStore {
     async fn create_client(&self, client: &ClientRecord, event: &super::AuditEvent) -> Result<(), StoreError>;
     /// Every client, oldest first.
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
-    /// Replaces the row of `client.client_id`; false when there is none.
+    /// Replaces the settings of `client.client_id` (not its secret); false when there is
+    /// none.
     async fn update_client(&self, client: &ClientRecord, event: &super::AuditEvent) -> Result<bool, StoreError>;
+    /// Replaces the secret's digest of a confidential client alone, so that no
+    /// concurrent change of settings can bring the old secret back; false when there is
+    /// no such confidential client.
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+        now: crate::domain::Timestamp,
+        event: &super::AuditEvent,
+    ) -> Result<bool, StoreError>;
     /// Deletes a client and ends its sessions; false when there was none.
     async fn delete_client(&self, client_id: &str, event: &super::AuditEvent) -> Result<bool, StoreError>;
 }
@@ -103,20 +114,44 @@ macro_rules! impl_client_store {
             ) -> Result<bool, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 let done = sqlx::query(
-                    "UPDATE clients SET name = $2, confidential = $3, first_party = $4, secret_hash = $5, origins = $6,
-                         redirect_uris = $7, post_logout_redirect_uris = $8, scopes = $9, updated_at = $10
+                    "UPDATE clients SET name = $2, first_party = $3, origins = $4,
+                         redirect_uris = $5, post_logout_redirect_uris = $6, scopes = $7, updated_at = $8
                      WHERE client_id = $1",
                 )
                 .bind(&c.client_id)
                 .bind(&c.name)
-                .bind(c.confidential)
                 .bind(c.first_party)
-                .bind(&c.secret_hash)
                 .bind(&c.origins)
                 .bind(&c.redirect_uris)
                 .bind(&c.post_logout_redirect_uris)
                 .bind(&c.scopes)
                 .bind(c.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                self.changed($crate::store::Change::Clients).await;
+                Ok(true)
+            }
+
+            async fn set_client_secret(
+                &self,
+                client_id: &str,
+                secret_hash: &[u8],
+                now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE clients SET secret_hash = $2, updated_at = $3 WHERE client_id = $1 AND confidential",
+                )
+                .bind(client_id)
+                .bind(secret_hash)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {

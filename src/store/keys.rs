@@ -52,6 +52,9 @@ pub trait KeyStore {
         replace_all: bool,
         event: &super::AuditEvent,
     ) -> Result<(), StoreError>;
+    /// The installation's secret called `name`: `fresh` stored now when there is none
+    /// yet (the first instance to ask wins a race), else the stored one.
+    async fn instance_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
     /// Keys of any age whose private key is stored in plaintext.
     async fn plaintext_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Replaces a plaintext private key by its sealed form; `false` when the row is
@@ -119,6 +122,18 @@ macro_rules! impl_key_store {
                 event.log();
                 self.changed($crate::store::Change::Keys).await;
                 Ok(())
+            }
+
+            async fn instance_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, $crate::store::StoreError> {
+                sqlx::query("INSERT INTO instance_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(fresh)
+                    .execute(self.write())
+                    .await?;
+                Ok(sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(self.write())
+                    .await?)
             }
 
             async fn plaintext_signing_keys(&self) -> Result<Vec<$crate::store::StoredKey>, $crate::store::StoreError> {

@@ -64,6 +64,12 @@ impl PgStore {
     /// (SQLite compares bytes already; PostgreSQL follows the database's collation).
     pub(crate) const BYTE_ORDER: &str = r#" COLLATE "C""#;
 
+    /// Locks the row a transaction reads before it writes (SQLite has one writer).
+    pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+
+    /// The function that finds text in text (1-based; 0 when absent).
+    pub(crate) const POSITION: &str = "strpos";
+
     /// Announces a committed change to every instance, this one included.
     async fn changed(&self, change: Change) {
         let _ = self.changes.send(change);

@@ -105,7 +105,8 @@ pub trait SessionStore {
     /// Ends one session, only if it belongs to `user_id`.
     async fn delete_user_session(&self, user_id: UserId, id: SessionId, event: &AuditEvent)
     -> Result<bool, StoreError>;
-    /// Ends every session of the user; records `event` when there was one to end.
+    /// Ends every session of the user (of whom there must be one) and records `event`,
+    /// also when there was none to end.
     async fn delete_user_sessions(&self, user_id: UserId, event: &AuditEvent) -> Result<u64, StoreError>;
     async fn list_sessions(
         &self,
@@ -275,9 +276,6 @@ macro_rules! impl_session_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                if ended == 0 {
-                    return Ok(0);
-                }
                 let event = event.about(user_id).detail("sessions_ended", ended);
                 $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;

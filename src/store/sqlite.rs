@@ -61,6 +61,12 @@ impl SqliteStore {
     /// (SQLite compares bytes already; PostgreSQL follows the database's collation).
     pub(crate) const BYTE_ORDER: &str = "";
 
+    /// Locks the row a transaction reads before it writes (SQLite has one writer).
+    pub(crate) const FOR_UPDATE: &str = "";
+
+    /// The function that finds text in text (1-based; 0 when absent).
+    pub(crate) const POSITION: &str = "instr";
+
     /// Announces a committed change to this process (other processes on the same file
     /// catch up by polling).
     async fn changed(&self, change: Change) {

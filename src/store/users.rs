@@ -6,7 +6,7 @@
 
 use super::AuditEvent;
 use super::StoreError;
-use crate::domain::{Email, SessionId, Timestamp, UserId, Username};
+use crate::domain::{Email, FieldError, SessionId, Timestamp, UserId, Username};
 
 /// A user row. `Debug` leaves the password hash out.
 #[derive(Clone, sqlx::FromRow)]
@@ -66,14 +66,30 @@ pub struct ProfileChange<'a> {
 
 /// What an admin changes of a user; `None` leaves a field alone. A new address becomes
 /// unverified unless `email_verified` says otherwise; disabling ends every session.
-#[derive(Debug, Default)]
-pub struct AdminChange<'a> {
-    pub username: Option<&'a Username>,
-    pub email: Option<&'a Email>,
+#[derive(Debug, Default, Clone)]
+pub struct AdminChange {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
     pub email_verified: Option<bool>,
     pub disabled: Option<bool>,
     /// In stored form.
-    pub roles: Option<&'a str>,
+    pub roles: Option<String>,
+}
+
+/// Decides an admin's change from the user as the transaction sees them (locked): the
+/// change with its event, `None` when nothing would change, or a refusal. Deciding
+/// inside the transaction keeps concurrent changes from undoing each other (two role
+/// changes each computed from an older set).
+pub type AdminPlan<'a> =
+    dyn Fn(&UserRecord) -> Result<Option<(AdminChange, AuditEvent)>, FieldError> + Send + Sync + 'a;
+
+/// What [`UserStore::admin_update`] did.
+#[derive(Debug)]
+pub enum AdminUpdate {
+    NoUser,
+    Refused(FieldError),
+    Unchanged(UserRecord),
+    Updated { before: UserRecord, after: UserRecord },
 }
 
 /// What the admin search looks for.
@@ -123,18 +139,6 @@ impl UserQuery {
 /// (no stored name holds U+10FFFF).
 pub(crate) fn prefix_end(prefix: &str) -> String {
     format!("{prefix}{}", char::MAX)
-}
-
-/// `roles LIKE` pattern that matches a stored set holding `role`.
-pub(crate) fn role_pattern(role: &str) -> String {
-    let mut escaped = String::with_capacity(role.len() + 4);
-    for c in role.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    format!("% {escaped} %")
 }
 
 /// Which sessions survive a new password.
@@ -232,15 +236,9 @@ pub trait UserStore {
         now: Timestamp,
         event: &AuditEvent,
     ) -> Result<Option<u64>, StoreError>;
-    /// An admin's change (see [`AdminChange`]), with `event`, in one transaction.
-    /// `None` when there is no such user; `Conflict` when a name is taken.
-    async fn admin_update(
-        &self,
-        id: UserId,
-        change: &AdminChange<'_>,
-        now: Timestamp,
-        event: &AuditEvent,
-    ) -> Result<Option<UserRecord>, StoreError>;
+    /// An admin's change, decided by `plan` from the locked row and written with its
+    /// event in one transaction; `Conflict` when a name is taken.
+    async fn admin_update(&self, id: UserId, now: Timestamp, plan: &AdminPlan<'_>) -> Result<AdminUpdate, StoreError>;
     /// A page of the admin user list, in the order of [`UserPosition`].
     async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
     /// Every taken username (lowercased) and email, to check an import against.
@@ -501,11 +499,24 @@ macro_rules! impl_user_store {
             async fn admin_update(
                 &self,
                 id: $crate::domain::UserId,
-                change: &$crate::store::AdminChange<'_>,
                 now: $crate::domain::Timestamp,
-                event: &$crate::store::AuditEvent,
-            ) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
+                plan: &$crate::store::users::AdminPlan<'_>,
+            ) -> Result<$crate::store::users::AdminUpdate, $crate::store::StoreError> {
+                use $crate::store::users::AdminUpdate;
                 let mut tx = self.write().begin().await?;
+                let current: Option<$crate::store::UserRecord> =
+                    sqlx::query_as(&format!("SELECT * FROM users WHERE id = $1{}", <$store>::FOR_UPDATE))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(current) = current else {
+                    return Ok(AdminUpdate::NoUser);
+                };
+                let (change, event) = match plan(&current) {
+                    Err(refusal) => return Ok(AdminUpdate::Refused(refusal)),
+                    Ok(None) => return Ok(AdminUpdate::Unchanged(current)),
+                    Ok(Some(planned)) => planned,
+                };
                 let row: Option<$crate::store::UserRecord> = sqlx::query_as(
                     "UPDATE users SET
                         username = COALESCE($2, username),
@@ -518,18 +529,18 @@ macro_rules! impl_user_store {
                      WHERE id = $1 RETURNING *",
                 )
                 .bind(id)
-                .bind(change.username.map($crate::domain::Username::as_str))
-                .bind(change.email.map($crate::domain::Email::as_str))
+                .bind(change.username.as_ref().map($crate::domain::Username::as_str))
+                .bind(change.email.as_ref().map($crate::domain::Email::as_str))
                 .bind(change.email_verified)
                 .bind(change.disabled)
-                .bind(change.roles)
+                .bind(change.roles.as_deref())
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if row.is_none() {
-                    return Ok(None);
-                }
-                let mut event = event.clone();
+                let Some(after) = row else {
+                    return Ok(AdminUpdate::NoUser);
+                };
+                let mut event = event;
                 if change.disabled == Some(true) {
                     let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                         .bind(id)
@@ -545,21 +556,25 @@ macro_rules! impl_user_store {
                 tx.commit().await?;
                 event.log();
                 self.changed($crate::store::Change::User(id)).await;
-                Ok(row)
+                Ok(AdminUpdate::Updated { before: current, after })
             }
 
             async fn search_users(
                 &self,
                 q: &$crate::store::UserQuery,
             ) -> Result<Vec<$crate::store::UserRecord>, $crate::store::StoreError> {
-                use $crate::store::{UserSearch, users::{prefix_end, role_pattern}};
+                use $crate::store::{UserSearch, users::prefix_end};
                 let bytes = <$store>::BYTE_ORDER;
                 let username = format!("lower(username){bytes}");
                 let email = format!("email{bytes}");
                 macro_rules! filters {
                     ($sql:expr) => {
                         if let Some(role) = &q.role {
-                            $sql.push(" AND (' ' || roles || ' ') LIKE ").push_bind(role_pattern(role)).push(" ESCAPE '\\'");
+                            // A whole name between spaces, compared byte for byte (SQLite's
+                            // LIKE would ignore case).
+                            $sql.push(format!(" AND {}(' ' || roles || ' ', ", <$store>::POSITION))
+                                .push_bind(format!(" {role} "))
+                                .push(") > 0");
                         }
                         if let Some(disabled) = q.disabled {
                             $sql.push(" AND disabled = ").push_bind(disabled);

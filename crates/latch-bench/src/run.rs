@@ -357,12 +357,18 @@ impl<'a> Bench<'a> {
     ) -> anyhow::Result<Report> {
         let (admin, admin_id) = users.first().context("no users")?;
         let now = latch::clock::Clock::system().now();
-        let change = latch::store::AdminChange { roles: Some("admin"), ..Default::default() };
-        let event =
-            latch::store::AuditEvent::new(latch::store::EventType::RolesChanged, latch::store::Actor::System, now)
-                .user(*admin_id)
-                .detail("via", "latch-bench");
-        self.runtime.block_on(store.admin_update(*admin_id, &change, now, &event))?.context("the admin is gone")?;
+        let plan = |_: &latch::store::UserRecord| {
+            let change = latch::store::AdminChange { roles: Some("admin".to_owned()), ..Default::default() };
+            let event =
+                latch::store::AuditEvent::new(latch::store::EventType::RolesChanged, latch::store::Actor::System, now)
+                    .user(*admin_id)
+                    .detail("via", "latch-bench");
+            Ok(Some((change, event)))
+        };
+        match self.runtime.block_on(store.admin_update(*admin_id, now, &plan))? {
+            latch::store::AdminUpdate::Updated { .. } | latch::store::AdminUpdate::Unchanged(_) => {}
+            other => bail!("cannot make {admin} an admin: {other:?}"),
+        }
         // `user123456` → `user1234`: the users whose names start so, a page of 50 of them.
         let paths: Vec<String> = users
             .iter()

@@ -443,3 +443,98 @@ async fn an_admin_manages_the_client_registry() {
         assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
     }
 }
+
+#[tokio::test]
+async fn concurrent_changes_never_undo_each_other() {
+    let app = spawn_app().await;
+    let boss = admin(&app, "boss").await;
+    let kim = app.create_user("kim").await;
+    let path = format!("/admin/users/{}", kim["id"].as_str().unwrap());
+    app.run_cli(&["user", "roles", "kim", "--add", "admin"]);
+
+    // Each change is decided on the roles as they are when it is written.
+    let patches = [
+        json!({"remove_roles": ["admin"]}),
+        json!({"add_roles": ["ra"]}),
+        json!({"add_roles": ["rb"]}),
+        json!({"add_roles": ["rc"]}),
+        json!({"disabled": true}),
+        json!({"disabled": true}),
+    ];
+    let mut set = tokio::task::JoinSet::new();
+    for patch in &patches {
+        let request = app.client.patch(app.url(&path)).bearer_auth(&boss.access_token).json(patch);
+        set.spawn(async move { request.send().await.unwrap() });
+    }
+    let answers = set.join_all().await;
+    assert!(answers.iter().all(|r| r.status() == StatusCode::OK));
+    let kim = ok_json(call(&app, Method::GET, &path, &boss.access_token, None).await).await;
+    assert_eq!(kim["roles"], json!(["ra", "rb", "rc"]));
+    assert_eq!(kim["disabled"], true);
+    let events = ok_json(
+        call(&app, Method::GET, "/admin/audit?type=roles_changed,user_disabled", &boss.access_token, None).await,
+    )
+    .await;
+    let by_admin: Vec<&Value> =
+        events["events"].as_array().unwrap().iter().filter(|e| e["actor"]["type"] == "admin").collect();
+    assert_eq!(by_admin.len(), 5, "one event per change that happened: {events}");
+
+    // A new client secret is never undone by a change of settings.
+    let r = call(
+        &app,
+        Method::POST,
+        "/admin/clients",
+        &boss.access_token,
+        Some(json!({"name": "c", "confidential": true})),
+    )
+    .await;
+    let created: Value = r.json().await.unwrap();
+    let client_path = format!("/admin/clients/{}", created["client_id"].as_str().unwrap());
+    let secret_path = format!("{client_path}/secret");
+    let (rotated, renamed) = tokio::join!(
+        call(&app, Method::POST, &secret_path, &boss.access_token, None),
+        call(&app, Method::PATCH, &client_path, &boss.access_token, Some(json!({"name": "renamed"}))),
+    );
+    assert_eq!((rotated.status(), renamed.status()), (StatusCode::OK, StatusCode::OK));
+    let secret = rotated.json::<Value>().await.unwrap()["client_secret"].as_str().unwrap().to_owned();
+    let t = app.login("boss").await;
+    let introspect = |secret: String| {
+        let request =
+            app.client.post(app.url("/introspect")).basic_auth(created["client_id"].as_str().unwrap(), Some(secret));
+        let token = t.access_token.clone();
+        async move { request.form(&[("token", token)]).send().await.unwrap().status() }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while introspect(secret.clone()).await != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "the new secret never worked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let old = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(old).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn odd_names_ids_and_roles_are_found_exactly() {
+    let app = spawn_app().await;
+    let boss = admin(&app, "boss").await;
+    let hexname = "deadbeefdeadbeefdeadbeefdeadbeef";
+    app.create_user(hexname).await;
+    app.create_user("cara").await;
+    app.run_cli(&["user", "roles", "cara", "--add", "Admin"]);
+    let names = |page: Value| -> Vec<String> {
+        page["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap().to_owned()).collect()
+    };
+    let get = |q: String| {
+        let request = app.client.get(app.url(&format!("/admin/users{q}"))).bearer_auth(&boss.access_token);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(names(ok_json(get(format!("?q={hexname}")).await).await), [hexname], "32 hex digits are a name");
+    assert_eq!(names(ok_json(get("?role=Admin".into()).await).await), ["cara"], "roles compare exactly");
+    assert_eq!(names(ok_json(get("?role=admin".into()).await).await), ["boss"]);
+    assert!(names(ok_json(get("?role=ADMIN".into()).await).await).is_empty());
+    // A client id that is no client's (a NUL included) is not found.
+    for id in ["%00", "a%00b", "no-such-client"] {
+        let r = call(&app, Method::DELETE, &format!("/admin/clients/{id}"), &boss.access_token, None).await;
+        assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+    }
+}

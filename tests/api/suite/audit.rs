@@ -488,3 +488,63 @@ async fn admin_reads_of_the_log_are_bounded_and_checked() {
     let page = get(&app, "/admin/audit?until=2000-01-01T00:00:00Z", &boss.access_token).await;
     assert_eq!(page["events"], json!([]));
 }
+
+#[tokio::test]
+async fn what_an_attacker_repeats_is_recorded_once_and_a_user_sees_no_admins_details() {
+    let app = spawn_app_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let boss = admin(&app, "boss").await;
+    let lena = app.create_user("lena").await;
+    let lena_id = lena["id"].as_str().unwrap().to_owned();
+    // Refusals from one IPv6 /64 count as one address, for the limits and the log.
+    for i in 0..25 {
+        let ip = format!("2001:db8:1:2::{:x}", i + 1);
+        let r = app.client.post(app.url("/token")).header("x-forwarded-for", ip);
+        r.form(&[("username", "lena"), ("password", "wrong password!")]).send().await.unwrap();
+    }
+    let events = all_events(&app, &boss.access_token, "&type=rate_limited").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+
+    // The right password of a disabled account, again and again: one record.
+    let path = format!("/admin/users/{lena_id}");
+    let r = app.client.patch(app.url(&path)).bearer_auth(&boss.access_token);
+    assert_eq!(r.json(&json!({"disabled": true})).send().await.unwrap().status(), StatusCode::OK);
+    for _ in 0..5 {
+        let r = app.token("lena", PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    let disabled = all_events(&app, &boss.access_token, "&type=login").await;
+    let disabled: Vec<&Value> = disabled.iter().filter(|e| e["details"]["reason"] == "account_disabled").collect();
+    assert_eq!(disabled.len(), 1, "{disabled:?}");
+    // Ending no session is still an admin action on the record.
+    let r = app.client.delete(app.url(&format!("{path}/sessions"))).bearer_auth(&boss.access_token);
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let ended = all_events(&app, &boss.access_token, "&type=session_ended").await;
+    assert_eq!(ended[0]["details"]["sessions_ended"], 0);
+    let r = app.client.patch(app.url(&path)).bearer_auth(&boss.access_token);
+    assert_eq!(r.json(&json!({"disabled": false})).send().await.unwrap().status(), StatusCode::OK);
+
+    // Lena's own history says an admin acted, not which one nor from where.
+    let t = app.login("lena").await;
+    let own = get(&app, "/users/me/events?type=user_disabled,user_enabled,session_ended", &t.access_token).await;
+    let own = own["events"].as_array().unwrap();
+    assert_eq!(own.len(), 3, "{own:?}");
+    assert!(own.iter().all(|e| e["actor"] == json!({"type": "admin", "id": null}) && e["ip"].is_null()), "{own:?}");
+
+    // A reused refresh token is recorded with the address that presented it.
+    let pair = app.login("lena").await;
+    assert_eq!(app.refresh(&pair.refresh_token).await.status(), StatusCode::OK);
+    let r = app.client.post(app.url("/token")).header("x-forwarded-for", "203.0.113.9");
+    r.form(&[("grant_type", "refresh_token"), ("refresh_token", pair.refresh_token.as_str())]).send().await.unwrap();
+    let reuse = all_events(&app, &boss.access_token, "&type=refresh_token_reuse").await;
+    assert_eq!(reuse[0]["ip"], "203.0.113.9");
+
+    // Times no database stores are refused, not a 5xx.
+    for query in ["?until=9999-12-31T23:59:59-01:00", "?since=0000-01-01T00:00:00%2B01:00"] {
+        let r = app.client.get(app.url(&format!("/users/me/events{query}"))).bearer_auth(&t.access_token);
+        let problem =
+            assert_problem(r.send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(problem_fields(&problem).len(), 1, "{query}");
+    }
+    let out = app.cli().args(["audit", "--since", "9999-12-31T23:59:59-23:59"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--since"));
+}
