@@ -147,12 +147,15 @@ pub struct AuditArgs {
     /// Only events about this user (id, username or email; a deleted user by id).
     #[arg(long)]
     pub user: Option<String>,
-    /// Only events of this type (repeatable), e.g. login, password_change.
+    /// Only events of this type (repeatable, or comma-separated), e.g. login,password_change.
     #[arg(long = "type", value_name = "TYPE")]
     pub types: Vec<String>,
     /// Only events since this time: RFC 3339 (2026-11-30T08:00:00Z) or a duration ago (24h, 7d).
     #[arg(long)]
     pub since: Option<String>,
+    /// Only events before this time, given like --since.
+    #[arg(long)]
+    pub until: Option<String>,
     /// At most this many events.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,

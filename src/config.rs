@@ -186,7 +186,8 @@ impl RawConfig {
             self.parse("refresh_token_ttl", parse_duration)?.unwrap_or(Duration::from_secs(30 * 86400));
         let session_idle_timeout =
             self.parse("session_idle_timeout", parse_duration)?.unwrap_or(Duration::from_secs(7 * 86400));
-        let audit_retention = self.parse("audit_retention", parse_duration)?.unwrap_or(Duration::from_secs(90 * 86400));
+        let audit_retention =
+            self.parse("audit_retention", parse_retention)?.unwrap_or(Duration::from_secs(90 * 86400));
         let require_verified_email = self.parse("require_verified_email", parse_bool)?.unwrap_or(false);
         let password_reset_url = self.parse("password_reset_url", parse_link_template)?;
         let email_verify_url = self.parse("email_verify_url", parse_link_template)?;
@@ -364,6 +365,15 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 }
 
 /// Parses `15m`, `30d`, `1h 30m` (and plain seconds).
+/// A retention: a duration with its unit (`90d`), since a bare number would be seconds
+/// and `90` meant as days would empty the audit log.
+fn parse_retention(v: &str) -> Result<Duration, String> {
+    if v.trim().parse::<f64>().is_ok() {
+        return Err(format!("`{v}` needs a unit, such as 90d"));
+    }
+    parse_duration(v)
+}
+
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let d = match v.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
@@ -635,6 +645,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retention_needs_a_unit() {
+        assert_eq!(parse_retention("90d").unwrap(), Duration::from_secs(90 * 86400));
+        assert_eq!(parse_retention("12h").unwrap(), Duration::from_secs(12 * 3600));
+        for bad in ["90", "90.5", " 7 ", "forever"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn branding_values_are_checked() {

@@ -237,7 +237,12 @@ impl Accounts {
         client: Client<'_>,
     ) -> Result<(), AccountError> {
         self.confirm_password(user, password.unwrap_or(""), client, "password").await?;
-        let event = self.sessions.audit.from(EventType::UserDeleted, Actor::User(Some(user.id)), client).user(user.id);
+        let event = self
+            .sessions
+            .audit
+            .from(EventType::UserDeleted, Actor::User(Some(user.id)), client)
+            .user(user.id)
+            .detail("username", user.username.as_str());
         self.sessions.store.delete_user(user.id, &event).await?;
         tracing::info!(user = %user.id, "account deleted");
         Ok(())

@@ -10,8 +10,8 @@ use crate::auth::registry::{self, ClientSpec};
 use crate::auth::sessions::{Client, Sessions};
 use crate::domain::{Email, FieldError, SessionId, UserId, Username, roles};
 use crate::store::{
-    Actor, AdminChange, AdminUpdate, AuditEvent, ClientRecord, EventType, SessionRecord, StoreError, UserQuery,
-    UserRecord,
+    Actor, AdminChange, AdminDelete, AdminUpdate, AuditEvent, ClientRecord, EventType, SessionRecord, StoreError,
+    UserQuery, UserRecord,
 };
 
 /// Why an admin operation was refused.
@@ -36,17 +36,68 @@ impl From<FieldError> for AdminError {
     }
 }
 
-/// An admin's change to a user; `None` (or an empty list) leaves a field alone.
+/// An admin's change to a user; `None` (or no role names) leaves a field alone.
 #[derive(Debug, Default)]
 pub struct UserPatch {
     pub username: Option<Username>,
     pub email: Option<Email>,
     pub email_verified: Option<bool>,
     pub disabled: Option<bool>,
-    /// Replaces every role.
-    pub roles: Option<Vec<String>>,
-    pub add_roles: Vec<String>,
-    pub remove_roles: Vec<String>,
+    pub roles: RoleNames,
+}
+
+/// The role changes of a patch, checked: `roles` replaces the set, then `add_roles` are
+/// given and `remove_roles` taken away.
+#[derive(Debug, Default)]
+pub struct RoleNames {
+    replace: Option<BTreeSet<String>>,
+    add: Vec<String>,
+    remove: Vec<String>,
+}
+
+impl RoleNames {
+    /// Every bad name is reported, each under its field.
+    pub fn parse(
+        replace: Option<&[String]>,
+        add: Option<&[String]>,
+        remove: Option<&[String]>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut names = |list: Option<&[String]>, field: &str| -> Vec<String> {
+            let mut ok = Vec::new();
+            for name in list.unwrap_or_default() {
+                match roles::parse(name, field) {
+                    Ok(name) => ok.push(name),
+                    Err(e) => errors.push(e),
+                }
+            }
+            ok
+        };
+        let replace_list = names(replace, "roles");
+        let add = names(add, "add_roles");
+        let remove = names(remove, "remove_roles");
+        if let Some(both) = add.iter().find(|r| remove.contains(r)) {
+            errors.push(FieldError::new("remove_roles", format!("`{both}` is also in add_roles")));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self { replace: replace.map(|_| replace_list.into_iter().collect()), add, remove })
+    }
+
+    /// The stored form of `user`'s roles after the change, or `None` when they stay.
+    fn apply(&self, user: &UserRecord) -> Result<Option<String>, FieldError> {
+        if self.replace.is_none() && self.add.is_empty() && self.remove.is_empty() {
+            return Ok(None);
+        }
+        let mut set = self.replace.clone().unwrap_or_else(|| user.roles().map(str::to_owned).collect());
+        set.extend(self.add.iter().cloned());
+        for role in &self.remove {
+            set.remove(role);
+        }
+        let stored = roles::join(&set, "roles")?;
+        Ok((stored != user.roles).then_some(stored))
+    }
 }
 
 /// The admin service. Cheap to clone.
@@ -81,7 +132,6 @@ impl Admin {
         patch: UserPatch,
         client: Client<'_>,
     ) -> Result<UserRecord, AdminError> {
-        let names = RoleNames::parse(&patch)?;
         let user = self.user(id).await?;
         // A cheap check first; the unique indexes decide races.
         let username = patch.username.as_ref().filter(|u| !u.as_str().eq_ignore_ascii_case(&user.username));
@@ -91,7 +141,7 @@ impl Admin {
         }
         let base = self.sessions.audit.from(EventType::UserUpdated, actor.clone(), client).user(id);
         let is_self = *actor == Actor::Admin(id);
-        let plan = |user: &UserRecord| plan(user, &patch, &names, is_self, &base);
+        let plan = |user: &UserRecord, other_admins: u64| plan(user, other_admins, &patch, is_self, &base);
         let outcome =
             self.sessions.store.admin_update(id, self.sessions.clock.now(), &plan).await.map_err(|e| match e {
                 StoreError::Conflict(field) => AdminError::Taken(field),
@@ -112,13 +162,18 @@ impl Admin {
         Ok(after)
     }
 
-    /// Deletes a user and everything of theirs. An admin cannot delete themself here.
+    /// Deletes a user and everything of theirs. An admin cannot delete themself here,
+    /// nor the last enabled admin.
     pub async fn delete(&self, actor: &Actor, id: UserId, client: Client<'_>) -> Result<(), AdminError> {
         if *actor == Actor::Admin(id) {
             return Err(FieldError::new("id", "an admin cannot delete their own account").into());
         }
         let event = self.sessions.audit.from(EventType::UserDeleted, actor.clone(), client).user(id);
-        if self.sessions.store.delete_user(id, &event).await? { Ok(()) } else { Err(AdminError::NotFound) }
+        match self.sessions.store.admin_delete_user(id, &event).await? {
+            AdminDelete::Deleted(_) => Ok(()),
+            AdminDelete::NoUser => Err(AdminError::NotFound),
+            AdminDelete::LastAdmin => Err(FieldError::new("id", "the last admin cannot be deleted").into()),
+        }
     }
 
     /// The user's live sessions, newest first.
@@ -182,7 +237,8 @@ impl Admin {
     ) -> Result<ClientRecord, AdminError> {
         let mut record = self.client(client_id).await?;
         registry::update(&mut record, spec, self.sessions.clock.now()).map_err(AdminError::Invalid)?;
-        let event = self.client_event(EventType::ClientUpdated, actor, client_id, client);
+        let event =
+            self.client_event(EventType::ClientUpdated, actor, client_id, client).detail("fields", spec.given());
         if self.sessions.store.update_client(&record, &event).await? { Ok(record) } else { Err(AdminError::NotFound) }
     }
 
@@ -218,55 +274,30 @@ impl Admin {
     }
 }
 
-/// The role names of a patch, checked.
-struct RoleNames {
-    replace: Option<BTreeSet<String>>,
-    add: Vec<String>,
-    remove: Vec<String>,
-}
-
-impl RoleNames {
-    fn parse(patch: &UserPatch) -> Result<Self, FieldError> {
-        let replace = patch
-            .roles
-            .as_ref()
-            .map(|list| list.iter().map(|r| roles::parse(r, "roles")).collect::<Result<BTreeSet<_>, _>>())
-            .transpose()?;
-        let add = patch.add_roles.iter().map(|r| roles::parse(r, "add_roles")).collect::<Result<_, _>>()?;
-        let remove = patch.remove_roles.iter().map(|r| roles::parse(r, "remove_roles")).collect::<Result<_, _>>()?;
-        Ok(Self { replace, add, remove })
-    }
-
-    /// The stored form of `user`'s roles after the change, or `None` when they stay.
-    fn apply(&self, user: &UserRecord) -> Result<Option<String>, FieldError> {
-        if self.replace.is_none() && self.add.is_empty() && self.remove.is_empty() {
-            return Ok(None);
-        }
-        let mut set = self.replace.clone().unwrap_or_else(|| user.roles().map(str::to_owned).collect());
-        set.extend(self.add.iter().cloned());
-        for role in &self.remove {
-            set.remove(role);
-        }
-        let stored = roles::join(&set, "roles")?;
-        Ok((stored != user.roles).then_some(stored))
-    }
-}
-
-/// An admin's change of `user` as it stands, with its event: only what differs, and a
-/// type for a change of roles alone, of the disabled flag alone, or anything else.
+/// An admin's change of `user` as it stands, with its events: only what differs; one
+/// event per kind of change (roles, the disabled flag, the rest), so that a filter by
+/// type finds each. The last enabled admin keeps the role and stays enabled.
 fn plan(
     user: &UserRecord,
+    other_admins: u64,
     patch: &UserPatch,
-    names: &RoleNames,
     is_self: bool,
     base: &AuditEvent,
-) -> Result<Option<(AdminChange, AuditEvent)>, FieldError> {
-    let roles = names.apply(user)?;
+) -> Result<Option<(AdminChange, Vec<AuditEvent>)>, FieldError> {
+    let roles = patch.roles.apply(user)?;
+    let loses_admin = roles.as_deref().is_some_and(|r| !roles::split(r).any(|r| r == roles::ADMIN));
     if is_self && patch.disabled == Some(true) {
         return Err(FieldError::new("disabled", "an admin cannot disable their own account"));
     }
-    if is_self && roles.as_deref().is_some_and(|r| !roles::split(r).any(|r| r == roles::ADMIN)) {
+    if is_self && loses_admin {
         return Err(FieldError::new("roles", "an admin cannot take away their own admin role"));
+    }
+    let last_admin = other_admins == 0 && !user.disabled && user.has_role(roles::ADMIN);
+    if last_admin && loses_admin {
+        return Err(FieldError::new("roles", "the last admin keeps the admin role"));
+    }
+    if last_admin && patch.disabled == Some(true) {
+        return Err(FieldError::new("disabled", "the last admin cannot be disabled"));
     }
     let change = AdminChange {
         username: patch.username.clone().filter(|u| u.as_str() != user.username),
@@ -275,34 +306,37 @@ fn plan(
         disabled: patch.disabled.filter(|&d| d != user.disabled),
         roles,
     };
-    let profile = change.username.is_some() || change.email.is_some() || change.email_verified.is_some();
-    let kind = match (profile, change.disabled, change.roles.is_some()) {
-        (false, None, false) => return Ok(None),
-        (false, None, true) => EventType::RolesChanged,
-        (false, Some(true), false) => EventType::UserDisabled,
-        (false, Some(false), false) => EventType::UserEnabled,
-        _ => EventType::UserUpdated,
+    let event = |kind: EventType| {
+        let mut event = base.about(user.id);
+        event.kind = kind;
+        event
     };
-    let mut event = base.clone();
-    event.kind = kind;
-    if let Some(username) = &change.username {
-        event = event.detail("username", username.as_str());
-    }
-    if let Some(email) = &change.email {
-        event = event.detail("email", email.as_str());
-    }
-    if let Some(verified) = change.email_verified {
-        event = event.detail("email_verified", verified);
+    let mut events = Vec::new();
+    if change.username.is_some() || change.email.is_some() || change.email_verified.is_some() {
+        let mut updated = event(EventType::UserUpdated);
+        if let Some(username) = &change.username {
+            updated = updated.detail("username", username.as_str());
+        }
+        if let Some(email) = &change.email {
+            updated = updated.detail("email", email.as_str());
+        }
+        if let Some(verified) = change.email_verified {
+            updated = updated.detail("email_verified", verified);
+        }
+        events.push(updated);
     }
     if let Some(disabled) = change.disabled {
-        event = event.detail("disabled", disabled);
+        let kind = if disabled { EventType::UserDisabled } else { EventType::UserEnabled };
+        events.push(event(kind).detail("disabled", disabled));
     }
     if let Some(roles) = &change.roles {
         let before: BTreeSet<&str> = user.roles().collect();
         let after: BTreeSet<&str> = roles::split(roles).collect();
-        event = event
-            .detail("roles_added", after.difference(&before).copied().collect::<Vec<_>>())
-            .detail("roles_removed", before.difference(&after).copied().collect::<Vec<_>>());
+        events.push(
+            event(EventType::RolesChanged)
+                .detail("roles_added", after.difference(&before).copied().collect::<Vec<_>>())
+                .detail("roles_removed", before.difference(&after).copied().collect::<Vec<_>>()),
+        );
     }
-    Ok(Some((change, event)))
+    Ok((!events.is_empty()).then_some((change, events)))
 }

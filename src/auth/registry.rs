@@ -63,7 +63,10 @@ impl ClientSpec {
             }
         }
         for scope in self.scopes.iter().flatten() {
-            if !valid_scope_token(scope) {
+            if scope.starts_with("latch:") {
+                // Scopes of Latch's own APIs are never granted through a client's list.
+                errors.push(FieldError::new("scopes", format!("`{scope}` is reserved for Latch's own APIs")));
+            } else if !valid_scope_token(scope) {
                 errors.push(FieldError::new(
                     "scopes",
                     format!("`{scope}` is not one scope (printable ASCII without spaces, quotes or backslashes)"),
@@ -71,6 +74,19 @@ impl ClientSpec {
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// The names of the settings given, for the record of a change.
+    pub fn given(&self) -> Vec<&'static str> {
+        let given = [
+            ("name", self.name.is_some()),
+            ("first_party", self.first_party.is_some()),
+            ("origins", self.origins.is_some()),
+            ("redirect_uris", self.redirect_uris.is_some()),
+            ("post_logout_redirect_uris", self.post_logout_redirect_uris.is_some()),
+            ("scopes", self.scopes.is_some()),
+        ];
+        given.into_iter().filter_map(|(name, is)| is.then_some(name)).collect()
     }
 
     fn origins(&self) -> Option<Vec<String>> {
@@ -223,13 +239,13 @@ mod tests {
             origins: Some(vec!["not an origin".into()]),
             redirect_uris: Some(vec!["http://app.example/cb".into(), "javascript:alert(1)".into()]),
             post_logout_redirect_uris: Some(vec!["https://app.example/#x".into()]),
-            scopes: Some(vec!["two words".into()]),
+            scopes: Some(vec!["two words".into(), "latch:admin".into()]),
             ..ClientSpec::default()
         };
         let fields: Vec<String> = new_client(&bad, false, now).unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            ["name", "origins", "redirect_uris", "redirect_uris", "post_logout_redirect_uris", "scopes"],
+            ["name", "origins", "redirect_uris", "redirect_uris", "post_logout_redirect_uris", "scopes", "scopes"],
         );
         let unnamed = ClientSpec { name: None, ..spec() };
         assert_eq!(new_client(&unnamed, false, now).unwrap_err()[0].field, "name");

@@ -17,6 +17,8 @@ pub(super) async fn run(args: AuditArgs, config: Config) -> anyhow::Result<()> {
     let types = args
         .types
         .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
         .map(|t| {
             EventType::parse(t).ok_or_else(|| {
                 let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
@@ -24,7 +26,8 @@ pub(super) async fn run(args: AuditArgs, config: Config) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let since = args.since.as_deref().map(since).transpose()?;
+    let since = args.since.as_deref().map(|t| time_arg("--since", t)).transpose()?;
+    let until = args.until.as_deref().map(|t| time_arg("--until", t)).transpose()?;
     anyhow::ensure!((1..=MAX_LIMIT).contains(&args.limit), "--limit must be from 1 to {MAX_LIMIT}");
     let store = super::open_store(&config).await?;
     let user = match args.user.as_deref() {
@@ -35,7 +38,7 @@ pub(super) async fn run(args: AuditArgs, config: Config) -> anyhow::Result<()> {
         }),
         None => None,
     };
-    let query = EventQuery { user, types, since, until: None, after: None, limit: args.limit };
+    let query = EventQuery { user, actor: None, outcome: None, types, since, until, after: None, limit: args.limit };
     let events: Vec<EventView> = store.events(&query).await?.into_iter().map(EventView::from).collect();
     if args.json {
         return print_lines(events.iter().map(|e| serde_json::to_string(e).unwrap_or_default()));
@@ -64,9 +67,10 @@ pub(super) async fn run(args: AuditArgs, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--since`: an RFC 3339 time, or a duration before now; within the years 1 to 9999.
-fn since(text: &str) -> anyhow::Result<Timestamp> {
-    let refused = || anyhow::anyhow!("--since: `{text}` is neither an RFC 3339 time nor a duration like 24h");
+/// `--since` or `--until`: an RFC 3339 time, or a duration before now; within the years
+/// 1 to 9999.
+fn time_arg(flag: &str, text: &str) -> anyhow::Result<Timestamp> {
+    let refused = || anyhow::anyhow!("{flag}: `{text}` is neither an RFC 3339 time nor a duration like 24h");
     if let Some(t) = Timestamp::parse_rfc3339(text) {
         return Ok(t);
     }

@@ -165,7 +165,8 @@ async fn update(
         spec.origins = Some(Vec::new());
     }
     registry::update(&mut client, &spec, Clock::system().now()).map_err(refused)?;
-    let changed = store.update_client(&client, &event(EventType::ClientUpdated, client_id)).await?;
+    let event = event(EventType::ClientUpdated, client_id).detail("fields", spec.given());
+    let changed = store.update_client(&client, &event).await?;
     anyhow::ensure!(changed, "no client `{client_id}`");
     print_client(&client, false);
     Ok(())

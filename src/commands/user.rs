@@ -69,7 +69,9 @@ async fn create(config: &Config, username: &str, email: &str, admin: bool, from_
     let user = store
         .insert_user(
             &NewUser { id, username: &username, email: &email, email_verified: true, password_hash: &hash, roles, now },
-            &event(EventType::Registration, id).detail("username", username.as_str()).detail("roles", roles),
+            &event(EventType::Registration, id)
+                .detail("username", username.as_str())
+                .detail("roles", roles::split(roles).collect::<Vec<_>>()),
         )
         .await
         .map_err(|e| match e {
@@ -142,7 +144,7 @@ async fn set_disabled(config: &Config, who: &str, disabled: bool) -> anyhow::Res
     let user = super::find_user(&*store, who).await?;
     let kind = if disabled { EventType::UserDisabled } else { EventType::UserEnabled };
     let ended = store
-        .set_disabled(user.id, disabled, Clock::system().now(), &event(kind, user.id))
+        .set_disabled(user.id, disabled, Clock::system().now(), &event(kind, user.id).detail("disabled", disabled))
         .await?
         .with_context(|| gone(&user))?;
     if disabled {
@@ -157,7 +159,8 @@ async fn delete(config: &Config, who: &str) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
     let user = super::find_user(&*store, who).await?;
     // Sessions, refresh tokens and one-time tokens go with the row (ON DELETE CASCADE).
-    if !store.delete_user(user.id, &event(EventType::UserDeleted, user.id)).await? {
+    let deleted = event(EventType::UserDeleted, user.id).detail("username", user.username.as_str());
+    if !store.delete_user(user.id, &deleted).await? {
         anyhow::bail!(gone(&user));
     }
     println!("deleted {} ({})", user.username, user.id);
@@ -219,7 +222,7 @@ async fn change_roles(config: &Config, who: &str, add: &[String], remove: &[Stri
     let user = if add.is_empty() && remove.is_empty() {
         user
     } else {
-        let plan = |current: &UserRecord| -> Result<Option<(AdminChange, AuditEvent)>, FieldError> {
+        let plan = |current: &UserRecord, _: u64| -> Result<Option<(AdminChange, Vec<AuditEvent>)>, FieldError> {
             let before: BTreeSet<&str> = current.roles().collect();
             let mut set: BTreeSet<String> = before.iter().map(|r| r.to_string()).collect();
             set.extend(add.iter().cloned());
@@ -235,7 +238,7 @@ async fn change_roles(config: &Config, who: &str, add: &[String], remove: &[Stri
             let event = event(EventType::RolesChanged, current.id)
                 .detail("roles_added", added)
                 .detail("roles_removed", removed);
-            Ok(Some((AdminChange { roles: Some(stored), ..AdminChange::default() }, event)))
+            Ok(Some((AdminChange { roles: Some(stored), ..AdminChange::default() }, vec![event])))
         };
         match store.admin_update(user.id, Clock::system().now(), &plan).await? {
             AdminUpdate::Updated { after, .. } => after,

@@ -22,7 +22,9 @@ pub fn parse(name: &str, field: &str) -> Result<String, FieldError> {
     if valid {
         Ok(name.to_owned())
     } else {
-        Err(FieldError::new(field, "a role is 1–64 characters of letters, digits, '_', '.', ':' and '-'"))
+        let shown: String = name.chars().take(MAX_ROLE_CHARS + 1).collect();
+        let message = format!("`{shown}` is not a role: 1–64 characters of letters, digits, '_', '.', ':' and '-'");
+        Err(FieldError::new(field, message))
     }
 }
 

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::admin::{AdminError, UserPatch};
+use crate::auth::admin::{AdminError, RoleNames, UserPatch};
 use crate::auth::audit::EventView;
 use crate::auth::registry::{ClientSpec, ClientView};
 use crate::domain::{EventId, FieldError, SessionId, Timestamp, UserId, roles};
@@ -27,7 +27,9 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, ClientInfo, Input, Json};
 use crate::http::state::AppState;
 use crate::http::users::PrivateUser;
-use crate::store::{Actor, EventQuery, EventType, SessionRecord, UserPosition, UserQuery, UserRecord, UserSearch};
+use crate::store::{
+    Actor, EventQuery, EventType, Outcome, SessionRecord, UserPosition, UserQuery, UserRecord, UserSearch,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,10 +62,17 @@ impl FromRequestParts<AppState> for AdminCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let auth = AuthUser::<false>::from_request_parts(parts, state).await?;
+        let client = ClientInfo::from_request_parts(parts, state).await?;
         if !auth.user.has_role(roles::ADMIN) {
+            // Recorded once a minute per user and address: a refused attempt at the admin
+            // API is worth knowing of, a thousand of them are not worth a thousand rows.
+            let audit = state.sessions.audit();
+            let mut event = audit.from(EventType::AccessDenied, Actor::User(Some(auth.user.id)), client.client());
+            event = event.failed().detail("reason", "admin_role_required");
+            event.user_id = Some(auth.user.id);
+            audit.record_quietly(event).await;
             return Err(ApiError::forbidden("the admin API needs the admin role"));
         }
-        let client = ClientInfo::from_request_parts(parts, state).await?;
         Ok(Self { actor: Actor::Admin(auth.user.id), client })
     }
 }
@@ -144,7 +153,8 @@ fn open_user_cursor(key: &[u8; 32], query: &UserQuery, cursor: &str) -> Result<U
 
 /// What an events cursor is bound to: every filter but the page size.
 fn events_binding(query: &EventQuery) -> String {
-    format!("{:?}|{:?}|{:?}|{:?}", query.user, query.types, query.since, query.until)
+    let q = query;
+    format!("{:?}|{:?}|{:?}|{:?}|{:?}|{:?}", q.user, q.actor, q.outcome, q.types, q.since, q.until)
 }
 
 fn event_cursor(key: &[u8; 32], query: &EventQuery, at: Timestamp, id: EventId) -> String {
@@ -388,15 +398,22 @@ async fn update_user(
     Input(req): Json<UpdateUserRequest>,
 ) -> Result<JsonBody<AdminUser>, ApiError> {
     let id = path_id(path, UserId::parse)?;
-    let update = crate::domain::input::ProfileUpdate::parse(req.username.as_deref(), req.email.as_deref())?;
+    // Every bad field at once.
+    let update = crate::domain::input::ProfileUpdate::parse(req.username.as_deref(), req.email.as_deref());
+    let roles = RoleNames::parse(req.roles.as_deref(), req.add_roles.as_deref(), req.remove_roles.as_deref());
+    let (update, roles) = match (update, roles) {
+        (Ok(update), Ok(roles)) => (update, roles),
+        (update, roles) => {
+            let errors = update.err().into_iter().flatten().chain(roles.err().into_iter().flatten()).collect();
+            return Err(ApiError::validation(errors));
+        }
+    };
     let patch = UserPatch {
         username: update.username,
         email: update.email,
         email_verified: req.email_verified,
         disabled: req.disabled,
-        roles: req.roles,
-        add_roles: req.add_roles.unwrap_or_default(),
-        remove_roles: req.remove_roles.unwrap_or_default(),
+        roles,
     };
     let updated = state.admin.update(&admin.actor, id, patch, admin.client.client()).await?;
     Ok(JsonBody(AdminUser::from(&updated)))
@@ -660,7 +677,8 @@ struct CreatedClient {
     request_body(content((ClientRequest = "application/json"))),
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
-        (status = 201, description = "The client, with its secret when confidential (shown only now)", body = CreatedClient),
+        (status = 201, description = "The client, with its secret when confidential (shown only now)", body = CreatedClient,
+         headers(("Location" = String, description = "`/admin/clients/{client_id}` of the new client"))),
         (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 422, description = "Invalid fields, each named (`validation_failed`)"),
     ),
@@ -673,8 +691,10 @@ async fn create_client(
     let confidential = req.confidential.unwrap_or(false);
     let (client, secret) =
         state.admin.create_client(&admin.actor, &req.spec(), confidential, admin.client.client()).await?;
+    let location = axum::http::HeaderValue::from_str(&format!("/admin/clients/{}", client.client_id))
+        .map_err(anyhow::Error::from)?;
     let body = CreatedClient { client: ClientView::from(&client), client_secret: secret };
-    Ok((StatusCode::CREATED, JsonBody(body)).into_response())
+    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, location)], JsonBody(body)).into_response())
 }
 
 /// Changes a client.
@@ -796,8 +816,13 @@ fn event_query(
         }
     }
     let page = limit(params)?;
+    let outcome = one(params, "outcome")
+        .map(|o| Outcome::parse(o).ok_or_else(|| ApiError::field("outcome", "must be success or failure")))
+        .transpose()?;
     let mut query = EventQuery {
         user,
+        actor: None,
+        outcome,
         types,
         since: time_param(params, "since")?,
         until: time_param(params, "until")?,
@@ -835,7 +860,9 @@ async fn event_page(state: &AppState, query: EventQuery, page: u32, own: bool) -
     operation_id = "admin_audit",
     summary = "The audit log, newest first",
     params(
-        ("user" = Option<Uuid>, Query, description = "Only events about this user (also a deleted one)"),
+        ("user" = Option<String>, Query, description = "Only events about this user: an id (also of a deleted account), a username or an email"),
+        ("actor" = Option<String>, Query, description = "Only events done by this user (id, username or email) or client (client id)"),
+        ("outcome" = Option<String>, Query, description = "`success` or `failure`"),
         ("type" = Option<Vec<String>>, Query, explode = true, description = "Only events of these types (repeat, or separate with commas)"),
         ("since" = Option<String>, Query, format = DateTime, description = "At or after this time (RFC 3339)"),
         ("until" = Option<String>, Query, format = DateTime, description = "Before this time (RFC 3339)"),
@@ -855,12 +882,35 @@ async fn audit(
     _admin: AdminCaller,
     RawQuery(query): RawQuery,
 ) -> Result<JsonBody<EventPage>, ApiError> {
-    let params = query_params(query.as_deref(), &["user", "type", "since", "until", "limit", "cursor"], &["type"])?;
-    let user = one(&params, "user")
-        .map(|u| UserId::parse(u).ok_or_else(|| ApiError::field("user", "must be a user id")))
-        .transpose()?;
-    let (query, page) = event_query(&state.cursor_key, &params, user)?;
+    let known = ["user", "actor", "outcome", "type", "since", "until", "limit", "cursor"];
+    let params = query_params(query.as_deref(), &known, &["type"])?;
+    let user = match one(&params, "user") {
+        None => None,
+        Some(who) => Some(find_user(&state, who, "user").await?),
+    };
+    let actor = match one(&params, "actor") {
+        None => None,
+        // A client acts under its client id; a user (an admin) under their user id.
+        Some(who) if state.clients.get(who).is_some() => Some(who.to_owned()),
+        Some(who) => Some(find_user(&state, who, "actor").await?.to_string()),
+    };
+    let (mut query, page) = event_query(&state.cursor_key, &params, user)?;
+    if actor.is_some() {
+        query.actor = actor;
+        // Bound again: the cursor was opened without the actor.
+        query.after = one(&params, "cursor").map(|c| open_event_cursor(&state.cursor_key, &query, c)).transpose()?;
+    }
     Ok(JsonBody(event_page(&state, query, page, false).await?))
+}
+
+/// A user named by id (also of a deleted account, whose events stay), username or email.
+async fn find_user(state: &AppState, who: &str, field: &str) -> Result<UserId, ApiError> {
+    if let Some(id) = UserId::parse(who).filter(|_| who.len() == 36) {
+        return Ok(id);
+    }
+    let plausible = !who.is_empty() && who.len() <= 320 && !who.chars().any(char::is_control);
+    let found = if plausible { state.store.user_by_login(who).await? } else { None };
+    found.map(|u| u.id).ok_or_else(|| ApiError::field(field, "is no user id, username or email"))
 }
 
 /// The user's own security history.
@@ -874,6 +924,7 @@ async fn audit(
                    and what admins changed of the account, as the audit log keeps them.",
     params(
         ("type" = Option<Vec<String>>, Query, explode = true, description = "Only events of these types (repeat, or separate with commas)"),
+        ("outcome" = Option<String>, Query, description = "`success` or `failure`"),
         ("since" = Option<String>, Query, format = DateTime, description = "At or after this time (RFC 3339)"),
         ("until" = Option<String>, Query, format = DateTime, description = "Before this time (RFC 3339)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1–200 (default 50)"),
@@ -891,7 +942,7 @@ async fn my_events(
     auth: AuthUser<true>,
     RawQuery(query): RawQuery,
 ) -> Result<JsonBody<EventPage>, ApiError> {
-    let params = query_params(query.as_deref(), &["type", "since", "until", "limit", "cursor"], &["type"])?;
+    let params = query_params(query.as_deref(), &["type", "outcome", "since", "until", "limit", "cursor"], &["type"])?;
     let (query, page) = event_query(&state.cursor_key, &params, Some(auth.user.id))?;
     Ok(JsonBody(event_page(&state, query, page, true).await?))
 }

@@ -57,6 +57,10 @@ struct IntrospectResponse<'a> {
     scope: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<&'a str>,
+    /// The roles the user holds now (left out when none), which may be newer than the
+    /// token's `roles`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<&'a str>>,
     /// `access_token` or `refresh_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'a str>,
@@ -132,6 +136,10 @@ fn active_json(i: &Introspection, iss: &str, aud: &str) -> Vec<u8> {
     string(&mut out, "client_id", &i.client_id);
     string(&mut out, "scope", &i.scope);
     string(&mut out, "username", &user.username);
+    if !user.roles.is_empty() {
+        out.extend_from_slice(br#","roles":"#);
+        let _ = serde_json::to_writer(&mut out, &user.roles().collect::<Vec<_>>());
+    }
     string(&mut out, "token_type", i.token_type);
     string(&mut out, "iss", iss);
     string(&mut out, "aud", aud);

@@ -58,7 +58,7 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         "response_types_supported": ["none"],
         "subject_types_supported": ["public"],
         "scopes_supported": STANDARD_SCOPES,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "email_verified"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "email_verified", "roles"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -33,11 +33,12 @@ pub enum EventType {
     ClientDeleted,
     ClientSecretRotated,
     KeyRotation,
+    AccessDenied,
 }
 
 impl EventType {
     /// Every type, in the order the documentation lists them.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::Registration,
         Self::Login,
         Self::Logout,
@@ -59,6 +60,7 @@ impl EventType {
         Self::ClientDeleted,
         Self::ClientSecretRotated,
         Self::KeyRotation,
+        Self::AccessDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +86,7 @@ impl EventType {
             Self::ClientDeleted => "client_deleted",
             Self::ClientSecretRotated => "client_secret_rotated",
             Self::KeyRotation => "key_rotation",
+            Self::AccessDenied => "access_denied",
         }
     }
 
@@ -105,6 +108,10 @@ impl Outcome {
             Self::Success => "success",
             Self::Failure => "failure",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Success, Self::Failure].into_iter().find(|o| o.as_str() == text)
     }
 }
 
@@ -224,6 +231,7 @@ impl AuditEvent {
         let session = self.session_id.map(|id| id.to_string());
         tracing::info!(
             target: "latch::audit",
+            id = %self.id,
             audit = self.kind.as_str(),
             outcome = self.outcome.as_str(),
             actor = self.actor.kind(),
@@ -261,6 +269,9 @@ pub struct EventRecord {
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub user: Option<UserId>,
+    /// Done by this user (an admin or the user) or client.
+    pub actor: Option<String>,
+    pub outcome: Option<Outcome>,
     /// Any of these types; all when empty.
     pub types: Vec<EventType>,
     /// At or after.
@@ -327,6 +338,12 @@ macro_rules! impl_audit_store {
                 let mut sql = sqlx::QueryBuilder::new("SELECT * FROM audit_events WHERE TRUE");
                 if let Some(user) = q.user {
                     sql.push(" AND user_id = ").push_bind(user);
+                }
+                if let Some(actor) = &q.actor {
+                    sql.push(" AND actor_id = ").push_bind(actor.clone());
+                }
+                if let Some(outcome) = q.outcome {
+                    sql.push(" AND outcome = ").push_bind(outcome.as_str());
                 }
                 if !q.types.is_empty() {
                     sql.push(" AND type IN (");

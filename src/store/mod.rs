@@ -33,8 +33,8 @@ pub use rate_limits::{Counter, RateLimitStore, Settle};
 pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
 pub use users::{
-    AdminChange, AdminPlan, AdminUpdate, IMPORT_BATCH_ROWS, ImportedUser, KeepSessions, NewUser, ProfileChange,
-    TakenNames, UserPosition, UserQuery, UserRecord, UserSearch, UserStore,
+    AdminChange, AdminDelete, AdminPlan, AdminUpdate, IMPORT_BATCH_ROWS, ImportedUser, KeepSessions, NewUser,
+    ProfileChange, TakenNames, UserPosition, UserQuery, UserRecord, UserSearch, UserStore,
 };
 
 use crate::config::DatabaseUrl;

@@ -76,12 +76,37 @@ pub struct AdminChange {
     pub roles: Option<String>,
 }
 
-/// Decides an admin's change from the user as the transaction sees them (locked): the
-/// change with its event, `None` when nothing would change, or a refusal. Deciding
-/// inside the transaction keeps concurrent changes from undoing each other (two role
-/// changes each computed from an older set).
+/// Decides an admin's change from the user as the transaction sees them (locked) and
+/// the number of *other* enabled admins (locked too): the change with its events,
+/// `None` when nothing would change, or a refusal. Deciding inside the transaction
+/// keeps concurrent changes from undoing each other (two role changes each computed
+/// from an older set) and two admins from demoting each other at once.
 pub type AdminPlan<'a> =
-    dyn Fn(&UserRecord) -> Result<Option<(AdminChange, AuditEvent)>, FieldError> + Send + Sync + 'a;
+    dyn Fn(&UserRecord, u64) -> Result<Option<(AdminChange, Vec<AuditEvent>)>, FieldError> + Send + Sync + 'a;
+
+/// What [`UserStore::admin_delete_user`] did.
+#[derive(Debug)]
+pub enum AdminDelete {
+    Deleted(UserRecord),
+    NoUser,
+    /// The user is the last enabled admin.
+    LastAdmin,
+}
+
+/// Locks every enabled admin, in id order (so that two admin changes at once cannot
+/// deadlock, whichever users they touch), and counts those other than `$id`.
+macro_rules! other_admins {
+    ($store:ty, $tx:expr, $id:expr) => {{
+        let sql = format!(
+            "SELECT id FROM users WHERE NOT disabled AND {}(' ' || roles || ' ', ' admin ') > 0 ORDER BY id{}",
+            <$store>::POSITION,
+            <$store>::FOR_UPDATE
+        );
+        let admins: Vec<($crate::domain::UserId,)> = sqlx::query_as(&sql).fetch_all(&mut *$tx).await?;
+        admins.iter().filter(|(admin,)| *admin != $id).count() as u64
+    }};
+}
+pub(crate) use other_admins;
 
 /// What [`UserStore::admin_update`] did.
 #[derive(Debug)]
@@ -239,6 +264,9 @@ pub trait UserStore {
     /// An admin's change, decided by `plan` from the locked row and written with its
     /// event in one transaction; `Conflict` when a name is taken.
     async fn admin_update(&self, id: UserId, now: Timestamp, plan: &AdminPlan<'_>) -> Result<AdminUpdate, StoreError>;
+    /// Deletes the user (as [`Self::delete_user`]) unless they are the last enabled
+    /// admin, deciding in the transaction.
+    async fn admin_delete_user(&self, id: UserId, event: &AuditEvent) -> Result<AdminDelete, StoreError>;
     /// A page of the admin user list, in the order of [`UserPosition`].
     async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
     /// Every taken username (lowercased) and email, to check an import against.
@@ -488,7 +516,10 @@ macro_rules! impl_user_store {
                         .await?
                         .rows_affected();
                 }
-                let event = event.clone().detail("sessions_ended", ended);
+                let mut event = event.clone();
+                if disabled {
+                    event = event.detail("sessions_ended", ended);
+                }
                 $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
                 event.log();
@@ -504,6 +535,7 @@ macro_rules! impl_user_store {
             ) -> Result<$crate::store::users::AdminUpdate, $crate::store::StoreError> {
                 use $crate::store::users::AdminUpdate;
                 let mut tx = self.write().begin().await?;
+                let other_admins = $crate::store::users::other_admins!($store, tx, id);
                 let current: Option<$crate::store::UserRecord> =
                     sqlx::query_as(&format!("SELECT * FROM users WHERE id = $1{}", <$store>::FOR_UPDATE))
                         .bind(id)
@@ -512,7 +544,7 @@ macro_rules! impl_user_store {
                 let Some(current) = current else {
                     return Ok(AdminUpdate::NoUser);
                 };
-                let (change, event) = match plan(&current) {
+                let (change, events) = match plan(&current, other_admins) {
                     Err(refusal) => return Ok(AdminUpdate::Refused(refusal)),
                     Ok(None) => return Ok(AdminUpdate::Unchanged(current)),
                     Ok(Some(planned)) => planned,
@@ -540,23 +572,51 @@ macro_rules! impl_user_store {
                 let Some(after) = row else {
                     return Ok(AdminUpdate::NoUser);
                 };
-                let mut event = event;
+                let mut events = events;
                 if change.disabled == Some(true) {
                     let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                         .bind(id)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                    event = event.detail("sessions_ended", ended);
+                    for event in events.iter_mut().filter(|e| e.kind == $crate::store::EventType::UserDisabled) {
+                        event.details.insert("sessions_ended".to_owned(), ended.into());
+                    }
                 }
                 if change.email.is_some() {
                     sqlx::query($crate::store::VOID_RESET_LINKS).bind(id).execute(&mut *tx).await?;
                 }
+                for event in &events {
+                    $crate::store::audit::record_in!(tx, event);
+                }
+                tx.commit().await?;
+                events.iter().for_each($crate::store::AuditEvent::log);
+                self.changed($crate::store::Change::User(id)).await;
+                Ok(AdminUpdate::Updated { before: current, after })
+            }
+
+            async fn admin_delete_user(
+                &self,
+                id: $crate::domain::UserId,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<$crate::store::users::AdminDelete, $crate::store::StoreError> {
+                use $crate::store::users::AdminDelete;
+                let mut tx = self.write().begin().await?;
+                let other_admins = $crate::store::users::other_admins!($store, tx, id);
+                let user: Option<$crate::store::UserRecord> =
+                    sqlx::query_as("DELETE FROM users WHERE id = $1 RETURNING *").bind(id).fetch_optional(&mut *tx).await?;
+                let Some(user) = user else {
+                    return Ok(AdminDelete::NoUser);
+                };
+                if other_admins == 0 && !user.disabled && user.has_role($crate::domain::roles::ADMIN) {
+                    return Ok(AdminDelete::LastAdmin);
+                }
+                let event = event.clone().detail("username", user.username.as_str());
                 $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
                 event.log();
                 self.changed($crate::store::Change::User(id)).await;
-                Ok(AdminUpdate::Updated { before: current, after })
+                Ok(AdminDelete::Deleted(user))
             }
 
             async fn search_users(

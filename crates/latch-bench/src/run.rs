@@ -357,13 +357,13 @@ impl<'a> Bench<'a> {
     ) -> anyhow::Result<Report> {
         let (admin, admin_id) = users.first().context("no users")?;
         let now = latch::clock::Clock::system().now();
-        let plan = |_: &latch::store::UserRecord| {
+        let plan = |_: &latch::store::UserRecord, _: u64| {
             let change = latch::store::AdminChange { roles: Some("admin".to_owned()), ..Default::default() };
             let event =
                 latch::store::AuditEvent::new(latch::store::EventType::RolesChanged, latch::store::Actor::System, now)
                     .user(*admin_id)
                     .detail("via", "latch-bench");
-            Ok(Some((change, event)))
+            Ok(Some((change, vec![event])))
         };
         match self.runtime.block_on(store.admin_update(*admin_id, now, &plan))? {
             latch::store::AdminUpdate::Updated { .. } | latch::store::AdminUpdate::Unchanged(_) => {}

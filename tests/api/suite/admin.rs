@@ -43,6 +43,12 @@ async fn roles_reach_tokens_views_and_the_command_line() {
     assert_eq!(jwt_parts(&after.access_token).1["roles"], json!(["admin", "support"]));
     let me: Value = app.me(&after.access_token).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["admin", "support"]));
+    // Introspection tells a resource server the roles the user holds now.
+    let rs = app.create_client(&["--name", "rs", "--confidential"]).await;
+    let (rs_id, rs_secret) = (rs["client_id"].as_str().unwrap(), rs["client_secret"].as_str().unwrap());
+    let r = app.client.post(app.url("/introspect")).basic_auth(rs_id, Some(rs_secret));
+    let seen: Value = r.form(&[("token", after.access_token.as_str())]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["roles"], json!(["admin", "support"]));
     // A refreshed token carries the roles the user holds now.
     app.run_cli(&["user", "roles", "alice", "--remove", "support"]);
     let refreshed: Tokens = app.refresh(&after.refresh_token).await.json().await.unwrap();
@@ -256,7 +262,13 @@ async fn an_admin_changes_a_user_as_the_user_could() {
     // Conflicts and invalid fields.
     assert_problem(patch(json!({"username": "DAVE"})).await, StatusCode::CONFLICT, "conflict").await;
     assert_problem(patch(json!({"email": "dave@example.com"})).await, StatusCode::CONFLICT, "conflict").await;
+    // Every bad field at once.
+    let all = json!({"username": "x", "email": "nope", "roles": ["bad role"], "add_roles": [""]});
+    let problem = assert_problem(patch(all).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(problem_fields(&problem), ["username", "email", "roles", "add_roles"]);
+    assert!(problem.to_string().contains("`bad role`"), "the bad name is named: {problem}");
     for (body, field) in [
+        (json!({"add_roles": ["x"], "remove_roles": ["x"]}), "remove_roles"),
         (json!({"username": "x"}), "username"),
         (json!({"email": "not an address"}), "email"),
         (json!({"add_roles": ["has space"]}), "add_roles"),
@@ -401,6 +413,7 @@ async fn an_admin_manages_the_client_registry() {
         (json!({"redirect_uris": ["http://app.example/cb"]}), "redirect_uris"),
         (json!({"origins": ["not an origin"]}), "origins"),
         (json!({"scopes": ["two words"]}), "scopes"),
+        (json!({"scopes": ["latch:admin"]}), "scopes"),
         (json!({"name": ""}), "name"),
         (json!({"confidential": false}), "confidential"),
     ] {
@@ -537,4 +550,47 @@ async fn odd_names_ids_and_roles_are_found_exactly() {
         let r = call(&app, Method::DELETE, &format!("/admin/clients/{id}"), &boss.access_token, None).await;
         assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
     }
+}
+
+#[tokio::test]
+async fn two_admins_demoting_or_disabling_each_other_leave_one() {
+    let app = spawn_app().await;
+    let (a, b) = (admin(&app, "ann").await, admin(&app, "ben").await);
+    let id = |t: &Tokens| jwt_parts(&t.access_token).1["sub"].as_str().unwrap().to_owned();
+    let (ann_id, ben_id) = (id(&a), id(&b));
+    let enabled_admins = || {
+        let out = app.cli().args(["user", "list", "--json"]).output().unwrap();
+        let users: Vec<Value> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        users.iter().filter(|u| u["admin"] == true && u["disabled"] == false).count()
+    };
+    for body in [json!({"remove_roles": ["admin"]}), json!({"disabled": true}), json!({"roles": ["x"]})] {
+        for _ in 0..3 {
+            let (a, b) = (app.login("ann").await, app.login("ben").await);
+            let change = |token: &str, target: &str| {
+                let request = app.client.patch(app.url(&format!("/admin/users/{target}"))).bearer_auth(token);
+                let request = request.json(&body);
+                async move { request.send().await.unwrap().status() }
+            };
+            let (one, two) = tokio::join!(change(&a.access_token, &ben_id), change(&b.access_token, &ann_id));
+            // One wins; the other is refused, or finds itself signed out (disabled) or no
+            // longer an admin first.
+            assert!([one, two].contains(&StatusCode::OK), "{body}: {one} {two}");
+            assert!(
+                [one, two].iter().any(|s| [
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    StatusCode::UNAUTHORIZED,
+                    StatusCode::FORBIDDEN
+                ]
+                .contains(s)),
+                "{body}: {one} {two}"
+            );
+            assert_eq!(enabled_admins(), 1, "{body}: one admin is left");
+            for name in ["ann", "ben"] {
+                app.run_cli(&["user", "enable", name]);
+                app.run_cli(&["user", "roles", name, "--add", "admin"]);
+            }
+        }
+    }
+    let _ = (a, b);
 }

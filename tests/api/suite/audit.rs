@@ -135,6 +135,15 @@ async fn every_event_type_is_recorded_with_its_context_and_no_secret() {
     let r = app.client.delete(app.url(&format!("/admin/users/{frank_id}"))).bearer_auth(&boss.access_token);
     assert_eq!(r.send().await.unwrap().status(), StatusCode::NO_CONTENT);
 
+    // A user without the admin role knocking on the admin API, twice: recorded once.
+    let intruder = app.login("boss").await;
+    app.run_cli(&["user", "roles", "boss", "--remove", "admin"]);
+    for _ in 0..2 {
+        let r = app.client.get(app.url("/admin/users")).bearer_auth(&intruder.access_token);
+        assert_eq!(r.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    }
+    app.run_cli(&["user", "roles", "boss", "--add", "admin"]);
+
     // The command line: key rotation and an import.
     app.run_cli(&["keys", "rotate"]);
     let import = app.dir.path().join("import.jsonl");
@@ -173,9 +182,11 @@ async fn every_event_type_is_recorded_with_its_context_and_no_secret() {
         "client_deleted",
         "client_secret_rotated",
         "key_rotation",
+        "access_denied",
     ] {
         assert!(types.contains_key(kind), "no {kind} event: {types:?}");
     }
+    assert_eq!(types["access_denied"], 1, "{types:?}");
 
     // Newest first, times in order.
     let times: Vec<&str> = events.iter().map(|e| e["time"].as_str().unwrap()).collect();
@@ -216,12 +227,21 @@ async fn every_event_type_is_recorded_with_its_context_and_no_secret() {
         let e = of_type(&events, kind).into_iter().find(|e| e["actor"]["type"] == "admin").unwrap();
         assert_eq!(e["actor"], json!({"type": "admin", "id": boss_id}), "{kind}");
     }
-    assert_eq!(of_type(&events, "roles_changed")[0]["details"]["roles_added"], json!(["editor"]));
+    let granted = of_type(&events, "roles_changed").into_iter().find(|e| e["actor"]["type"] == "admin").unwrap();
+    assert_eq!(granted["details"]["roles_added"], json!(["editor"]));
     assert_eq!(of_type(&events, "user_updated")[0]["details"]["username"], "franky");
     let rotation = of_type(&events, "key_rotation");
     assert!(rotation.iter().any(|e| e["details"]["reason"] == "first_key" && e["actor"]["type"] == "system"));
     assert!(rotation.iter().any(|e| e["details"]["reason"] == "rotate" && e["details"]["via"] == "cli"));
     assert_eq!(of_type(&events, "users_imported")[0]["details"]["users"], 1);
+
+    // Filters by actor (an id or a name) and outcome.
+    let by_boss = all_events(&app, &boss.access_token, "&actor=boss").await;
+    assert!(by_boss.len() >= 9 && by_boss.iter().all(|e| e["actor"]["id"] == boss_id.as_str()), "{by_boss:?}");
+    let failures = all_events(&app, &boss.access_token, "&outcome=failure").await;
+    assert!(failures.len() >= 4 && failures.iter().all(|e| e["outcome"] == "failure"));
+    assert_eq!(of_type(&events, "user_deleted")[0]["details"]["username"], "franky");
+    assert_eq!(of_type(&events, "client_updated")[0]["details"]["fields"], json!(["name"]));
 
     // The events of a deleted account stay, readable by its id.
     let franks = all_events(&app, &boss.access_token, &format!("&user={frank_id}")).await;
