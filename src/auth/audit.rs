@@ -116,11 +116,8 @@ pub struct EventView {
     pub id: crate::domain::EventId,
     #[schema(value_type = String, format = DateTime)]
     pub time: Timestamp,
-    /// `registration`, `login`, `logout`, `refresh_token_reuse`, `password_change`,
-    /// `password_reset`, `email_change`, `email_verification`, `session_ended`,
-    /// `rate_limited`, `user_updated`, `roles_changed`, `user_disabled`, `user_enabled`,
-    /// `user_deleted`, `users_imported`, `client_created`, `client_updated`,
-    /// `client_deleted`, `client_secret_rotated` or `key_rotation`.
+    /// What happened (the document lists the types; docs/admin.md says when each is
+    /// written).
     #[serde(rename = "type")]
     pub kind: String,
     /// `success` or `failure`.

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder, Server};
 
@@ -239,6 +239,18 @@ pub fn document(settings: &Settings) -> Document {
         {
             body.required = Some(utoipa::openapi::Required::False);
         }
+    }
+    // The event types, from the one list the server knows.
+    let types: Vec<&str> = crate::store::EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let type_schema = || ObjectBuilder::new().schema_type(Type::String).enum_values(Some(types.clone()));
+    for path in ["/admin/audit", "/users/me/events"] {
+        let parameters = doc.paths.paths.get_mut(path).and_then(|i| i.get.as_mut()).and_then(|o| o.parameters.as_mut());
+        for parameter in parameters.into_iter().flatten().filter(|p| p.name == "type") {
+            parameter.schema = Some(type_schema().to_array_builder().build().into());
+        }
+    }
+    if let Some(RefOr::T(Schema::Object(view))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("EventView")) {
+        view.properties.insert("type".to_owned(), type_schema().build().into());
     }
     for (path, item) in doc.paths.paths.iter_mut() {
         let oauth = ["/token", "/revoke", "/introspect"].contains(&path.as_str());

@@ -80,6 +80,10 @@ async fn openapi_json_is_openapi_3_1_and_describes_every_route() {
         }
     }
     assert_eq!(paths.len(), ROUTES.len(), "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+    // The audit log's types are listed, from the server's own list.
+    let params = doc["paths"]["/admin/audit"]["get"]["parameters"].as_array().unwrap();
+    let types = &params.iter().find(|p| p["name"] == "type").unwrap()["schema"]["items"]["enum"];
+    assert!(types.as_array().is_some_and(|t| t.len() >= 22 && t.contains(&"access_denied".into())), "{types}");
 }
 
 #[tokio::test]
