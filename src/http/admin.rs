@@ -347,26 +347,27 @@ async fn get_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = AdminUserUpdate)]
+/// Fields left out (or `null`) stay as they are.
 struct UpdateUserRequest {
-    #[schema(value_type = String, required = false, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(value_type = Option<String>, required = false, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     username: Option<String>,
     /// A new address becomes unverified (unless `email_verified` is given too) and gets
     /// a verification email; the old address is told of the change.
-    #[schema(value_type = String, required = false, format = Email, max_length = 254)]
+    #[schema(value_type = Option<String>, required = false, format = Email, max_length = 254)]
     email: Option<String>,
-    #[schema(value_type = bool, required = false)]
+    #[schema(value_type = Option<bool>, required = false)]
     email_verified: Option<bool>,
     /// `true` ends every session of the user at once; logins get 403 `account_disabled`.
-    #[schema(value_type = bool, required = false)]
+    #[schema(value_type = Option<bool>, required = false)]
     disabled: Option<bool>,
     /// Replaces every role (names of 1–64 characters of `[A-Za-z0-9_.:-]`, at most 32).
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
     roles: Option<Vec<String>>,
     /// Roles to give.
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
     add_roles: Option<Vec<String>>,
     /// Roles to take away.
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
     remove_roles: Option<Vec<String>>,
 }
 
@@ -618,29 +619,30 @@ async fn get_client(
     Ok(JsonBody(ClientView::from(&state.admin.client(&id).await?)))
 }
 
+/// Fields left out (or `null`) take their defaults (or, on `PATCH`, stay as they are).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClientRequest {
     /// For people (shown on consent pages); 1–200 characters. Required to create.
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = Option<String>, required = false)]
     name: Option<String>,
     /// Create only: the client keeps a secret (a server-side app).
-    #[schema(value_type = bool, required = false)]
+    #[schema(value_type = Option<bool>, required = false)]
     confidential: Option<bool>,
     /// Trusted by the operator: users are not asked for consent.
-    #[schema(value_type = bool, required = false)]
+    #[schema(value_type = Option<bool>, required = false)]
     first_party: Option<bool>,
     /// Web origins whose browsers may call the API (CORS).
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
     origins: Option<Vec<String>>,
     /// Exact redirect URIs for the authorization-code flow.
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
     redirect_uris: Option<Vec<String>>,
     /// Exact URIs to return to after logout.
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
     post_logout_redirect_uris: Option<Vec<String>>,
     /// Scopes the client may be granted (default `openid profile email offline_access`).
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
     scopes: Option<Vec<String>>,
 }
 

@@ -134,13 +134,13 @@ async fn me(auth: AuthUser<true>) -> JsonBody<PrivateUser> {
 #[serde(deny_unknown_fields)]
 #[schema(as = UpdateUserRequest)]
 struct UpdateRequest {
-    #[schema(value_type = String, required = false, pattern = "^[A-Za-z0-9_.-]{3,32}$", example = "alice")]
+    #[schema(value_type = Option<String>, required = false, pattern = "^[A-Za-z0-9_.-]{3,32}$", example = "alice")]
     username: Option<String>,
     /// A new address becomes unverified and gets a verification email.
-    #[schema(value_type = String, required = false, format = Email, max_length = 254)]
+    #[schema(value_type = Option<String>, required = false, format = Email, max_length = 254)]
     email: Option<String>,
     /// Required when changing the email (checked only then).
-    #[schema(value_type = String, required = false, format = Password)]
+    #[schema(value_type = Option<String>, required = false, format = Password)]
     current_password: Option<String>,
 }
 
