@@ -76,6 +76,10 @@ impl RoleNames {
         let replace_list = names(replace, "roles");
         let add = names(add, "add_roles");
         let remove = names(remove, "remove_roles");
+        if replace.is_some_and(|r| r.len() > roles::MAX_ROLES) || add.len() > roles::MAX_ROLES {
+            let field = if add.len() > roles::MAX_ROLES { "add_roles" } else { "roles" };
+            errors.push(FieldError::new(field, format!("a user holds at most {} roles", roles::MAX_ROLES)));
+        }
         if let Some(both) = add.iter().find(|r| remove.contains(r)) {
             errors.push(FieldError::new("remove_roles", format!("`{both}` is also in add_roles")));
         }

@@ -16,8 +16,10 @@ use crate::store::{Actor, AuditEvent, EventQuery, EventRecord, EventType, Store,
 /// write.
 const REFUSAL_QUIET: time::Duration = time::Duration::minutes(1);
 
-/// Refusals remembered for [`REFUSAL_QUIET`] before the memory starts over.
-const MAX_QUIET_KEYS: usize = 10_000;
+/// Keys remembered for [`REFUSAL_QUIET`]; past them (thousands of accounts or address
+/// groups refused within a minute), further such events are counted by the metrics and
+/// logged at debug level only, so that an attack cannot turn into a write per request.
+const MAX_QUIET_KEYS: usize = 1_000;
 
 /// The audit log's service. Cheap to clone.
 #[derive(Clone)]
@@ -81,7 +83,8 @@ impl Audit {
             if quiet.len() >= MAX_QUIET_KEYS {
                 quiet.retain(|_, at| now - *at < REFUSAL_QUIET);
                 if quiet.len() >= MAX_QUIET_KEYS {
-                    quiet.clear();
+                    tracing::debug!(audit = event.kind.as_str(), "not recorded: too many alike this minute");
+                    return;
                 }
             }
             quiet.insert(key, now);

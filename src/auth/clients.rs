@@ -69,7 +69,9 @@ impl RegisteredClient {
             origins: list(&r.origins),
             redirect_uris: list(&r.redirect_uris),
             post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
-            scopes: r.scopes.split_ascii_whitespace().map(str::to_owned).collect(),
+            // Scopes of Latch's own APIs are never granted through a client's list, also
+            // not one stored before they were refused there.
+            scopes: r.scopes.split_ascii_whitespace().filter(|s| !s.starts_with("latch:")).map(str::to_owned).collect(),
         }
     }
 }

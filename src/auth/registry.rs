@@ -63,7 +63,7 @@ impl ClientSpec {
             }
         }
         for scope in self.scopes.iter().flatten() {
-            if scope.starts_with("latch:") {
+            if scope.split_whitespace().any(|s| s.starts_with("latch:")) {
                 // Scopes of Latch's own APIs are never granted through a client's list.
                 errors.push(FieldError::new("scopes", format!("`{scope}` is reserved for Latch's own APIs")));
             } else if !valid_scope_token(scope) {
@@ -239,13 +239,22 @@ mod tests {
             origins: Some(vec!["not an origin".into()]),
             redirect_uris: Some(vec!["http://app.example/cb".into(), "javascript:alert(1)".into()]),
             post_logout_redirect_uris: Some(vec!["https://app.example/#x".into()]),
-            scopes: Some(vec!["two words".into(), "latch:admin".into()]),
+            scopes: Some(vec!["two words".into(), "latch:admin".into(), " latch:admin".into()]),
             ..ClientSpec::default()
         };
         let fields: Vec<String> = new_client(&bad, false, now).unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            ["name", "origins", "redirect_uris", "redirect_uris", "post_logout_redirect_uris", "scopes", "scopes"],
+            [
+                "name",
+                "origins",
+                "redirect_uris",
+                "redirect_uris",
+                "post_logout_redirect_uris",
+                "scopes",
+                "scopes",
+                "scopes"
+            ],
         );
         let unnamed = ClientSpec { name: None, ..spec() };
         assert_eq!(new_client(&unnamed, false, now).unwrap_err()[0].field, "name");

@@ -693,6 +693,7 @@ async fn create_client(
     let confidential = req.confidential.unwrap_or(false);
     let (client, secret) =
         state.admin.create_client(&admin.actor, &req.spec(), confidential, admin.client.client()).await?;
+    registry_changed(&state).await;
     let location = axum::http::HeaderValue::from_str(&format!("/admin/clients/{}", client.client_id))
         .map_err(anyhow::Error::from)?;
     let body = CreatedClient { client: ClientView::from(&client), client_secret: secret };
@@ -728,6 +729,7 @@ async fn update_client(
         return Err(ApiError::field("confidential", "cannot change; register a new client"));
     }
     let client = state.admin.update_client(&admin.actor, &id, &req.spec(), admin.client.client()).await?;
+    registry_changed(&state).await;
     Ok(JsonBody(ClientView::from(&client)))
 }
 
@@ -754,6 +756,7 @@ async fn delete_client(
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(path, |s| Some(s.to_owned()))?;
     state.admin.delete_client(&admin.actor, &id, admin.client.client()).await?;
+    registry_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -787,7 +790,17 @@ async fn rotate_secret(
 ) -> Result<JsonBody<NewSecret>, ApiError> {
     let id = path_id(path, |s| Some(s.to_owned()))?;
     let secret = state.admin.rotate_secret(&admin.actor, &id, admin.client.client()).await?;
+    registry_changed(&state).await;
     Ok(JsonBody(NewSecret { client_id: id, client_secret: secret }))
+}
+
+/// Rereads the registry before answering, so that this instance honours the change (a
+/// new client, a rotated secret) from the answer on; the others follow the
+/// announcement within a second.
+async fn registry_changed(state: &AppState) {
+    if let Err(e) = state.clients.reload(&*state.store).await {
+        tracing::warn!(error = %e, "could not reread the client registry; it follows within a second");
+    }
 }
 
 // ---- audit ----
@@ -805,6 +818,7 @@ fn event_query(
     key: &[u8; 32],
     params: &[(String, String)],
     user: Option<UserId>,
+    actor: Option<String>,
 ) -> Result<(EventQuery, u32), ApiError> {
     let mut types = Vec::new();
     for (name, value) in params {
@@ -823,7 +837,7 @@ fn event_query(
         .transpose()?;
     let mut query = EventQuery {
         user,
-        actor: None,
+        actor,
         outcome,
         types,
         since: time_param(params, "since")?,
@@ -896,12 +910,7 @@ async fn audit(
         Some(who) if state.clients.get(who).is_some() => Some(who.to_owned()),
         Some(who) => Some(find_user(&state, who, "actor").await?.to_string()),
     };
-    let (mut query, page) = event_query(&state.cursor_key, &params, user)?;
-    if actor.is_some() {
-        query.actor = actor;
-        // Bound again: the cursor was opened without the actor.
-        query.after = one(&params, "cursor").map(|c| open_event_cursor(&state.cursor_key, &query, c)).transpose()?;
-    }
+    let (query, page) = event_query(&state.cursor_key, &params, user, actor)?;
     Ok(JsonBody(event_page(&state, query, page, false).await?))
 }
 
@@ -945,7 +954,7 @@ async fn my_events(
     RawQuery(query): RawQuery,
 ) -> Result<JsonBody<EventPage>, ApiError> {
     let params = query_params(query.as_deref(), &["type", "outcome", "since", "until", "limit", "cursor"], &["type"])?;
-    let (query, page) = event_query(&state.cursor_key, &params, Some(auth.user.id))?;
+    let (query, page) = event_query(&state.cursor_key, &params, Some(auth.user.id), None)?;
     Ok(JsonBody(event_page(&state, query, page, true).await?))
 }
 

@@ -67,6 +67,15 @@ impl PgStore {
     /// Locks the row a transaction reads before it writes (SQLite has one writer).
     pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
 
+    /// Locks the session of a refresh token before the token itself, in the order every
+    /// other change takes them (a session, then by cascade its tokens), so that a refresh
+    /// racing the end of its session (an admin's disable, a password reset) cannot
+    /// deadlock. SQLite has one writer and needs none.
+    pub(crate) const LOCK_SESSION_OF_TOKEN: Option<&str> = Some(
+        "SELECT s.id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1
+         FOR NO KEY UPDATE OF s",
+    );
+
     /// The function that finds text in text (1-based; 0 when absent).
     pub(crate) const POSITION: &str = "strpos";
 

@@ -312,6 +312,9 @@ macro_rules! impl_session_store {
             ) -> Result<$crate::store::RotateOutcome, $crate::store::StoreError> {
                 use $crate::store::RotateOutcome;
                 let mut tx = self.write().begin().await?;
+                if let Some(lock) = <$store>::LOCK_SESSION_OF_TOKEN {
+                    sqlx::query(lock).bind(old_hash).execute(&mut *tx).await?;
+                }
                 // Claiming the token is the first statement, so the transaction holds the
                 // write lock (SQLite) or the row lock (PostgreSQL) from the start.
                 let claimed: Option<($crate::domain::SessionId,)> = sqlx::query_as(

@@ -64,6 +64,12 @@ impl SqliteStore {
     /// Locks the row a transaction reads before it writes (SQLite has one writer).
     pub(crate) const FOR_UPDATE: &str = "";
 
+    /// Locks the session of a refresh token before the token itself, in the order every
+    /// other change takes them (a session, then by cascade its tokens), so that a refresh
+    /// racing the end of its session (an admin's disable, a password reset) cannot
+    /// deadlock. SQLite has one writer and needs none.
+    pub(crate) const LOCK_SESSION_OF_TOKEN: Option<&str> = None;
+
     /// The function that finds text in text (1-based; 0 when absent).
     pub(crate) const POSITION: &str = "instr";
 

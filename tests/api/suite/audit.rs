@@ -235,8 +235,23 @@ async fn every_event_type_is_recorded_with_its_context_and_no_secret() {
     assert!(rotation.iter().any(|e| e["details"]["reason"] == "rotate" && e["details"]["via"] == "cli"));
     assert_eq!(of_type(&events, "users_imported")[0]["details"]["users"], 1);
 
-    // Filters by actor (an id or a name) and outcome.
+    // Filters by actor (an id or a name) and outcome; pages of a filtered list.
     let by_boss = all_events(&app, &boss.access_token, "&actor=boss").await;
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/admin/audit?limit=2&actor=boss".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = get(&app, &path, &boss.access_token).await;
+        paged.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, by_boss);
     assert!(by_boss.len() >= 9 && by_boss.iter().all(|e| e["actor"]["id"] == boss_id.as_str()), "{by_boss:?}");
     let failures = all_events(&app, &boss.access_token, "&outcome=failure").await;
     assert!(failures.len() >= 4 && failures.iter().all(|e| e["outcome"] == "failure"));
