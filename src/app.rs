@@ -214,9 +214,8 @@ impl App {
 }
 
 /// Deletes ended sessions, expired one-time tokens, old limit counters and audit events
-/// past their retention now and then (and at start),
-/// so that no table grows without bound; correctness never depends on it, since every
-/// check compares expiry times itself.
+/// past their retention at start and every ten minutes, so that no table grows without
+/// bound; correctness never depends on it, since every check compares expiry times itself.
 async fn sweep_expired(state: AppState, clock: Clock) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {

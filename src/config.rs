@@ -364,7 +364,6 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses `15m`, `30d`, `1h 30m` (and plain seconds).
 /// A retention: a duration with its unit (`90d`), since a bare number would be seconds
 /// and `90` meant as days would empty the audit log.
 fn parse_retention(v: &str) -> Result<Duration, String> {
@@ -374,6 +373,7 @@ fn parse_retention(v: &str) -> Result<Duration, String> {
     parse_duration(v)
 }
 
+/// Parses `15m`, `30d`, `1h 30m` (and plain seconds).
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let d = match v.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),

@@ -4,6 +4,9 @@
 ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '';
 UPDATE users SET roles = 'admin' WHERE is_admin;
 ALTER TABLE users DROP COLUMN is_admin;
+-- The enabled admins, which every admin change counts (and locks) so that the last one
+-- stays: an index of them alone, whatever the number of users.
+CREATE INDEX users_admins ON users (id) WHERE NOT disabled AND strpos(' ' || roles || ' ', ' admin ') > 0;
 
 -- The admin search walks usernames and emails in byte order, whatever the database's
 -- collation, so that a prefix is one index range.
@@ -27,6 +30,7 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_at ON audit_events (at, id);
 CREATE INDEX audit_events_user ON audit_events (user_id, at, id);
 CREATE INDEX audit_events_type ON audit_events (type, at, id);
+CREATE INDEX audit_events_actor ON audit_events (actor_id, at, id);
 
 -- Random keys of this installation, shared by every instance (the key that seals the
 -- admin API's page cursors). Made by the first instance that needs one.

@@ -118,7 +118,7 @@ impl Accounts {
         let event = self
             .sessions
             .audit
-            .from(EventType::Registration, Actor::User(Some(id)), client)
+            .event_from(EventType::Registration, Actor::User(Some(id)), client)
             .user(id)
             .detail("username", username.as_str());
         let user = self
@@ -185,7 +185,7 @@ impl Accounts {
         }
         let change = ProfileChange { username: new_username.as_ref(), email: new_email.as_ref() };
         let kind = if new_email.is_some() { EventType::EmailChange } else { EventType::UserUpdated };
-        let mut event = self.sessions.audit.from(kind, Actor::User(Some(user.id)), client).user(user.id);
+        let mut event = self.sessions.audit.event_from(kind, Actor::User(Some(user.id)), client).user(user.id);
         if let Some(username) = &new_username {
             event = event.detail("username", username.as_str());
         }
@@ -222,7 +222,7 @@ impl Accounts {
         self.confirm_password(user, current_password.unwrap_or(""), client, "current_password").await?;
         let hash = self.sessions.hasher.hash(new_password.expose()).await?;
         let event =
-            self.sessions.audit.from(EventType::PasswordChange, Actor::User(Some(user.id)), client).user(user.id);
+            self.sessions.audit.event_from(EventType::PasswordChange, Actor::User(Some(user.id)), client).user(user.id);
         self.sessions.store.set_password(user.id, &hash, keep, self.sessions.clock.now(), &event).await?;
         tracing::info!(event = "password_changed", user = %user.id, "password changed; other sessions ended");
         self.emails.send_password_changed(user).await;
@@ -240,7 +240,7 @@ impl Accounts {
         let event = self
             .sessions
             .audit
-            .from(EventType::UserDeleted, Actor::User(Some(user.id)), client)
+            .event_from(EventType::UserDeleted, Actor::User(Some(user.id)), client)
             .user(user.id)
             .detail("username", user.username.as_str());
         self.sessions.store.delete_user(user.id, &event).await?;
@@ -261,7 +261,7 @@ impl Accounts {
 
     /// Uses a verification token: the address it was sent to becomes verified.
     pub async fn confirm_email(&self, token: &str, client: Client<'_>) -> Result<UserRecord, AccountError> {
-        let event = self.sessions.audit.from(EventType::EmailVerification, Actor::User(None), client);
+        let event = self.sessions.audit.event_from(EventType::EmailVerification, Actor::User(None), client);
         let user = self
             .sessions
             .store
@@ -290,7 +290,7 @@ impl Accounts {
             let mut event = self
                 .sessions
                 .audit
-                .from(EventType::RateLimited, Actor::User(user), client)
+                .event_from(EventType::RateLimited, Actor::User(user), client)
                 .failed()
                 .detail("limit", limit)
                 .detail("retry_after", *retry_after);
@@ -338,7 +338,7 @@ impl Accounts {
             .ok_or(AccountError::InvalidToken(TokenPurpose::ResetPassword))?;
         let new_password = self.new_password_for(&user, Some(new_password))?;
         let new_hash = self.sessions.hasher.hash(new_password.expose()).await?;
-        let event = self.sessions.audit.from(EventType::PasswordReset, Actor::User(Some(user.id)), client);
+        let event = self.sessions.audit.event_from(EventType::PasswordReset, Actor::User(Some(user.id)), client);
         self.sessions
             .store
             .reset_password(&hash, &new_hash, self.sessions.clock.now(), &event)

@@ -143,7 +143,7 @@ impl Admin {
         if let Some(field) = self.sessions.store.taken(username, email).await? {
             return Err(AdminError::Taken(field));
         }
-        let base = self.sessions.audit.from(EventType::UserUpdated, actor.clone(), client).user(id);
+        let base = self.sessions.audit.event_from(EventType::UserUpdated, actor.clone(), client).user(id);
         let is_self = *actor == Actor::Admin(id);
         let plan = |user: &UserRecord, other_admins: u64| plan(user, other_admins, &patch, is_self, &base);
         let outcome =
@@ -158,8 +158,11 @@ impl Admin {
             AdminUpdate::Updated { before, after } => (before, after),
         };
         if after.email != before.email {
-            if !after.email_verified {
-                self.accounts.emails().send_verification(&after).await?;
+            // The change is made: a mail that cannot be queued must not answer it as failed.
+            if !after.email_verified
+                && let Err(e) = self.accounts.emails().send_verification(&after).await
+            {
+                tracing::warn!(user = %id, error = %e, "could not send the verification email of an admin's change");
             }
             self.accounts.emails().send_email_changed(&before.email, &after).await;
         }
@@ -172,7 +175,7 @@ impl Admin {
         if *actor == Actor::Admin(id) {
             return Err(FieldError::new("id", "an admin cannot delete their own account").into());
         }
-        let event = self.sessions.audit.from(EventType::UserDeleted, actor.clone(), client).user(id);
+        let event = self.sessions.audit.event_from(EventType::UserDeleted, actor.clone(), client).user(id);
         match self.sessions.store.admin_delete_user(id, &event).await? {
             AdminDelete::Deleted(_) => Ok(()),
             AdminDelete::NoUser => Err(AdminError::NotFound),
@@ -189,8 +192,11 @@ impl Admin {
     /// Ends every session of the user; how many there were.
     pub async fn end_sessions(&self, actor: &Actor, id: UserId, client: Client<'_>) -> Result<u64, AdminError> {
         self.user(id).await?;
-        let event =
-            self.sessions.audit.from(EventType::SessionEnded, actor.clone(), client).detail("reason", "ended_by_admin");
+        let event = self
+            .sessions
+            .audit
+            .event_from(EventType::SessionEnded, actor.clone(), client)
+            .detail("reason", "ended_by_admin");
         Ok(self.sessions.store.delete_user_sessions(id, &event).await?)
     }
 
@@ -202,8 +208,11 @@ impl Admin {
         sid: SessionId,
         client: Client<'_>,
     ) -> Result<(), AdminError> {
-        let event =
-            self.sessions.audit.from(EventType::SessionEnded, actor.clone(), client).detail("reason", "ended_by_admin");
+        let event = self
+            .sessions
+            .audit
+            .event_from(EventType::SessionEnded, actor.clone(), client)
+            .detail("reason", "ended_by_admin");
         if self.sessions.store.delete_user_session(id, sid, &event).await? { Ok(()) } else { Err(AdminError::NotFound) }
     }
 
@@ -239,11 +248,16 @@ impl Admin {
         spec: &ClientSpec,
         client: Client<'_>,
     ) -> Result<ClientRecord, AdminError> {
-        let mut record = self.client(client_id).await?;
-        registry::update(&mut record, spec, self.sessions.clock.now()).map_err(AdminError::Invalid)?;
+        let record = self.client(client_id).await?;
+        spec.check().map_err(AdminError::Invalid)?;
+        if spec.given().is_empty() {
+            return Ok(record);
+        }
         let event =
             self.client_event(EventType::ClientUpdated, actor, client_id, client).detail("fields", spec.given());
-        if self.sessions.store.update_client(&record, &event).await? { Ok(record) } else { Err(AdminError::NotFound) }
+        let now = self.sessions.clock.now();
+        let apply = |c: &mut ClientRecord| registry::apply(c, spec, now);
+        self.sessions.store.update_client(client_id, &apply, &event).await?.ok_or(AdminError::NotFound)
     }
 
     /// Deletes a client and ends the sessions it started.
@@ -274,7 +288,7 @@ impl Admin {
     }
 
     fn client_event(&self, kind: EventType, actor: &Actor, client_id: &str, client: Client<'_>) -> AuditEvent {
-        self.sessions.audit.from(kind, actor.clone(), client).detail("client", client_id)
+        self.sessions.audit.event_from(kind, actor.clone(), client).detail("client", client_id)
     }
 }
 
@@ -303,10 +317,12 @@ fn plan(
     if last_admin && patch.disabled == Some(true) {
         return Err(FieldError::new("disabled", "the last admin cannot be disabled"));
     }
+    let email = patch.email.clone().filter(|e| e.as_str() != user.email);
     let change = AdminChange {
         username: patch.username.clone().filter(|u| u.as_str() != user.username),
-        email: patch.email.clone().filter(|e| e.as_str() != user.email),
-        email_verified: patch.email_verified.filter(|&v| v != user.email_verified || patch.email.is_some()),
+        // A new address is unverified unless the patch says otherwise.
+        email_verified: patch.email_verified.filter(|&v| v != user.email_verified || email.is_some()),
+        email,
         disabled: patch.disabled.filter(|&d| d != user.disabled),
         roles,
     };

@@ -41,7 +41,7 @@ impl Audit {
     }
 
     /// A new event of `kind` by `actor`, now, from `client`'s address and user agent.
-    pub fn from(&self, kind: EventType, actor: Actor, client: Client<'_>) -> AuditEvent {
+    pub fn event_from(&self, kind: EventType, actor: Actor, client: Client<'_>) -> AuditEvent {
         let mut event = self.event(kind, actor);
         event.ip = client.ip.map(|ip| ip.to_string());
         event.user_agent = client.user_agent.map(truncate_user_agent);
@@ -74,9 +74,8 @@ impl Audit {
         );
         let now = event.at;
         {
-            let Ok(mut quiet) = self.refusals.lock() else {
-                return;
-            };
+            // A panic elsewhere while holding the map leaves it usable.
+            let mut quiet = self.refusals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if quiet.get(&key).is_some_and(|&at| now - at < REFUSAL_QUIET) {
                 return;
             }

@@ -30,7 +30,7 @@ const MAX_LIST: usize = 100;
 impl ClientSpec {
     /// Checks every setting; each broken rule names its field (`name`, `origins`,
     /// `redirect_uris`, `post_logout_redirect_uris`, `scopes`).
-    fn check(&self) -> Result<(), Vec<FieldError>> {
+    pub fn check(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         if let Some(name) = &self.name
             && (name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
@@ -151,9 +151,8 @@ pub fn new_client(
     Ok((client, secret))
 }
 
-/// Applies `spec` to `client`.
-pub fn update(client: &mut ClientRecord, spec: &ClientSpec, now: Timestamp) -> Result<(), Vec<FieldError>> {
-    spec.check()?;
+/// Applies a [`ClientSpec::check`]ed `spec` to `client`.
+pub fn apply(client: &mut ClientRecord, spec: &ClientSpec, now: Timestamp) {
     if let Some(name) = &spec.name {
         client.name = name.clone();
     }
@@ -173,7 +172,6 @@ pub fn update(client: &mut ClientRecord, spec: &ClientSpec, now: Timestamp) -> R
         client.scopes = scopes.join(" ");
     }
     client.updated_at = now;
-    Ok(())
 }
 
 /// A new secret for a confidential client and its digest, to store with

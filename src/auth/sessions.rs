@@ -221,7 +221,7 @@ impl Sessions {
             // The right password, which the limits do not count: recorded quietly.
             let mut event = self
                 .audit
-                .from(EventType::Login, Actor::User(Some(user.id)), client)
+                .event_from(EventType::Login, Actor::User(Some(user.id)), client)
                 .failed()
                 .detail("reason", "account_disabled");
             event.user_id = Some(user.id);
@@ -283,7 +283,8 @@ impl Sessions {
     /// Records a failed login or password check.
     async fn login_failed(&self, user: Option<&UserRecord>, client: Client<'_>, reason: &str) {
         let id = user.map(|u| u.id);
-        let mut event = self.audit.from(EventType::Login, Actor::User(id), client).failed().detail("reason", reason);
+        let mut event =
+            self.audit.event_from(EventType::Login, Actor::User(id), client).failed().detail("reason", reason);
         event.user_id = id;
         self.audit.record(event).await;
     }
@@ -295,7 +296,7 @@ impl Sessions {
             let id = user.map(|u| u.id);
             let mut event = self
                 .audit
-                .from(EventType::RateLimited, Actor::User(id), client)
+                .event_from(EventType::RateLimited, Actor::User(id), client)
                 .failed()
                 .detail("limit", "password_check")
                 .detail("retry_after", *retry_after);
@@ -383,7 +384,7 @@ impl Sessions {
         let kind = if new.cookie_hash.is_some() { "browser" } else { "token" };
         let event = self
             .audit
-            .from(EventType::Login, Actor::User(Some(new.user_id)), client)
+            .event_from(EventType::Login, Actor::User(Some(new.user_id)), client)
             .user(new.user_id)
             .session(new.id)
             .client_id(new.client_id)
@@ -422,7 +423,7 @@ impl Sessions {
                 now,
                 self.settings.idle_cutoff(now),
                 accept,
-                &self.audit.from(EventType::RefreshTokenReuse, Actor::User(None), client).failed(),
+                &self.audit.event_from(EventType::RefreshTokenReuse, Actor::User(None), client).failed(),
             )
             .await?;
         let session = match outcome {
@@ -574,14 +575,16 @@ impl Sessions {
 
     /// Signs `user` out of the session `sid`; false when there was none.
     pub async fn logout(&self, user: UserId, sid: SessionId, client: Client<'_>) -> Result<bool, StoreError> {
-        let event = self.audit.from(EventType::Logout, Actor::User(Some(user)), client);
+        let event = self.audit.event_from(EventType::Logout, Actor::User(Some(user)), client);
         self.store.delete_session(sid, &event).await
     }
 
     /// Ends one of `user`'s sessions; false when it is not theirs or not live.
     pub async fn end_own(&self, user: UserId, sid: SessionId, client: Client<'_>) -> Result<bool, StoreError> {
-        let event =
-            self.audit.from(EventType::SessionEnded, Actor::User(Some(user)), client).detail("reason", "ended_by_user");
+        let event = self
+            .audit
+            .event_from(EventType::SessionEnded, Actor::User(Some(user)), client)
+            .detail("reason", "ended_by_user");
         let ended = self.store.delete_user_session(user, sid, &event).await?;
         if ended {
             tracing::info!(user = %user, session = %sid, "session ended by its user");
@@ -597,7 +600,7 @@ impl Sessions {
             Err(_) => self.store.session_of_refresh_token(&secret::digest(token)).await?,
         };
         let event =
-            self.audit.from(EventType::SessionEnded, Actor::User(None), client).detail("reason", "token_revoked");
+            self.audit.event_from(EventType::SessionEnded, Actor::User(None), client).detail("reason", "token_revoked");
         if let Some(sid) = session
             && self.store.delete_session(sid, &event).await?
         {

@@ -320,8 +320,7 @@ impl TokenService {
         &self.audience
     }
 
-    /// Signs a new access token for `user` in session `sid`.
-    /// An access token of `user` (whose roles it carries) for the session `sid`.
+    /// Signs a new access token of `user` (whose roles it carries) for the session `sid`.
     pub fn sign(&self, user: &UserRecord, sid: SessionId, client_id: &str, scope: &str) -> anyhow::Result<String> {
         let set = self.current();
         let now = self.clock.now().unix();

@@ -83,10 +83,7 @@ fn time_arg(flag: &str, text: &str) -> anyhow::Result<Timestamp> {
 /// overrides, zero-width characters) shown escaped, so that a stored value can neither
 /// move the terminal nor disguise itself.
 fn escape(text: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
-    };
+    let hidden = |c: char| c.is_control() || crate::domain::is_hidden(c);
     text.chars().flat_map(|c| if hidden(c) { c.escape_unicode().collect() } else { vec![c] }).collect()
 }
 

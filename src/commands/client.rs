@@ -159,15 +159,17 @@ async fn update(
     settings: ClientSettings,
     no_origins: bool,
 ) -> anyhow::Result<()> {
-    let mut client = find(store, client_id).await?;
+    find(store, client_id).await?;
     let mut spec = spec(name, first_party, settings);
     if no_origins {
         spec.origins = Some(Vec::new());
     }
-    registry::update(&mut client, &spec, Clock::system().now()).map_err(refused)?;
+    spec.check().map_err(refused)?;
     let event = event(EventType::ClientUpdated, client_id).detail("fields", spec.given());
-    let changed = store.update_client(&client, &event).await?;
-    anyhow::ensure!(changed, "no client `{client_id}`");
+    let now = Clock::system().now();
+    let apply = |c: &mut ClientRecord| registry::apply(c, &spec, now);
+    let client = store.update_client(client_id, &apply, &event).await?;
+    let client = client.with_context(|| format!("no client `{client_id}`"))?;
     print_client(&client, false);
     Ok(())
 }

@@ -142,6 +142,11 @@ async fn show(config: &Config, who: &str, as_json: bool) -> anyhow::Result<()> {
 async fn set_disabled(config: &Config, who: &str, disabled: bool) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
     let user = super::find_user(&*store, who).await?;
+    if user.disabled == disabled {
+        let state = if disabled { "disabled" } else { "enabled" };
+        println!("{} ({}) is {state} already", user.username, user.id);
+        return Ok(());
+    }
     let kind = if disabled { EventType::UserDisabled } else { EventType::UserEnabled };
     let ended = store
         .set_disabled(user.id, disabled, Clock::system().now(), &event(kind, user.id).detail("disabled", disabled))

@@ -2,6 +2,15 @@
 
 use std::fmt;
 
+/// Whether `c` is invisible and reorders or hides text (bidirectional controls,
+/// zero-width characters) or is a Unicode noncharacter: text holding one can pass for
+/// other text.
+pub fn is_hidden(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+        || matches!(c, '\u{fdd0}'..='\u{fdef}')
+        || (c as u32) & 0xfffe == 0xfffe
+}
+
 /// A valid, lowercased email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -21,14 +30,9 @@ impl Email {
         // in practice, and make a poor login name.
         // Invisible characters that reorder or hide text, and noncharacters, make an
         // address that looks like another.
-        let hidden = |c: char| {
-            matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
-                || matches!(c, '\u{fdd0}'..='\u{fdef}')
-                || (c as u32) & 0xfffe == 0xfffe
-        };
         if local.starts_with('"')
             || domain.starts_with('[')
-            || value.chars().any(|c| c.is_whitespace() || c.is_control() || hidden(c))
+            || value.chars().any(|c| c.is_whitespace() || c.is_control() || is_hidden(c))
         {
             return Err(invalid());
         }

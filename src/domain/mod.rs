@@ -10,7 +10,7 @@ pub mod roles;
 mod timestamp;
 mod username;
 
-pub use email::Email;
+pub use email::{Email, is_hidden};
 pub use ids::{EventId, SessionId, UserId};
 pub use password::{NewPassword, PasswordPolicy};
 pub use timestamp::Timestamp;

@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for AdminCaller {
             // Recorded once a minute per user and address: a refused attempt at the admin
             // API is worth knowing of, a thousand of them are not worth a thousand rows.
             let audit = state.sessions.audit();
-            let mut event = audit.from(EventType::AccessDenied, Actor::User(Some(auth.user.id)), client.client());
+            let mut event = audit.event_from(EventType::AccessDenied, Actor::User(Some(auth.user.id)), client.client());
             event = event.failed().detail("reason", "admin_role_required");
             event.user_id = Some(auth.user.id);
             audit.record_quietly(event).await;

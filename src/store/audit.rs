@@ -288,7 +288,8 @@ pub trait AuditStore {
     /// Writes an event that records no change of its own.
     async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
-    /// Deletes the events older than `before`.
+    /// Deletes the events older than `before`, a batch per transaction, so that a large
+    /// backlog (a retention just lowered) never holds the writer for long.
     async fn delete_events_before(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
@@ -371,9 +372,24 @@ macro_rules! impl_audit_store {
                 &self,
                 before: $crate::domain::Timestamp,
             ) -> Result<u64, $crate::store::StoreError> {
-                let done =
-                    sqlx::query("DELETE FROM audit_events WHERE at < $1").bind(before).execute(self.write()).await?;
-                Ok(done.rows_affected())
+                const BATCH: i64 = 10_000;
+                let mut deleted = 0;
+                loop {
+                    let done = sqlx::query(
+                        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
+                    )
+                    .bind(before)
+                    .bind(BATCH)
+                    .execute(self.write())
+                    .await?
+                    .rows_affected();
+                    deleted += done;
+                    if done < BATCH as u64 {
+                        return Ok(deleted);
+                    }
+                    // Lets the logins waiting for the writer go first.
+                    tokio::task::yield_now().await;
+                }
             }
         }
     };

@@ -47,7 +47,15 @@ pub trait ClientStore {
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
     /// Replaces the settings of `client.client_id` (not its secret); false when there is
     /// none.
-    async fn update_client(&self, client: &ClientRecord, event: &super::AuditEvent) -> Result<bool, StoreError>;
+    /// Changes the settings of `client_id` (not its secret) with `apply`, run on the row
+    /// as the transaction reads it (locked), so that concurrent changes of different
+    /// settings never undo each other. `None` when there is no such client.
+    async fn update_client(
+        &self,
+        client_id: &str,
+        apply: &(dyn for<'c> Fn(&'c mut ClientRecord) + Send + Sync),
+        event: &super::AuditEvent,
+    ) -> Result<Option<ClientRecord>, StoreError>;
     /// Replaces the secret's digest of a confidential client alone, so that no
     /// concurrent change of settings can bring the old secret back; false when there is
     /// no such confidential client.
@@ -109,11 +117,21 @@ macro_rules! impl_client_store {
 
             async fn update_client(
                 &self,
-                c: &$crate::store::ClientRecord,
+                client_id: &str,
+                apply: &(dyn for<'c> Fn(&'c mut $crate::store::ClientRecord) + Send + Sync),
                 event: &$crate::store::AuditEvent,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let mut tx = self.write().begin().await?;
-                let done = sqlx::query(
+            ) -> Result<Option<$crate::store::ClientRecord>, $crate::store::StoreError> {
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
+                let current: Option<$crate::store::ClientRecord> =
+                    sqlx::query_as(&format!("SELECT * FROM clients WHERE client_id = $1{}", <$store>::FOR_UPDATE))
+                        .bind(client_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(mut c) = current else {
+                    return Ok(None);
+                };
+                apply(&mut c);
+                sqlx::query(
                     "UPDATE clients SET name = $2, first_party = $3, origins = $4,
                          redirect_uris = $5, post_logout_redirect_uris = $6, scopes = $7, updated_at = $8
                      WHERE client_id = $1",
@@ -128,14 +146,11 @@ macro_rules! impl_client_store {
                 .bind(c.updated_at)
                 .execute(&mut *tx)
                 .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
                 $crate::store::audit::record_in!(tx, event);
                 tx.commit().await?;
                 event.log();
                 self.changed($crate::store::Change::Clients).await;
-                Ok(true)
+                Ok(Some(c))
             }
 
             async fn set_client_secret(

@@ -76,6 +76,11 @@ impl PgStore {
          FOR NO KEY UPDATE OF s",
     );
 
+    /// Starts a transaction that reads before it writes: on SQLite it takes the write
+    /// lock at once, so that another process's write in between cannot refuse the
+    /// upgrade (SQLITE_BUSY).
+    pub(crate) const BEGIN_WRITE: &str = "BEGIN";
+
     /// The function that finds text in text (1-based; 0 when absent).
     pub(crate) const POSITION: &str = "strpos";
 

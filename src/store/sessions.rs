@@ -315,8 +315,9 @@ macro_rules! impl_session_store {
                 if let Some(lock) = <$store>::LOCK_SESSION_OF_TOKEN {
                     sqlx::query(lock).bind(old_hash).execute(&mut *tx).await?;
                 }
-                // Claiming the token is the first statement, so the transaction holds the
-                // write lock (SQLite) or the row lock (PostgreSQL) from the start.
+                // Claiming the token is the first write, so the transaction holds the write
+                // lock (SQLite) from the start; on PostgreSQL the session's row lock above
+                // comes first, in the order every other change takes them.
                 let claimed: Option<($crate::domain::SessionId,)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id",
                 )

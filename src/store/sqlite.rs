@@ -70,6 +70,11 @@ impl SqliteStore {
     /// deadlock. SQLite has one writer and needs none.
     pub(crate) const LOCK_SESSION_OF_TOKEN: Option<&str> = None;
 
+    /// Starts a transaction that reads before it writes: on SQLite it takes the write
+    /// lock at once, so that another process's write in between cannot refuse the
+    /// upgrade (SQLITE_BUSY).
+    pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
     /// The function that finds text in text (1-based; 0 when absent).
     pub(crate) const POSITION: &str = "instr";
 

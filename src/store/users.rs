@@ -534,7 +534,7 @@ macro_rules! impl_user_store {
                 plan: &$crate::store::users::AdminPlan<'_>,
             ) -> Result<$crate::store::users::AdminUpdate, $crate::store::StoreError> {
                 use $crate::store::users::AdminUpdate;
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
                 let other_admins = $crate::store::users::other_admins!($store, tx, id);
                 let current: Option<$crate::store::UserRecord> =
                     sqlx::query_as(&format!("SELECT * FROM users WHERE id = $1{}", <$store>::FOR_UPDATE))
@@ -601,16 +601,20 @@ macro_rules! impl_user_store {
                 event: &$crate::store::AuditEvent,
             ) -> Result<$crate::store::users::AdminDelete, $crate::store::StoreError> {
                 use $crate::store::users::AdminDelete;
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
                 let other_admins = $crate::store::users::other_admins!($store, tx, id);
                 let user: Option<$crate::store::UserRecord> =
-                    sqlx::query_as("DELETE FROM users WHERE id = $1 RETURNING *").bind(id).fetch_optional(&mut *tx).await?;
+                    sqlx::query_as(&format!("SELECT * FROM users WHERE id = $1{}", <$store>::FOR_UPDATE))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 let Some(user) = user else {
                     return Ok(AdminDelete::NoUser);
                 };
                 if other_admins == 0 && !user.disabled && user.has_role($crate::domain::roles::ADMIN) {
                     return Ok(AdminDelete::LastAdmin);
                 }
+                sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
                 let event = event.clone().detail("username", user.username.as_str());
                 $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;

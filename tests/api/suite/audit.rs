@@ -483,7 +483,7 @@ async fn events_older_than_the_retention_are_deleted() {
     let boss = admin(&app, "boss").await;
     let before = all_events(&app, &boss.access_token, "").await;
     assert!(!before.is_empty());
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    app.clock.advance(std::time::Duration::from_secs(3));
     // Pruning runs at start and then every few minutes.
     let app = app.restart().await;
     let boss = app.login("boss").await;
