@@ -144,7 +144,7 @@ impl App {
             .context("cannot read the installation's cursor key")?;
         let cursor_key: [u8; 32] =
             cursor_key.try_into().map_err(|_| anyhow::anyhow!("the stored cursor key is not 32 bytes"))?;
-        let admin = Admin::new(sessions.clone(), accounts.clone());
+        let admin = Admin::new(sessions.clone(), accounts.clone(), clients.clone());
         let state = AppState::new(Services {
             sessions,
             accounts,

@@ -648,6 +648,7 @@ mod tests {
 
     #[test]
     fn a_retention_needs_a_unit() {
+        assert_eq!(Config::defaults().unwrap().audit_retention, Duration::from_secs(90 * 86400), "SPEC §10: 90d");
         assert_eq!(parse_retention("90d").unwrap(), Duration::from_secs(90 * 86400));
         assert_eq!(parse_retention("12h").unwrap(), Duration::from_secs(12 * 3600));
         for bad in ["90", "90.5", " 7 ", "forever"] {

@@ -119,7 +119,6 @@ impl Accounts {
             .sessions
             .audit
             .event_from(EventType::Registration, Actor::User(Some(id)), client)
-            .user(id)
             .detail("username", username.as_str());
         let user = self
             .sessions
@@ -185,7 +184,7 @@ impl Accounts {
         }
         let change = ProfileChange { username: new_username.as_ref(), email: new_email.as_ref() };
         let kind = if new_email.is_some() { EventType::EmailChange } else { EventType::UserUpdated };
-        let mut event = self.sessions.audit.event_from(kind, Actor::User(Some(user.id)), client).user(user.id);
+        let mut event = self.sessions.audit.event_from(kind, Actor::User(Some(user.id)), client);
         if let Some(username) = &new_username {
             event = event.detail("username", username.as_str());
         }
@@ -221,8 +220,7 @@ impl Accounts {
         let new_password = self.new_password_for(user, new_password)?;
         self.confirm_password(user, current_password.unwrap_or(""), client, "current_password").await?;
         let hash = self.sessions.hasher.hash(new_password.expose()).await?;
-        let event =
-            self.sessions.audit.event_from(EventType::PasswordChange, Actor::User(Some(user.id)), client).user(user.id);
+        let event = self.sessions.audit.event_from(EventType::PasswordChange, Actor::User(Some(user.id)), client);
         self.sessions.store.set_password(user.id, &hash, keep, self.sessions.clock.now(), &event).await?;
         tracing::info!(event = "password_changed", user = %user.id, "password changed; other sessions ended");
         self.emails.send_password_changed(user).await;
@@ -241,7 +239,6 @@ impl Accounts {
             .sessions
             .audit
             .event_from(EventType::UserDeleted, Actor::User(Some(user.id)), client)
-            .user(user.id)
             .detail("username", user.username.as_str());
         self.sessions.store.delete_user(user.id, &event).await?;
         tracing::info!(user = %user.id, "account deleted");
@@ -287,14 +284,13 @@ impl Accounts {
         client: Client<'_>,
     ) -> Result<(), AccountError> {
         if let Err(LimitError::RateLimited { retry_after }) = &result {
-            let mut event = self
+            let event = self
                 .sessions
                 .audit
                 .event_from(EventType::RateLimited, Actor::User(user), client)
                 .failed()
                 .detail("limit", limit)
                 .detail("retry_after", *retry_after);
-            event.user_id = user;
             self.sessions.audit.record_quietly(event).await;
         }
         Ok(result?)

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::auth::accounts::Accounts;
+use crate::auth::clients::Clients;
 use crate::auth::registry::{self, ClientSpec};
 use crate::auth::sessions::{Client, Sessions};
 use crate::domain::{Email, FieldError, SessionId, UserId, Username, roles};
@@ -109,11 +110,21 @@ impl RoleNames {
 pub struct Admin {
     sessions: Sessions,
     accounts: Accounts,
+    clients: Clients,
 }
 
 impl Admin {
-    pub fn new(sessions: Sessions, accounts: Accounts) -> Self {
-        Self { sessions, accounts }
+    pub fn new(sessions: Sessions, accounts: Accounts, clients: Clients) -> Self {
+        Self { sessions, accounts, clients }
+    }
+
+    /// Rereads the registry after a change, so that this instance honours it (a new
+    /// client, a rotated secret) from the answer on; the others follow the announcement
+    /// within a second.
+    async fn registry_changed(&self) {
+        if let Err(e) = self.clients.reload(&*self.sessions.store).await {
+            tracing::warn!(error = %e, "could not reread the client registry; it follows within a second");
+        }
     }
 
     /// A page of users.
@@ -177,7 +188,7 @@ impl Admin {
         }
         let event = self.sessions.audit.event_from(EventType::UserDeleted, actor.clone(), client).user(id);
         match self.sessions.store.admin_delete_user(id, &event).await? {
-            AdminDelete::Deleted(_) => Ok(()),
+            AdminDelete::Deleted => Ok(()),
             AdminDelete::NoUser => Err(AdminError::NotFound),
             AdminDelete::LastAdmin => Err(FieldError::new("id", "the last admin cannot be deleted").into()),
         }
@@ -238,6 +249,7 @@ impl Admin {
             registry::new_client(spec, confidential, self.sessions.clock.now()).map_err(AdminError::Invalid)?;
         let event = self.client_event(EventType::ClientCreated, actor, &record.client_id, client);
         self.sessions.store.create_client(&record, &event).await?;
+        self.registry_changed().await;
         Ok((record, secret))
     }
 
@@ -257,7 +269,10 @@ impl Admin {
             self.client_event(EventType::ClientUpdated, actor, client_id, client).detail("fields", spec.given());
         let now = self.sessions.clock.now();
         let apply = |c: &mut ClientRecord| registry::apply(c, spec, now);
-        self.sessions.store.update_client(client_id, &apply, &event).await?.ok_or(AdminError::NotFound)
+        let updated =
+            self.sessions.store.update_client(client_id, &apply, &event).await?.ok_or(AdminError::NotFound)?;
+        self.registry_changed().await;
+        Ok(updated)
     }
 
     /// Deletes a client and ends the sessions it started.
@@ -265,7 +280,11 @@ impl Admin {
         // Only an id of the registry reaches the database (PostgreSQL refuses a NUL).
         self.client(client_id).await?;
         let event = self.client_event(EventType::ClientDeleted, actor, client_id, client);
-        if self.sessions.store.delete_client(client_id, &event).await? { Ok(()) } else { Err(AdminError::NotFound) }
+        if !self.sessions.store.delete_client(client_id, &event).await? {
+            return Err(AdminError::NotFound);
+        }
+        self.registry_changed().await;
+        Ok(())
     }
 
     /// A new secret for a confidential client; the old one stops working.
@@ -280,11 +299,11 @@ impl Admin {
             .ok_or_else(|| FieldError::new("client_id", "a public client has no secret"))?;
         let event = self.client_event(EventType::ClientSecretRotated, actor, client_id, client);
         let now = self.sessions.clock.now();
-        if self.sessions.store.set_client_secret(client_id, &digest, now, &event).await? {
-            Ok(secret)
-        } else {
-            Err(AdminError::NotFound)
+        if !self.sessions.store.set_client_secret(client_id, &digest, now, &event).await? {
+            return Err(AdminError::NotFound);
         }
+        self.registry_changed().await;
+        Ok(secret)
     }
 
     fn client_event(&self, kind: EventType, actor: &Actor, client_id: &str, client: Client<'_>) -> AuditEvent {

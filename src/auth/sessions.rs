@@ -219,12 +219,11 @@ impl Sessions {
             .await?;
         if user.disabled {
             // The right password, which the limits do not count: recorded quietly.
-            let mut event = self
+            let event = self
                 .audit
                 .event_from(EventType::Login, Actor::User(Some(user.id)), client)
                 .failed()
                 .detail("reason", "account_disabled");
-            event.user_id = Some(user.id);
             self.audit.record_quietly(event).await;
             return Err(SessionError::Disabled);
         }
@@ -283,9 +282,7 @@ impl Sessions {
     /// Records a failed login or password check.
     async fn login_failed(&self, user: Option<&UserRecord>, client: Client<'_>, reason: &str) {
         let id = user.map(|u| u.id);
-        let mut event =
-            self.audit.event_from(EventType::Login, Actor::User(id), client).failed().detail("reason", reason);
-        event.user_id = id;
+        let event = self.audit.event_from(EventType::Login, Actor::User(id), client).failed().detail("reason", reason);
         self.audit.record(event).await;
     }
 
@@ -294,13 +291,12 @@ impl Sessions {
         log_refusal(e, user, client.ip);
         if let LimitError::RateLimited { retry_after } = e {
             let id = user.map(|u| u.id);
-            let mut event = self
+            let event = self
                 .audit
                 .event_from(EventType::RateLimited, Actor::User(id), client)
                 .failed()
                 .detail("limit", "password_check")
                 .detail("retry_after", *retry_after);
-            event.user_id = id;
             self.audit.record_quietly(event).await;
         }
     }
@@ -385,7 +381,6 @@ impl Sessions {
         let event = self
             .audit
             .event_from(EventType::Login, Actor::User(Some(new.user_id)), client)
-            .user(new.user_id)
             .session(new.id)
             .client_id(new.client_id)
             .detail("session", kind);

@@ -66,13 +66,6 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 /// The user named by `who`: an id, a username or an email, in any case.
 async fn find_user(store: &dyn Store, who: &str) -> anyhow::Result<UserRecord> {
-    // A 32-hex-digit username also parses as a UUID, so a miss by id falls back to
-    // the name.
-    if let Some(id) = crate::domain::UserId::parse(who)
-        && let Some(user) = store.user_by_id(id).await?
-    {
-        return Ok(user);
-    }
-    let found = if who.is_empty() { None } else { store.user_by_login(who).await? };
+    let found = crate::store::find_user(store, who).await?;
     found.with_context(|| format!("no user with id, username or email `{who}`"))
 }

@@ -67,10 +67,8 @@ impl FromRequestParts<AppState> for AdminCaller {
             // Recorded once a minute per user and address: a refused attempt at the admin
             // API is worth knowing of, a thousand of them are not worth a thousand rows.
             let audit = state.sessions.audit();
-            let mut event = audit.event_from(EventType::AccessDenied, Actor::User(Some(auth.user.id)), client.client());
-            event = event.failed().detail("reason", "admin_role_required");
-            event.user_id = Some(auth.user.id);
-            audit.record_quietly(event).await;
+            let event = audit.event_from(EventType::AccessDenied, Actor::User(Some(auth.user.id)), client.client());
+            audit.record_quietly(event.failed().detail("reason", "admin_role_required")).await;
             return Err(ApiError::forbidden("the admin API needs the admin role"));
         }
         Ok(Self { actor: Actor::Admin(auth.user.id), client })
@@ -274,7 +272,6 @@ struct UserPage {
     responses(
         (status = 200, description = "A page of users", body = UserPage),
         (status = 400, description = "An unknown or repeated parameter, or a cursor that is not one of this list (`bad_request`)"),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 422, description = "An invalid parameter value (`validation_failed`)"),
     ),
 )]
@@ -331,7 +328,6 @@ async fn list_users(
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The user", body = AdminUser),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)"),
     ),
 )]
@@ -386,7 +382,6 @@ struct UpdateUserRequest {
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The user after the change", body = AdminUser),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)"),
         (status = 409, description = "The username or email is taken (`conflict`)"),
         (status = 422, description = "Invalid fields, each named (`validation_failed`)"),
@@ -433,7 +428,6 @@ async fn update_user(
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)"),
         (status = 422, description = "The admin's own account (`validation_failed`)"),
     ),
@@ -498,7 +492,6 @@ struct SessionList {
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The live sessions, newest first", body = SessionList),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)"),
     ),
 )]
@@ -525,7 +518,6 @@ async fn user_sessions(
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Every session has ended"),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)"),
     ),
 )]
@@ -553,7 +545,6 @@ async fn end_user_sessions(
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "The session has ended"),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such user, or not a live session of theirs (`not_found`)"),
     ),
 )]
@@ -587,7 +578,6 @@ struct ClientList {
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The clients, oldest first", body = ClientList),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
     ),
 )]
 async fn list_clients(State(state): State<AppState>, _admin: AdminCaller) -> Result<JsonBody<ClientList>, ApiError> {
@@ -606,7 +596,6 @@ async fn list_clients(State(state): State<AppState>, _admin: AdminCaller) -> Res
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The client", body = ClientView),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such client (`not_found`)"),
     ),
 )]
@@ -681,7 +670,6 @@ struct CreatedClient {
     responses(
         (status = 201, description = "The client, with its secret when confidential (shown only now)", body = CreatedClient,
          headers(("Location" = String, description = "`/admin/clients/{client_id}` of the new client"))),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 422, description = "Invalid fields, each named (`validation_failed`)"),
     ),
 )]
@@ -693,7 +681,6 @@ async fn create_client(
     let confidential = req.confidential.unwrap_or(false);
     let (client, secret) =
         state.admin.create_client(&admin.actor, &req.spec(), confidential, admin.client.client()).await?;
-    registry_changed(&state).await;
     let location = axum::http::HeaderValue::from_str(&format!("/admin/clients/{}", client.client_id))
         .map_err(anyhow::Error::from)?;
     let body = CreatedClient { client: ClientView::from(&client), client_secret: secret };
@@ -713,7 +700,6 @@ async fn create_client(
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The client after the change", body = ClientView),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such client (`not_found`)"),
         (status = 422, description = "Invalid fields, each named (`validation_failed`)"),
     ),
@@ -729,7 +715,6 @@ async fn update_client(
         return Err(ApiError::field("confidential", "cannot change; register a new client"));
     }
     let client = state.admin.update_client(&admin.actor, &id, &req.spec(), admin.client.client()).await?;
-    registry_changed(&state).await;
     Ok(JsonBody(ClientView::from(&client)))
 }
 
@@ -745,7 +730,6 @@ async fn update_client(
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such client (`not_found`)"),
     ),
 )]
@@ -756,7 +740,6 @@ async fn delete_client(
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(path, |s| Some(s.to_owned()))?;
     state.admin.delete_client(&admin.actor, &id, admin.client.client()).await?;
-    registry_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -778,7 +761,6 @@ struct NewSecret {
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The new secret (shown only now)", body = NewSecret),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 404, description = "No such client (`not_found`)"),
         (status = 422, description = "A public client, which has no secret (`validation_failed`)"),
     ),
@@ -790,17 +772,7 @@ async fn rotate_secret(
 ) -> Result<JsonBody<NewSecret>, ApiError> {
     let id = path_id(path, |s| Some(s.to_owned()))?;
     let secret = state.admin.rotate_secret(&admin.actor, &id, admin.client.client()).await?;
-    registry_changed(&state).await;
     Ok(JsonBody(NewSecret { client_id: id, client_secret: secret }))
-}
-
-/// Rereads the registry before answering, so that this instance honours the change (a
-/// new client, a rotated secret) from the answer on; the others follow the
-/// announcement within a second.
-async fn registry_changed(state: &AppState) {
-    if let Err(e) = state.clients.reload(&*state.store).await {
-        tracing::warn!(error = %e, "could not reread the client registry; it follows within a second");
-    }
 }
 
 // ---- audit ----
@@ -889,7 +861,6 @@ async fn event_page(state: &AppState, query: EventQuery, page: u32, own: bool) -
     responses(
         (status = 200, description = "A page of events", body = EventPage),
         (status = 400, description = "An unknown or repeated parameter, or a cursor that is not one of this list (`bad_request`)"),
-        (status = 403, description = "The caller lacks the admin role (`forbidden`)"),
         (status = 422, description = "An invalid parameter value (`validation_failed`)"),
     ),
 )]
@@ -916,12 +887,12 @@ async fn audit(
 
 /// A user named by id (also of a deleted account, whose events stay), username or email.
 async fn find_user(state: &AppState, who: &str, field: &str) -> Result<UserId, ApiError> {
-    if let Some(id) = UserId::parse(who).filter(|_| who.len() == 36) {
-        return Ok(id);
+    match crate::store::find_user(&*state.store, who).await? {
+        Some(user) => Ok(user.id),
+        None => UserId::parse(who)
+            .filter(|_| who.len() == 36)
+            .ok_or_else(|| ApiError::field(field, "is no user id, username or email")),
     }
-    let plausible = !who.is_empty() && who.len() <= 320 && !who.chars().any(char::is_control);
-    let found = if plausible { state.store.user_by_login(who).await? } else { None };
-    found.map(|u| u.id).ok_or_else(|| ApiError::field(field, "is no user id, username or email"))
 }
 
 /// The user's own security history.

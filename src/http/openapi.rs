@@ -252,6 +252,14 @@ pub fn document(settings: &Settings) -> Document {
     if let Some(RefOr::T(Schema::Object(view))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("EventView")) {
         view.properties.insert("type".to_owned(), type_schema().build().into());
     }
+    for (_, item) in doc.paths.paths.iter_mut().filter(|(path, _)| path.starts_with("/admin/")) {
+        for operation in operations(item) {
+            let description = "The caller lacks the admin role (`forbidden`), or a cookie-authenticated \
+                               state-changing request from another site";
+            let response = RefOr::T(ResponseBuilder::new().description(description).build());
+            operation.responses.responses.insert("403".to_owned(), response);
+        }
+    }
     for (path, item) in doc.paths.paths.iter_mut() {
         let oauth = ["/token", "/revoke", "/introspect"].contains(&path.as_str());
         let needs_database =

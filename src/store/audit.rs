@@ -168,15 +168,20 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// A successful event of `kind` by `actor` at `at`, with no context yet.
+    /// A successful event of `kind` by `actor` at `at`, with no context yet. A user acts
+    /// on their own account, which the event is then about.
     pub fn new(kind: EventType, actor: Actor, at: Timestamp) -> Self {
+        let user_id = match &actor {
+            Actor::User(id) => *id,
+            _ => None,
+        };
         Self {
             id: EventId::generate(),
             at,
             kind,
             outcome: Outcome::Success,
             actor,
-            user_id: None,
+            user_id,
             ip: None,
             user_agent: None,
             client_id: None,

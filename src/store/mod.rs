@@ -210,6 +210,22 @@ fn postgres_cannot_serve(code: &str, message: &str) -> bool {
         || code == "25006"
         || (code == "55000" && message.contains("not currently accepting connections"))
 }
+/// The user named by `who`: an id, a username or an email, in any case. A 32-hex-digit
+/// username also parses as a UUID, so a miss by id falls back to the name; text that can
+/// name no account (empty, over 320 bytes, control characters, which PostgreSQL would
+/// refuse) finds nobody without a query.
+pub async fn find_user(store: &dyn Store, who: &str) -> Result<Option<UserRecord>, StoreError> {
+    if let Some(id) = UserId::parse(who)
+        && let Some(user) = store.user_by_id(id).await?
+    {
+        return Ok(Some(user));
+    }
+    if who.is_empty() || who.len() > 320 || who.chars().any(char::is_control) {
+        return Ok(None);
+    }
+    store.user_by_login(who).await
+}
+
 /// Opens (creating if needed) the database and applies pending migrations.
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
     match url {

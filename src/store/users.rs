@@ -87,7 +87,7 @@ pub type AdminPlan<'a> =
 /// What [`UserStore::admin_delete_user`] did.
 #[derive(Debug)]
 pub enum AdminDelete {
-    Deleted(UserRecord),
+    Deleted,
     NoUser,
     /// The user is the last enabled admin.
     LastAdmin,
@@ -620,7 +620,7 @@ macro_rules! impl_user_store {
                 tx.commit().await?;
                 event.log();
                 self.changed($crate::store::Change::User(id)).await;
-                Ok(AdminDelete::Deleted(user))
+                Ok(AdminDelete::Deleted)
             }
 
             async fn search_users(
