@@ -145,7 +145,22 @@ impl App {
         let cursor_key: [u8; 32] =
             cursor_key.try_into().map_err(|_| anyhow::anyhow!("the stored cursor key is not 32 bytes"))?;
         let admin = Admin::new(sessions.clone(), accounts.clone(), clients.clone());
+        let code_key = store
+            .instance_secret("authorization_codes", &rand::random::<[u8; 32]>())
+            .await
+            .context("cannot read the installation's code key")?;
+        let code_key: [u8; 32] =
+            code_key.try_into().map_err(|_| anyhow::anyhow!("the stored code key is not 32 bytes"))?;
+        let oidc = crate::auth::oidc::Oidc::new(
+            store.clone(),
+            sessions.clone(),
+            tokens.clone(),
+            clients.clone(),
+            settings.clone(),
+            code_key,
+        );
         let state = AppState::new(Services {
+            oidc,
             sessions,
             accounts,
             admin,
@@ -226,6 +241,7 @@ async fn sweep_expired(state: AppState, clock: Clock) {
             ("one-time tokens", state.store.delete_expired_one_time_tokens(now).await),
             ("limit counters", state.store.delete_expired_limits(now).await),
             ("audit events", state.sessions.audit().prune().await),
+            ("authorization codes", state.store.delete_old_codes(now - crate::auth::oidc::CODE_KEPT).await),
         ];
         for (what, result) in swept {
             match result {

@@ -261,7 +261,7 @@ impl Admin {
         client: Client<'_>,
     ) -> Result<ClientRecord, AdminError> {
         let record = self.client(client_id).await?;
-        spec.check().map_err(AdminError::Invalid)?;
+        spec.check(record.confidential).map_err(AdminError::Invalid)?;
         if spec.given().is_empty() {
             return Ok(record);
         }

@@ -54,7 +54,11 @@ pub struct RegisteredClient {
     pub origins: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// The scopes its users' tokens may carry.
     pub scopes: Vec<String>,
+    /// The scopes of its own tokens (client credentials): its list, with the admin
+    /// API's scope when a confidential client lists it.
+    pub service_scopes: Vec<String>,
 }
 
 impl RegisteredClient {
@@ -69,9 +73,15 @@ impl RegisteredClient {
             origins: list(&r.origins),
             redirect_uris: list(&r.redirect_uris),
             post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
-            // Scopes of Latch's own APIs are never granted through a client's list, also
-            // not one stored before they were refused there.
+            // Scopes of Latch's own APIs are never granted to a user's token through a
+            // client's list, also not one stored before they were refused there.
             scopes: r.scopes.split_ascii_whitespace().filter(|s| !s.starts_with("latch:")).map(str::to_owned).collect(),
+            service_scopes: r
+                .scopes
+                .split_ascii_whitespace()
+                .filter(|s| !s.starts_with("latch:") || (r.confidential && *s == super::registry::ADMIN_SCOPE))
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -359,6 +369,7 @@ mod tests {
                     redirect_uris: vec![],
                     post_logout_redirect_uris: vec![],
                     scopes: s.iter().map(|s| s.to_string()).collect(),
+                    service_scopes: Vec::new(),
                 })
             }),
             authenticated: false,

@@ -24,13 +24,18 @@ pub struct ClientSpec {
     pub scopes: Option<Vec<String>>,
 }
 
+/// The scope of the admin API (SPEC §10), granted only through the client credentials
+/// grant to a confidential client that lists it.
+pub const ADMIN_SCOPE: &str = "latch:admin";
+
 /// Most entries in one of a client's lists.
 const MAX_LIST: usize = 100;
 
 impl ClientSpec {
-    /// Checks every setting; each broken rule names its field (`name`, `origins`,
-    /// `redirect_uris`, `post_logout_redirect_uris`, `scopes`).
-    pub fn check(&self) -> Result<(), Vec<FieldError>> {
+    /// Checks every setting of a client (`confidential` or public); each broken rule
+    /// names its field (`name`, `origins`, `redirect_uris`, `post_logout_redirect_uris`,
+    /// `scopes`).
+    pub fn check(&self, confidential: bool) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         if let Some(name) = &self.name
             && (name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
@@ -63,8 +68,14 @@ impl ClientSpec {
             }
         }
         for scope in self.scopes.iter().flatten() {
-            if scope.split_whitespace().any(|s| s.starts_with("latch:")) {
-                // Scopes of Latch's own APIs are never granted through a client's list.
+            if scope == ADMIN_SCOPE && !confidential {
+                errors.push(FieldError::new(
+                    "scopes",
+                    format!("`{ADMIN_SCOPE}` is for confidential clients only (client credentials)"),
+                ));
+            } else if scope != ADMIN_SCOPE && scope.split_whitespace().any(|s| s.starts_with("latch:")) {
+                // Scopes of Latch's own APIs are never granted through a client's list,
+                // but the admin API's to a confidential client acting on its own.
                 errors.push(FieldError::new("scopes", format!("`{scope}` is reserved for Latch's own APIs")));
             } else if !valid_scope_token(scope) {
                 errors.push(FieldError::new(
@@ -129,7 +140,7 @@ pub fn new_client(
     confidential: bool,
     now: Timestamp,
 ) -> Result<(ClientRecord, Option<String>), Vec<FieldError>> {
-    spec.check()?;
+    spec.check(confidential)?;
     let Some(name) = spec.name.clone() else {
         return Err(vec![FieldError::new("name", "is required")]);
     };
@@ -237,7 +248,7 @@ mod tests {
             origins: Some(vec!["not an origin".into()]),
             redirect_uris: Some(vec!["http://app.example/cb".into(), "javascript:alert(1)".into()]),
             post_logout_redirect_uris: Some(vec!["https://app.example/#x".into()]),
-            scopes: Some(vec!["two words".into(), "latch:admin".into(), " latch:admin".into()]),
+            scopes: Some(vec!["two words".into(), "latch:admin".into(), " latch:admin".into(), "latch:other".into()]),
             ..ClientSpec::default()
         };
         let fields: Vec<String> = new_client(&bad, false, now).unwrap_err().into_iter().map(|e| e.field).collect();
@@ -251,9 +262,12 @@ mod tests {
                 "post_logout_redirect_uris",
                 "scopes",
                 "scopes",
+                "scopes",
                 "scopes"
             ],
         );
+        let admin = ClientSpec { scopes: Some(vec!["latch:admin".into()]), ..spec() };
+        assert!(new_client(&admin, true, now).is_ok(), "a confidential client may have the admin scope");
         let unnamed = ClientSpec { name: None, ..spec() };
         assert_eq!(new_client(&unnamed, false, now).unwrap_err()[0].field, "name");
     }

@@ -14,7 +14,7 @@ use crate::auth::cache::{AuthCache, SessionEntry};
 use crate::auth::limits::{LimitError, RateLimiter};
 use crate::auth::password::{HashError, PasswordHasher, Verified};
 use crate::auth::secret;
-use crate::auth::tokens::{AccessClaims, TokenService};
+use crate::auth::tokens::{AccessClaims, Holder, TokenService};
 use crate::clock::Clock;
 use crate::domain::{SessionId, UserId};
 use crate::settings::Settings;
@@ -102,10 +102,12 @@ pub struct LoggedIn {
     pub device: Option<String>,
 }
 
-/// A new access and refresh token pair.
+/// A new access token, with its refresh token (left out where the client may not have
+/// one) and, for the OpenID flows, an ID token.
 pub struct TokenPair {
     pub access_token: String,
-    pub refresh_token: String,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
     pub expires_in: u64,
     /// The scopes the access token carries, space-separated.
     pub scope: String,
@@ -113,8 +115,8 @@ pub struct TokenPair {
 
 /// A token that introspection found active (RFC 7662), with its session and user.
 pub struct Introspection {
-    /// The session and its user.
-    pub entry: SessionEntry,
+    /// The session and its user; `None` for a client's own token.
+    pub entry: Option<SessionEntry>,
     /// `access_token` or `refresh_token`.
     pub token_type: &'static str,
     pub client_id: String,
@@ -331,7 +333,19 @@ impl Sessions {
         scope: &str,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
-        let sid = SessionId::generate();
+        self.start_token_session(SessionId::generate(), user, client_id, scope, client).await
+    }
+
+    /// [`Self::start_token`] with the session's id chosen by the caller (an
+    /// authorization code records the session it starts before it starts it).
+    pub async fn start_token_session(
+        &self,
+        sid: SessionId,
+        user: &UserRecord,
+        client_id: &str,
+        scope: &str,
+        client: Client<'_>,
+    ) -> Result<TokenPair, SessionError> {
         let refresh_token = secret::random_token();
         let new = NewSession {
             id: sid,
@@ -347,8 +361,14 @@ impl Sessions {
         };
         self.create(new, client).await?;
         let access_token = self.tokens.sign(user, sid, client_id, scope)?;
-        tracing::info!(user = %user.id, client_id, "tokens issued (password grant)");
-        Ok(TokenPair { access_token, refresh_token, expires_in: self.tokens.ttl().as_secs(), scope: scope.to_owned() })
+        tracing::info!(user = %user.id, client_id, "tokens issued");
+        Ok(TokenPair {
+            access_token,
+            refresh_token: Some(refresh_token),
+            id_token: None,
+            expires_in: self.tokens.ttl().as_secs(),
+            scope: scope.to_owned(),
+        })
     }
 
     /// Starts a browser session for `user`; returns the cookie secret.
@@ -441,7 +461,13 @@ impl Sessions {
         };
         let scope = scope(&session.scope, &session.client_id)?;
         let access_token = self.tokens.sign(&user, session.id, &session.client_id, &scope)?;
-        Ok(TokenPair { access_token, refresh_token: new_token, expires_in: self.tokens.ttl().as_secs(), scope })
+        Ok(TokenPair {
+            access_token,
+            refresh_token: Some(new_token),
+            id_token: None,
+            expires_in: self.tokens.ttl().as_secs(),
+            scope,
+        })
     }
 
     /// The live session `sid` and its user, or `None` when the session has ended,
@@ -507,8 +533,12 @@ impl Sessions {
                 claims
             }
         };
-        let entry = self.live_touching(claims.sid, true).await?.ok_or(SessionError::Ended)?;
-        if entry.0.user_id != claims.sub {
+        // A client's own token (client credentials) is no user's session.
+        let Holder::User { user, sid } = claims.holder else {
+            return Err(SessionError::Ended);
+        };
+        let entry = self.live_touching(sid, true).await?.ok_or(SessionError::Ended)?;
+        if entry.0.user_id != user {
             return Err(SessionError::Ended);
         }
         Ok((entry, claims))
@@ -520,7 +550,7 @@ impl Sessions {
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, StoreError> {
         if let Ok((entry, claims)) = self.access_token_claims(token).await {
             return Ok(Some(Introspection {
-                entry,
+                entry: Some(entry),
                 token_type: "access_token",
                 client_id: claims.client_id.clone(),
                 scope: claims.scope.clone(),
@@ -544,7 +574,7 @@ impl Sessions {
             token_type: "refresh_token",
             issued_at: issued.unix(),
             expires_at,
-            entry,
+            entry: Some(entry),
         }))
     }
 
@@ -591,7 +621,9 @@ impl Sessions {
     /// error, so that revocation tells nothing about which tokens exist.
     pub async fn revoke(&self, token: &str, client: Client<'_>) -> Result<(), StoreError> {
         let session = match self.tokens.verify(token) {
-            Ok(claims) => Some(claims.sid),
+            Ok(AccessClaims { holder: Holder::User { sid, .. }, .. }) => Some(sid),
+            // A client's own token has no session to end; it lives out its minutes.
+            Ok(_) => None,
             Err(_) => self.store.session_of_refresh_token(&secret::digest(token)).await?,
         };
         let event =

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -36,12 +36,12 @@ pub const LEEWAY_SECS: u64 = 5;
 #[derive(Debug, Clone)]
 pub struct AccessClaims {
     pub iss: String,
-    pub sub: UserId,
+    /// Whose token it is.
+    pub holder: Holder,
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
     pub jti: Uuid,
-    pub sid: SessionId,
     pub client_id: String,
     /// The granted scopes, space-separated (RFC 9068 §2.2.3).
     pub scope: String,
@@ -50,6 +50,15 @@ pub struct AccessClaims {
     /// Set once the key that verified these claims has left the key set (`latch keys
     /// rotate --now`), so that a cache of verified tokens stops trusting them.
     key_withdrawn: Option<Arc<AtomicBool>>,
+}
+
+/// Whose access token it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// A user's, in a session (`sub` and `sid`).
+    User { user: UserId, sid: SessionId },
+    /// A client's own (client credentials grant): `sub` is the client, no `sid`.
+    Client,
 }
 
 impl AccessClaims {
@@ -104,7 +113,9 @@ struct Key {
 enum Signer {
     Es256(p256::ecdsa::SigningKey),
     EdDsa(ed25519_dalek::SigningKey),
-    Rsa(EncodingKey),
+    /// ring's RSA: it signs several times faster than the pure-Rust `rsa` crate, and it
+    /// is in the build already (rustls).
+    Rsa(ring::signature::RsaKeyPair),
 }
 
 /// A key and its schedule, in Unix seconds.
@@ -112,6 +123,8 @@ struct Entry {
     key: Arc<Key>,
     signs_from: i64,
     retired_at: Option<i64>,
+    /// Signs ID tokens rather than access tokens; each kind has its own schedule.
+    id_token: bool,
 }
 
 impl Entry {
@@ -125,14 +138,15 @@ struct KeySet {
 }
 
 impl KeySet {
-    /// The key that signs at `now`. Schedules never overlap (adding a key retires the
-    /// others at its start), so at most one key is due; when none is (the clock of
-    /// whoever scheduled the newest key runs ahead of ours), the newest key signs.
-    fn signing(&self, now: i64) -> Option<(&str, &Entry)> {
-        self.keys
-            .iter()
+    /// The key that signs access tokens (or ID tokens) at `now`. Schedules of one kind
+    /// never overlap (adding a key retires the others of its kind at its start), so at
+    /// most one key is due; when none is (the clock of whoever scheduled the newest key
+    /// runs ahead of ours), the newest key signs.
+    fn signing(&self, now: i64, id_token: bool) -> Option<(&str, &Entry)> {
+        let kind = self.keys.iter().filter(|(_, e)| e.id_token == id_token);
+        kind.clone()
             .find(|(_, e)| e.signs_at(now))
-            .or_else(|| self.keys.iter().max_by_key(|(kid, e)| (e.retired_at.is_none(), e.signs_from, *kid)))
+            .or_else(|| kind.max_by_key(|(kid, e)| (e.retired_at.is_none(), e.signs_from, *kid)))
             .map(|(kid, e)| (kid.as_str(), e))
     }
 }
@@ -146,7 +160,14 @@ pub struct TokenService {
     ttl: Duration,
     kek: Option<KeyEncryptionKey>,
     clock: Clock,
+    /// Held while the first ID-token key is made, so that one process makes one.
+    id_key_made: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The `purpose` of access-token keys in the store.
+pub const ACCESS_KEYS: &str = "access";
+/// The `purpose` of ID-token keys in the store.
+pub const ID_KEYS: &str = "id";
 
 impl TokenService {
     /// Loads the keys from the store, first encrypting plaintext private keys when a
@@ -167,18 +188,19 @@ impl TokenService {
             ttl: config.access_token_ttl,
             kek: config.key_encryption_key.clone(),
             clock,
+            id_key_made: Arc::new(tokio::sync::Mutex::new(())),
         };
         if let Some(kek) = &service.kek {
             encrypt_plaintext_keys(store, kek).await?;
         }
         let mut stored = store.signing_keys(published_since(service.clock.now(), service.ttl)).await?;
         let wanted = algorithm_name(config.signing_algorithm);
-        // The newest key is the only one not retired.
-        let newest = stored.iter().find(|k| k.retired_at.is_none());
+        // The newest access-token key is the only one not retired.
+        let newest = stored.iter().find(|k| k.retired_at.is_none() && k.purpose == ACCESS_KEYS);
         if newest.is_none_or(|k| k.algorithm != wanted) {
             let now = service.clock.now();
             let signs_from = if newest.is_none() { now } else { now + whole_seconds(config.key_rotation_delay) };
-            let key = generate_key(config.signing_algorithm, now, signs_from, service.kek.as_ref())?;
+            let key = generate_key(config.signing_algorithm, now, signs_from, service.kek.as_ref(), ACCESS_KEYS)?;
             let reason = if newest.is_none() { "first_key" } else { "algorithm_changed" };
             let event = AuditEvent::new(EventType::KeyRotation, Actor::System, now)
                 .detail("kid", key.kid.as_str())
@@ -218,7 +240,8 @@ impl TokenService {
         let now = self.clock.now().unix();
         let set = self.current();
         let kids: Vec<&str> = set.keys.keys().map(String::as_str).collect();
-        tracing::info!(signing = set.signing(now).map(|(kid, _)| kid), published = ?kids, "signing keys reloaded");
+        let signing = set.signing(now, false).map(|(kid, _)| kid);
+        tracing::info!(signing, published = ?kids, "signing keys reloaded");
         Ok(())
     }
 
@@ -248,7 +271,12 @@ impl TokenService {
                 Some(e) => e.key.clone(),
                 None => Arc::new(self.key_from_store(k)?),
             };
-            let entry = Entry { key, signs_from: k.signs_from.unix(), retired_at: k.retired_at.map(Timestamp::unix) };
+            let entry = Entry {
+                key,
+                signs_from: k.signs_from.unix(),
+                retired_at: k.retired_at.map(Timestamp::unix),
+                id_token: k.purpose == ID_KEYS,
+            };
             keys.insert(k.kid.clone(), entry);
         }
         anyhow::ensure!(!keys.is_empty(), "no signing key");
@@ -282,14 +310,21 @@ impl TokenService {
             }
             "RS256" => (
                 Algorithm::RS256,
-                Signer::Rsa(EncodingKey::from_rsa_der(&der)),
+                Signer::Rsa(
+                    ring::signature::RsaKeyPair::from_der(&der).map_err(|e| anyhow::anyhow!("stored RSA key: {e}"))?,
+                ),
                 DecodingKey::from_rsa_components(field("n")?, field("e")?)?,
             ),
             other => anyhow::bail!("unknown key algorithm {other}"),
         };
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&*self.issuer]);
-        validation.set_audience(&[&*self.audience]);
+        if k.purpose == ID_KEYS {
+            // An ID token's audience is the client it was issued to, checked by the caller.
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&[&*self.audience]);
+        }
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         // Times are checked against the service's clock, in `verify`; no leeway here,
         // should these checks ever be turned back on.
@@ -322,40 +357,146 @@ impl TokenService {
 
     /// Signs a new access token of `user` (whose roles it carries) for the session `sid`.
     pub fn sign(&self, user: &UserRecord, sid: SessionId, client_id: &str, scope: &str) -> anyhow::Result<String> {
-        let set = self.current();
         let now = self.clock.now().unix();
-        let (kid, entry) = set.signing(now).context("no signing key")?;
-        let key = &entry.key;
-        let claims = latch_client::AccessClaims {
+        self.sign_claims(&latch_client::AccessClaims {
             iss: self.issuer.to_string(),
             sub: user.id.as_uuid(),
             aud: self.audience.to_string(),
             exp: now + self.ttl.as_secs() as i64,
             iat: now,
             jti: Uuid::new_v4(),
-            sid: sid.as_uuid(),
+            sid: Some(sid.as_uuid()),
             client_id: client_id.to_owned(),
             scope: scope.to_owned(),
             roles: user.roles().map(str::to_owned).collect(),
-        };
-        let mut header = Header::new(key.algorithm);
-        header.typ = Some("at+jwt".to_owned());
-        header.kid = Some(kid.to_owned());
-        Ok(match &key.signer {
-            Signer::Es256(key) => compact(&header, &claims, |input| {
-                use p256::ecdsa::signature::Signer as _;
-                // RFC 7518 §3.4: R || S, 32 bytes each.
-                let signature: p256::ecdsa::Signature = key.sign(input);
-                signature.to_bytes().to_vec()
-            })?,
-            Signer::EdDsa(key) => compact(&header, &claims, |input| {
-                use ed25519_dalek::Signer as _;
-                key.sign(input).to_bytes().to_vec()
-            })?,
-            Signer::Rsa(encoding) => jsonwebtoken::encode(&header, &claims, encoding)?,
         })
     }
 
+    /// Signs a client's own access token (client credentials grant): `sub` is the
+    /// client, and there is no session.
+    pub fn sign_for_client(&self, client_id: Uuid, scope: &str) -> anyhow::Result<String> {
+        let now = self.clock.now().unix();
+        self.sign_claims(&latch_client::AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: client_id,
+            aud: self.audience.to_string(),
+            exp: now + self.ttl.as_secs() as i64,
+            iat: now,
+            jti: Uuid::new_v4(),
+            sid: None,
+            client_id: client_id.to_string(),
+            scope: scope.to_owned(),
+            roles: Vec::new(),
+        })
+    }
+
+    fn sign_claims(&self, claims: &latch_client::AccessClaims) -> anyhow::Result<String> {
+        let set = self.current();
+        let (kid, entry) = set.signing(claims.iat, false).context("no signing key")?;
+        let key = &entry.key;
+        let mut header = Header::new(key.algorithm);
+        header.typ = Some("at+jwt".to_owned());
+        header.kid = Some(kid.to_owned());
+        sign_with(key, &header, claims)
+    }
+
+    /// Signs an ID token with the current ID-token key, making the first one (RS256)
+    /// when there is none yet: only installations that use the OpenID flows pay for an
+    /// RSA key.
+    pub async fn sign_id_token(&self, store: &dyn Store, claims: &impl Serialize) -> anyhow::Result<String> {
+        let now = self.clock.now();
+        if self.current().signing(now.unix(), true).is_none() {
+            let _made = self.id_key_made.lock().await;
+            self.reload(store).await?;
+            if self.current().signing(now.unix(), true).is_none() {
+                let key = generate_key(SigningAlgorithm::Rs256, now, now, self.kek.as_ref(), ID_KEYS)?;
+                let event = AuditEvent::new(EventType::KeyRotation, Actor::System, now)
+                    .detail("kid", key.kid.as_str())
+                    .detail("algorithm", key.algorithm.as_str())
+                    .detail("purpose", ID_KEYS)
+                    .detail("reason", "first_key");
+                store.add_signing_key(&key, false, &event).await?;
+                self.reload(store).await?;
+            }
+        }
+        let set = self.current();
+        let (kid, entry) = set.signing(now.unix(), true).context("no ID-token key")?;
+        let mut header = Header::new(entry.key.algorithm);
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(kid.to_owned());
+        sign_with(&entry.key, &header, claims)
+    }
+
+    /// The claims of an ID token Latch signed, its signature and issuer checked but not
+    /// its expiry (an `id_token_hint` names a past sign-in).
+    pub fn id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.crit.is_some() {
+            return None;
+        }
+        let set = self.current();
+        let entry = set.keys.get(header.kid.as_deref()?)?;
+        if !entry.id_token || header.alg != entry.key.algorithm {
+            return None;
+        }
+        let mut validation = entry.key.validation.clone();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<IdTokenHint>(token, &entry.key.decoding, &validation).ok().map(|d| d.claims)
+    }
+}
+
+/// What an `id_token_hint` says: whom, for which client, in which session.
+#[derive(Debug, Deserialize)]
+pub struct IdTokenHint {
+    pub sub: String,
+    #[serde(deserialize_with = "audience")]
+    pub aud: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+/// `aud` as Latch signs it (a string) or as an array whose first member is the client.
+fn audience<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Aud {
+        One(String),
+        Many(Vec<String>),
+    }
+    match Aud::deserialize(d)? {
+        Aud::One(a) => Ok(a),
+        Aud::Many(list) => list.into_iter().next().ok_or_else(|| serde::de::Error::custom("empty aud")),
+    }
+}
+
+/// Signs `claims` under `header` with `key`.
+fn sign_with(key: &Key, header: &Header, claims: &impl Serialize) -> anyhow::Result<String> {
+    Ok(match &key.signer {
+        Signer::Es256(key) => compact(header, claims, |input| {
+            use p256::ecdsa::signature::Signer as _;
+            // RFC 7518 §3.4: R || S, 32 bytes each.
+            let signature: p256::ecdsa::Signature = key.sign(input);
+            signature.to_bytes().to_vec()
+        })?,
+        Signer::EdDsa(key) => compact(header, claims, |input| {
+            use ed25519_dalek::Signer as _;
+            key.sign(input).to_bytes().to_vec()
+        })?,
+        Signer::Rsa(key) => {
+            let mut failed = false;
+            let token = compact(header, claims, |input| {
+                let mut signature = vec![0; key.public().modulus_len()];
+                let rng = ring::rand::SystemRandom::new();
+                failed = key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, input, &mut signature).is_err();
+                signature
+            })?;
+            anyhow::ensure!(!failed, "RSA signing failed");
+            token
+        }
+    })
+}
+
+impl TokenService {
     /// Verifies signature, header and claims of an access token.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
@@ -372,7 +513,8 @@ impl TokenService {
             return Err(TokenError::Malformed);
         }
         let set = self.current();
-        let key = &header.kid.as_deref().and_then(|kid| set.keys.get(kid)).ok_or(TokenError::UnknownKey)?.key;
+        let entry = header.kid.as_deref().and_then(|kid| set.keys.get(kid)).filter(|e| !e.id_token);
+        let key = &entry.ok_or(TokenError::UnknownKey)?.key;
         if header.alg != key.algorithm {
             return Err(TokenError::Malformed);
         }
@@ -389,15 +531,20 @@ impl TokenService {
         if c.iat > now.saturating_add(leeway) {
             return Err(TokenError::IssuedInFuture);
         }
+        let holder = match c.sid {
+            Some(sid) => Holder::User { user: UserId::from_uuid(c.sub), sid: SessionId::from_uuid(sid) },
+            // A client's own token names the client twice.
+            None if c.client_id == c.sub.to_string() => Holder::Client,
+            None => return Err(TokenError::Malformed),
+        };
         Ok(AccessClaims {
             iss: c.iss,
-            sub: UserId::from_uuid(c.sub),
+            holder,
             // The validation found the audience in the token (alone or in an array).
             aud: self.audience.to_string(),
             exp: c.exp,
             iat: c.iat,
             jti: c.jti,
-            sid: SessionId::from_uuid(c.sid),
             client_id: c.client_id,
             roles: c.roles,
             scope: c.scope,
@@ -410,7 +557,7 @@ impl TokenService {
     pub fn jwks(&self) -> serde_json::Value {
         let set = self.current();
         let now = self.clock.now().unix();
-        let signing = set.signing(now).map(|(kid, _)| kid);
+        let signing = set.signing(now, false).map(|(kid, _)| kid);
         let cutoff = now - (self.ttl.as_secs() + LEEWAY_SECS) as i64;
         let mut keys: Vec<(&str, &Entry)> = set
             .keys
@@ -418,7 +565,7 @@ impl TokenService {
             .map(|(kid, e)| (kid.as_str(), e))
             .filter(|(_, e)| e.retired_at.is_none_or(|r| r > cutoff))
             .collect();
-        keys.sort_by_key(|(kid, e)| (Some(*kid) != signing, std::cmp::Reverse(e.signs_from), *kid));
+        keys.sort_by_key(|(kid, e)| (Some(*kid) != signing, e.id_token, std::cmp::Reverse(e.signs_from), *kid));
         serde_json::json!({ "keys": keys.iter().map(|(_, e)| &e.key.jwk).collect::<Vec<_>>() })
     }
 
@@ -428,6 +575,7 @@ impl TokenService {
         let mut algs: Vec<&'static str> = set
             .keys
             .values()
+            .filter(|e| !e.id_token)
             .map(|e| match e.key.algorithm {
                 Algorithm::RS256 => "RS256",
                 Algorithm::ES256 => "ES256",
@@ -467,6 +615,7 @@ pub fn generate_key(
     now: Timestamp,
     signs_from: Timestamp,
     kek: Option<&KeyEncryptionKey>,
+    purpose: &str,
 ) -> anyhow::Result<StoredKey> {
     let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
     let (der, mut jwk, thumb_input) = match algorithm {
@@ -521,6 +670,7 @@ pub fn generate_key(
         retired_at: None,
         signs_from,
         encrypted_with,
+        purpose: purpose.to_owned(),
     })
 }
 
@@ -608,19 +758,21 @@ mod tests {
             ttl: Duration::from_secs(900),
             kek,
             clock: Clock::system(),
+            id_key_made: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     #[test]
     fn the_signing_key_follows_the_schedule_and_withdrawn_keys_lose_trust() {
         let t0 = Clock::system().now();
-        let mut old = generate_key(SigningAlgorithm::EdDsa, t0, t0 - Duration::from_secs(100), None).unwrap();
+        let mut old =
+            generate_key(SigningAlgorithm::EdDsa, t0, t0 - Duration::from_secs(100), None, ACCESS_KEYS).unwrap();
         old.retired_at = Some(t0 + Duration::from_secs(10));
-        let new = generate_key(SigningAlgorithm::EdDsa, t0, t0 + Duration::from_secs(10), None).unwrap();
+        let new = generate_key(SigningAlgorithm::EdDsa, t0, t0 + Duration::from_secs(10), None, ACCESS_KEYS).unwrap();
         let tokens = service(None);
         tokens.install(&[new.clone(), old.clone()]).unwrap();
         let set = tokens.current();
-        let at = |secs: i64| set.signing(t0.unix() + secs).unwrap().0.to_owned();
+        let at = |secs: i64| set.signing(t0.unix() + secs, false).unwrap().0.to_owned();
         assert_eq!(at(0), old.kid);
         assert_eq!(at(9), old.kid);
         assert_eq!(at(10), new.kid);
@@ -634,7 +786,7 @@ mod tests {
             .verify(&tokens.sign(&user(UserId::generate()), SessionId::generate(), "latch", "openid").unwrap())
             .unwrap();
         assert!(claims.key_still_trusted());
-        let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, t0, None).unwrap();
+        let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, t0, None, ACCESS_KEYS).unwrap();
         replacement.retired_at = None;
         tokens.install(&[replacement]).unwrap();
         assert!(!claims.key_still_trusted(), "the key that verified them is gone");
@@ -645,14 +797,14 @@ mod tests {
         for algorithm in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa, SigningAlgorithm::Rs256] {
             let now = Clock::system().now();
             let tokens = service(None);
-            tokens.install(&[generate_key(algorithm, now, now, None).unwrap()]).unwrap();
+            tokens.install(&[generate_key(algorithm, now, now, None, ACCESS_KEYS).unwrap()]).unwrap();
             let (user, sid) = (UserId::generate(), SessionId::generate());
             let token = tokens.sign(&self::user(user), sid, "app", "openid email").unwrap();
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, Algorithm::from_str(algorithm_name(algorithm)).unwrap());
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             let claims = tokens.verify(&token).unwrap();
-            assert_eq!((claims.sub, claims.sid, claims.client_id.as_str()), (user, sid, "app"));
+            assert_eq!((claims.holder, claims.client_id.as_str()), (Holder::User { user, sid }, "app"));
             assert_eq!(claims.roles, ["admin", "support"]);
             // A flipped signature bit is refused.
             let mut bytes = token.into_bytes();
@@ -666,8 +818,14 @@ mod tests {
     fn encrypted_private_keys_open_only_with_their_key() {
         let kek = KeyEncryptionKey::parse(&"11".repeat(32)).unwrap();
         let other = KeyEncryptionKey::parse(&"22".repeat(32)).unwrap();
-        let key =
-            generate_key(SigningAlgorithm::EdDsa, Clock::system().now(), Clock::system().now(), Some(&kek)).unwrap();
+        let key = generate_key(
+            SigningAlgorithm::EdDsa,
+            Clock::system().now(),
+            Clock::system().now(),
+            Some(&kek),
+            ACCESS_KEYS,
+        )
+        .unwrap();
         assert_eq!(key.encrypted_with.as_deref(), Some(kek.id()));
         let der = private_key(&key, Some(&kek)).unwrap();
         assert!(
@@ -691,7 +849,8 @@ mod tests {
                     SigningAlgorithm::EdDsa,
                     Clock::system().now(),
                     Clock::system().now(),
-                    Some(&other)
+                    Some(&other),
+                    ACCESS_KEYS
                 )
                 .unwrap()])
                 .is_err()

@@ -159,12 +159,12 @@ async fn update(
     settings: ClientSettings,
     no_origins: bool,
 ) -> anyhow::Result<()> {
-    find(store, client_id).await?;
+    let record = find(store, client_id).await?;
     let mut spec = spec(name, first_party, settings);
     if no_origins {
         spec.origins = Some(Vec::new());
     }
-    spec.check().map_err(refused)?;
+    spec.check(record.confidential).map_err(refused)?;
     let event = event(EventType::ClientUpdated, client_id).detail("fields", spec.given());
     let now = Clock::system().now();
     let apply = |c: &mut ClientRecord| registry::apply(c, &spec, now);

@@ -36,15 +36,28 @@ async fn rotate(config: Config, at_once: bool) -> anyhow::Result<()> {
             tokens::private_key(k, kek)?;
         }
     }
-    let first = published.is_empty();
+    let first = !published.iter().any(|k| k.purpose == tokens::ACCESS_KEYS);
     let signs_from = if at_once || first { now } else { now + tokens::whole_seconds(config.key_rotation_delay) };
-    let key = tokens::generate_key(config.signing_algorithm, now, signs_from, kek)?;
+    let key = tokens::generate_key(config.signing_algorithm, now, signs_from, kek, tokens::ACCESS_KEYS)?;
     let event = AuditEvent::new(EventType::KeyRotation, Actor::System, now)
         .detail("kid", key.kid.as_str())
         .detail("algorithm", key.algorithm.as_str())
         .detail("reason", if at_once { "rotate_now" } else { "rotate" })
         .detail("via", "cli");
     store.add_signing_key(&key, at_once, &event).await?;
+    // ID-token keys, once the OpenID flows made one, rotate with the access-token keys.
+    if published.iter().any(|k| k.purpose == tokens::ID_KEYS) {
+        let id_key =
+            tokens::generate_key(crate::config::SigningAlgorithm::Rs256, now, signs_from, kek, tokens::ID_KEYS)?;
+        let event = AuditEvent::new(EventType::KeyRotation, Actor::System, now)
+            .detail("kid", id_key.kid.as_str())
+            .detail("algorithm", id_key.algorithm.as_str())
+            .detail("purpose", tokens::ID_KEYS)
+            .detail("reason", if at_once { "rotate_now" } else { "rotate" })
+            .detail("via", "cli");
+        store.add_signing_key(&id_key, at_once, &event).await?;
+        println!("new ID-token key {} ({})", id_key.kid, id_key.algorithm);
+    }
     let encrypted = if kek.is_some() { ", encrypted" } else { "" };
     println!("new signing key {} ({}{encrypted})", key.kid, key.algorithm);
     if at_once {

@@ -427,6 +427,23 @@ impl From<ClientError> for OAuthError {
     }
 }
 
+/// The OpenID grants' refusals (RFC 6749 §5.2).
+impl From<crate::auth::oidc::GrantError> for OAuthError {
+    fn from(e: crate::auth::oidc::GrantError) -> Self {
+        use crate::auth::oidc::GrantError as G;
+        match e {
+            G::InvalidRequest(m) => Self::invalid_request(m),
+            G::InvalidGrant(m) => Self::invalid_grant(m),
+            G::InvalidClient => ClientError::InvalidClient.into(),
+            G::UnauthorizedClient(m) => Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", m),
+            G::InvalidScope(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_scope", m),
+            G::Session(e) => e.into(),
+            G::Store(e) => e.into(),
+            G::Internal(e) => e.into(),
+        }
+    }
+}
+
 /// The token endpoints speak OAuth; every problem maps onto its vocabulary.
 impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {

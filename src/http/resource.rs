@@ -107,7 +107,14 @@ async fn introspect(State(state): State<AppState>, req: Request) -> Result<Respo
     let Some(token) = req.token.as_deref() else {
         return Err(OAuthError::invalid_request("token is required"));
     };
-    let found = if token.is_empty() || token.len() > 8192 { None } else { state.sessions.introspect(token).await? };
+    let found = if token.is_empty() || token.len() > 8192 {
+        None
+    } else {
+        match state.sessions.introspect(token).await? {
+            Some(found) => Some(found),
+            None => state.oidc.introspect_client_token(token),
+        }
+    };
     let body = match &found {
         None => br#"{"active":false}"#.to_vec(),
         Some(i) => active_json(i, state.tokens.issuer(), state.tokens.audience()),
@@ -130,15 +137,24 @@ fn active_json(i: &Introspection, iss: &str, aud: &str) -> Vec<u8> {
         let _ = serde_json::to_writer(&mut *out, value);
     };
     out.extend_from_slice(br#"{"active":true"#);
-    let (session, user) = &*i.entry;
-    string(&mut out, "sub", user.id.as_uuid().hyphenated().encode_lower(&mut uuid));
-    string(&mut out, "sid", session.id.as_uuid().hyphenated().encode_lower(&mut uuid));
-    string(&mut out, "client_id", &i.client_id);
-    string(&mut out, "scope", &i.scope);
-    string(&mut out, "username", &user.username);
-    if !user.roles.is_empty() {
-        out.extend_from_slice(br#","roles":"#);
-        let _ = serde_json::to_writer(&mut out, &user.roles().collect::<Vec<_>>());
+    match i.entry.as_deref() {
+        Some((session, user)) => {
+            string(&mut out, "sub", user.id.as_uuid().hyphenated().encode_lower(&mut uuid));
+            string(&mut out, "sid", session.id.as_uuid().hyphenated().encode_lower(&mut uuid));
+            string(&mut out, "client_id", &i.client_id);
+            string(&mut out, "scope", &i.scope);
+            string(&mut out, "username", &user.username);
+            if !user.roles.is_empty() {
+                out.extend_from_slice(br#","roles":"#);
+                let _ = serde_json::to_writer(&mut out, &user.roles().collect::<Vec<_>>());
+            }
+        }
+        // A client's own token: the client is its subject.
+        None => {
+            string(&mut out, "sub", &i.client_id);
+            string(&mut out, "client_id", &i.client_id);
+            string(&mut out, "scope", &i.scope);
+        }
     }
     string(&mut out, "token_type", i.token_type);
     string(&mut out, "iss", iss);
@@ -178,8 +194,19 @@ struct UserInfo {
         (status = 401, description = "No, an invalid, expired or revoked access token"),
     ),
 )]
-async fn userinfo(state: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    userinfo_post(state, headers).await
+async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+    userinfo_of(&state, token).await
+}
+
+/// The bearer token of an `Authorization` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }
 
 /// The same as `GET /userinfo`, as OpenID Connect Core §5.3.1 asks.
@@ -189,20 +216,33 @@ async fn userinfo(state: State<AppState>, headers: HeaderMap) -> Result<Response
     tag = "users",
     operation_id = "userinfo_post",
     summary = "OpenID Connect UserInfo (POST)",
+    description = "The bearer token in `Authorization`, or as `access_token` in a form body (RFC 6750 §2.2).",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user's claims", body = UserInfo),
         (status = 401, description = "No, an invalid, expired or revoked access token"),
     ),
 )]
-async fn userinfo_post(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
+async fn userinfo_post(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    if let Some(token) = bearer(req.headers()) {
+        let token = token.to_owned();
+        return userinfo_of(&state, &token).await;
+    }
+    // RFC 6750 §2.2: the token as a form field of the body.
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = if form { axum::body::to_bytes(req.into_body(), 16 * 1024).await.ok() } else { None };
+    let token = body
+        .as_deref()
+        .and_then(|b| form_urlencoded::parse(b).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned()))
         .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+    userinfo_of(&state, &token).await
+}
+
+async fn userinfo_of(state: &AppState, token: &str) -> Result<Response, ApiError> {
     let (entry, claims) = state.sessions.access_token_claims(token).await.map_err(|e| match e {
         SessionError::Ended => ApiError::invalid_token(),
         e => e.into(),

@@ -31,6 +31,8 @@ impl std::ops::Deref for AppState {
 
 /// What [`AppState`] holds.
 pub struct Services {
+    /// The OpenID provider.
+    pub oidc: crate::auth::oidc::Oidc,
     pub sessions: Sessions,
     pub accounts: Accounts,
     /// What the admin API does.

@@ -23,7 +23,8 @@ pub fn router() -> Router<AppState> {
 /// Parameters of `/token`. Unknown parameters are ignored, as RFC 6749 asks.
 #[derive(Deserialize, ToSchema)]
 struct TokenRequest {
-    /// `password` (the default) or `refresh_token`.
+    /// `password` (the default), `refresh_token`, `authorization_code` or
+    /// `client_credentials`.
     #[schema(value_type = String, required = false, example = "password")]
     grant_type: Option<String>,
     /// An email or a username (password grant).
@@ -35,6 +36,16 @@ struct TokenRequest {
     /// Refresh grant: the refresh token to exchange; it is dead afterwards.
     #[schema(value_type = String, required = false, min_length = 1)]
     refresh_token: Option<String>,
+    /// Authorization code grant: the code `/authorize` sent to the redirect URI.
+    #[schema(value_type = String, required = false, min_length = 1)]
+    code: Option<String>,
+    /// Authorization code grant: the redirect URI of the authorization request.
+    #[schema(value_type = String, required = false)]
+    redirect_uri: Option<String>,
+    /// Authorization code grant: the PKCE verifier (RFC 7636) of the request's
+    /// `code_challenge`.
+    #[schema(value_type = String, required = false, min_length = 43, max_length = 128)]
+    code_verifier: Option<String>,
     /// Up to 255 printable ASCII characters; the token's `client_id` claim (default `latch`).
     /// May come instead as the user name of HTTP Basic client authentication.
     #[schema(value_type = String, required = false, example = "latch")]
@@ -57,8 +68,14 @@ struct TokenResponse {
     /// Lifetime of the access token, in seconds.
     #[schema(example = 900)]
     expires_in: u64,
-    /// Opaque and single-use: a refresh returns a new one.
-    refresh_token: String,
+    /// Opaque and single-use: a refresh returns a new one. Not given to a client that
+    /// is not first-party unless it was granted `offline_access` (authorization code),
+    /// nor for client credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    /// OpenID Connect ID token (authorization code grant with scope `openid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
     /// The granted scopes, space-separated.
     #[schema(example = "openid profile email")]
     scope: String,
@@ -71,6 +88,7 @@ impl IntoResponse for TokenPair {
             token_type: "Bearer",
             expires_in: self.expires_in,
             refresh_token: self.refresh_token,
+            id_token: self.id_token,
             scope: self.scope,
         };
         let mut response = JsonBody(body).into_response();
@@ -120,10 +138,32 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
     match req.grant_type.as_deref().unwrap_or("password") {
         "password" => password_grant(&state, &client, &caller, req).await,
         "refresh_token" => refresh_grant(&state, &caller, &client, req).await,
+        "authorization_code" => {
+            let pair = state
+                .oidc
+                .exchange(
+                    &caller,
+                    req.code.as_deref(),
+                    req.redirect_uri.as_deref(),
+                    req.code_verifier.as_deref(),
+                    client.client(),
+                )
+                .await?;
+            state.metrics.tokens_issued("authorization_code");
+            Ok(pair)
+        }
+        "client_credentials" => {
+            let pair = state.oidc.client_credentials(&caller, req.scope.as_deref(), client.client()).await?;
+            state.metrics.tokens_issued("client_credentials");
+            Ok(pair)
+        }
         other => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            format!("grant_type {other} is not supported; use password or refresh_token"),
+            format!(
+                "grant_type {other} is not supported; use password, refresh_token, authorization_code or \
+                 client_credentials"
+            ),
         )),
     }
 }

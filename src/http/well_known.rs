@@ -47,24 +47,44 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 )]
 async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
     let base = &state.settings.public_url;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "issuer": state.tokens.issuer(),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "token_endpoint": format!("{base}/token"),
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
         "userinfo_endpoint": format!("{base}/userinfo"),
-        "grant_types_supported": ["password", "refresh_token"],
-        "response_types_supported": ["none"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "password"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
         "scopes_supported": STANDARD_SCOPES,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "email_verified", "roles"],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "azp", "at_hash",
+            "preferred_username", "updated_at", "email", "email_verified", "roles"
+        ],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "id_token_signing_alg_values_supported": state.tokens.algorithms(),
+        // ID tokens are RS256, the OpenID baseline, whatever signs access tokens.
+        "id_token_signing_alg_values_supported": ["RS256"],
         "access_token_signing_alg_values_supported": state.tokens.algorithms(),
+        "userinfo_signing_alg_values_supported": ["none"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "service_documentation": format!("{base}/openapi.json"),
     });
+    // The browser endpoints are pages: absent with LATCH_UI=off.
+    if state.settings.ui
+        && let Some(map) = body.as_object_mut()
+    {
+        map.insert("authorization_endpoint".into(), format!("{base}/authorize").into());
+        map.insert("end_session_endpoint".into(), format!("{base}/end_session").into());
+    }
     ([CACHE], Json(body))
 }

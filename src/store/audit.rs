@@ -34,11 +34,14 @@ pub enum EventType {
     ClientSecretRotated,
     KeyRotation,
     AccessDenied,
+    ConsentGranted,
+    ConsentRevoked,
+    AuthorizationCodeReuse,
 }
 
 impl EventType {
     /// Every type, in the order the documentation lists them.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 25] = [
         Self::Registration,
         Self::Login,
         Self::Logout,
@@ -61,6 +64,9 @@ impl EventType {
         Self::ClientSecretRotated,
         Self::KeyRotation,
         Self::AccessDenied,
+        Self::ConsentGranted,
+        Self::ConsentRevoked,
+        Self::AuthorizationCodeReuse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +93,9 @@ impl EventType {
             Self::ClientSecretRotated => "client_secret_rotated",
             Self::KeyRotation => "key_rotation",
             Self::AccessDenied => "access_denied",
+            Self::ConsentGranted => "consent_granted",
+            Self::ConsentRevoked => "consent_revoked",
+            Self::AuthorizationCodeReuse => "authorization_code_reuse",
         }
     }
 

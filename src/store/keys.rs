@@ -1,4 +1,4 @@
-//! Access-token signing keys. Private keys are PKCS#8 (Ed25519) or PKCS#1 (RSA) DER,
+//! Signing keys, of access tokens and of ID tokens. Private keys are PKCS#8 (Ed25519) or PKCS#1 (RSA) DER,
 //! encrypted when `encrypted_with` names the key-encryption key that sealed them.
 //!
 //! A key signs from `signs_from` until `retired_at` (the `signs_from` of the next key
@@ -25,6 +25,8 @@ pub struct StoredKey {
     pub signs_from: Timestamp,
     /// The id of the key-encryption key that sealed `private_der`; `None`: plaintext.
     pub encrypted_with: Option<String>,
+    /// What it signs: `access` tokens or `id` tokens; each kind has its own schedule.
+    pub purpose: String,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -32,6 +34,7 @@ impl std::fmt::Debug for StoredKey {
         f.debug_struct("StoredKey")
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
+            .field("purpose", &self.purpose)
             .field("signs_from", &self.signs_from)
             .field("retired_at", &self.retired_at)
             .field("encrypted_with", &self.encrypted_with)
@@ -43,8 +46,9 @@ impl std::fmt::Debug for StoredKey {
 pub trait KeyStore {
     /// Keys not retired before `retired_after` (scheduled ones included), newest first.
     async fn signing_keys(&self, retired_after: Timestamp) -> Result<Vec<StoredKey>, StoreError>;
-    /// Adds `key`. Every key that would still sign at `key.signs_from` retires then;
-    /// with `replace_all` every other key is deleted instead (a compromised key).
+    /// Adds `key`. Every key of its purpose that would still sign at `key.signs_from`
+    /// retires then; with `replace_all` every other key of its purpose is deleted
+    /// instead (a compromised key).
     /// Records `event` with the change.
     async fn add_signing_key(
         &self,
@@ -96,17 +100,25 @@ macro_rules! impl_key_store {
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 if replace_all {
-                    sqlx::query("DELETE FROM signing_keys").execute(&mut *tx).await?;
-                } else {
-                    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1")
-                        .bind(key.signs_from)
+                    sqlx::query("DELETE FROM signing_keys WHERE purpose = $1")
+                        .bind(&key.purpose)
                         .execute(&mut *tx)
                         .await?;
+                } else {
+                    sqlx::query(
+                        "UPDATE signing_keys SET retired_at = $1
+                         WHERE purpose = $2 AND (retired_at IS NULL OR retired_at > $1)",
+                    )
+                    .bind(key.signs_from)
+                    .bind(&key.purpose)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 sqlx::query(
                     "INSERT INTO signing_keys
-                         (kid, algorithm, private_der, public_jwk, created_at, retired_at, signs_from, encrypted_with)
-                     VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
+                         (kid, algorithm, private_der, public_jwk, created_at, retired_at, signs_from, encrypted_with,
+                          purpose)
+                     VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)",
                 )
                 .bind(&key.kid)
                 .bind(&key.algorithm)
@@ -115,6 +127,7 @@ macro_rules! impl_key_store {
                 .bind(key.created_at)
                 .bind(key.signs_from)
                 .bind(&key.encrypted_with)
+                .bind(&key.purpose)
                 .execute(&mut *tx)
                 .await?;
                 $crate::store::audit::record_in!(tx, event);

@@ -15,6 +15,7 @@ pub(crate) mod audit;
 mod clients;
 mod file_watch;
 mod keys;
+mod oidc;
 mod one_time_tokens;
 mod postgres;
 pub(crate) mod rate_limits;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 pub use audit::{Actor, AuditEvent, AuditStore, EventQuery, EventRecord, EventType, Outcome};
 pub use clients::{ClientRecord, ClientStore};
 pub use keys::{KeyStore, SealedKey, StoredKey};
+pub use oidc::{CodeClaim, ConsentRecord, OidcStore};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
 pub use rate_limits::{Counter, RateLimitStore, Settle};
@@ -54,6 +56,7 @@ pub trait Store:
     + ClientStore
     + RateLimitStore
     + AuditStore
+    + OidcStore
     + Send
     + Sync
     + 'static

@@ -150,3 +150,4 @@ super::keys::impl_key_store!(PgStore);
 super::clients::impl_client_store!(PgStore);
 super::rate_limits::impl_rate_limit_store!(PgStore);
 super::audit::impl_audit_store!(PgStore);
+super::oidc::impl_oidc_store!(PgStore);

@@ -146,3 +146,4 @@ super::keys::impl_key_store!(SqliteStore);
 super::clients::impl_client_store!(SqliteStore);
 super::rate_limits::impl_rate_limit_store!(SqliteStore);
 super::audit::impl_audit_store!(SqliteStore);
+super::oidc::impl_oidc_store!(SqliteStore);

@@ -58,7 +58,7 @@ use crate::helpers::*;
 
 /// How long a page may take to load, or a mail to arrive: generous, since the whole
 /// test binary runs in parallel on two cores.
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 const DESKTOP: (u32, u32) = (1000, 1100);
 const PHONE: (u32, u32) = (375, 812);
 
@@ -67,7 +67,7 @@ fn repo() -> &'static Path {
 }
 
 /// `target/browser`, wherever the target directory is.
-fn work_dir() -> PathBuf {
+pub(crate) fn work_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent").join("browser")
 }
 
@@ -75,7 +75,7 @@ fn work_dir() -> PathBuf {
 // Tools
 
 #[derive(Clone)]
-struct Tools {
+pub(crate) struct Tools {
     chromium: PathBuf,
     chromedriver: PathBuf,
     /// The source of `axe.min.js`.
@@ -84,7 +84,7 @@ struct Tools {
 
 /// The tools, found or installed once per test binary; `None` (after saying so) when
 /// one is missing outside CI.
-fn tools(test: &str) -> Option<Tools> {
+pub(crate) fn tools(test: &str) -> Option<Tools> {
     static TOOLS: Mutex<Option<Result<Tools, String>>> = Mutex::new(None);
     let found = TOOLS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(prepare_tools).clone();
     match found {
@@ -127,14 +127,14 @@ fn axe() -> Result<String, String> {
 
 /// A `chromedriver` on a free port, in a process group of its own so that the browsers
 /// it started end with it.
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     child: Child,
     url: String,
     exited: bool,
 }
 
 impl Chromedriver {
-    async fn start(tools: &Tools) -> Chromedriver {
+    pub(crate) async fn start(tools: &Tools) -> Chromedriver {
         let http = reqwest::Client::new();
         for _ in 0..3 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -198,7 +198,7 @@ impl WebDriverCompatibleCommand for Cdp {
 // The browser
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Desktop,
     /// A 375-px-wide phone screen.
     Phone,
@@ -207,8 +207,8 @@ enum Kind {
 }
 
 /// One Chromium session, on one Latch.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     base: String,
     axe: Arc<String>,
     kind: Kind,
@@ -217,7 +217,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn open(driver: &Chromedriver, tools: &Tools, base: &str, kind: Kind) -> Browser {
+    pub(crate) async fn open(driver: &Chromedriver, tools: &Tools, base: &str, kind: Kind) -> Browser {
         let (width, height) = DESKTOP;
         let args = vec![
             "--headless=new".to_owned(),
@@ -250,13 +250,13 @@ impl Browser {
     }
 
     /// Opens a path of Latch, or any absolute URL.
-    async fn goto(&self, path: &str) {
+    pub(crate) async fn goto(&self, path: &str) {
         let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
         self.client.goto(&url).await.unwrap();
     }
 
     /// The path and query of the page shown.
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
@@ -264,7 +264,7 @@ impl Browser {
         }
     }
 
-    async fn origin(&self) -> String {
+    pub(crate) async fn origin(&self) -> String {
         self.client.current_url().await.unwrap().origin().ascii_serialization()
     }
 
@@ -274,23 +274,23 @@ impl Browser {
         u16::try_from(status.as_u64().expect("a status")).unwrap()
     }
 
-    async fn script(&self, script: &str) -> Value {
+    pub(crate) async fn script(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap()
     }
 
-    async fn find(&self, css: &str) -> Element {
+    pub(crate) async fn find(&self, css: &str) -> Element {
         match self.client.find(Locator::Css(css)).await {
             Ok(element) => element,
             Err(e) => panic!("{css} on {}: {e}\n{}", self.path().await, self.text().await),
         }
     }
 
-    async fn heading(&self) -> String {
+    pub(crate) async fn heading(&self) -> String {
         self.find("h1").await.text().await.unwrap()
     }
 
     /// The text of the page's `<main>`.
-    async fn text(&self) -> String {
+    pub(crate) async fn text(&self) -> String {
         match self.client.find(Locator::Css("main")).await {
             Ok(main) => main.text().await.unwrap(),
             Err(_) => self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap(),
@@ -329,7 +329,7 @@ impl Browser {
 
     /// Presses the button labelled `label` of the form posting to `action`, and waits
     /// for the page that answers.
-    async fn press(&self, action: &str, label: &str) {
+    pub(crate) async fn press(&self, action: &str, label: &str) {
         let xpath = format!("//form[@action='{action}']//button[normalize-space(.)='{label}']");
         let button = match self.client.find(Locator::XPath(&xpath)).await {
             Ok(button) => button,
@@ -342,7 +342,7 @@ impl Browser {
 
     /// Clicks `element` (a button or link) and waits until the next page has loaded: a
     /// mark left on the old page's window is gone and the new document is complete.
-    async fn click_and_wait(&self, element: &Element) {
+    pub(crate) async fn click_and_wait(&self, element: &Element) {
         self.script("window.latchOldPage = true; return null").await;
         element.click().await.unwrap();
         let deadline = Instant::now() + WAIT;
@@ -369,7 +369,7 @@ impl Browser {
 
     /// Screenshots the whole page to `screenshots/<name>.png` and checks it with axe
     /// (not where JavaScript is off: axe's own promises and timers then never run).
-    async fn check(&self, name: &str) {
+    pub(crate) async fn check(&self, name: &str) {
         self.screenshot(name).await;
         if self.kind != Kind::NoScript {
             self.axe(name).await;
@@ -468,14 +468,14 @@ impl Browser {
     }
 
     /// Signs in on the `/login` page shown.
-    async fn sign_in(&self, login: &str, password: &str) {
+    pub(crate) async fn sign_in(&self, login: &str, password: &str) {
         self.fill("username", login).await;
         self.fill("password", password).await;
         self.press("/login", "Sign in").await;
     }
 
     /// Fails on the serious and critical violations met, then ends the session.
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let violations = self.violations.lock().unwrap().clone();
         let _ = self.client.close().await;
         assert!(violations.is_empty(), "serious or critical axe violations:\n{}", violations.join("\n"));

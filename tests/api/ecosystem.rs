@@ -247,17 +247,20 @@ impl Latch {
     /// second).
     async fn confidential_client(&self) -> Result<(String, String), String> {
         let (id, secret) = self.create_confidential_client()?;
+        self.wait_for_client(&id, &secret).await;
+        Ok((id, secret))
+    }
+
+    /// Waits until the running server knows the confidential client `id`.
+    async fn wait_for_client(&self, id: &str, secret: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let http = reqwest::Client::new();
         loop {
-            let r =
-                http.post(format!("{}/introspect", self.base)).basic_auth(&id, Some(&secret)).form(&[("token", "x")]);
+            let r = http.post(format!("{}/introspect", self.base)).basic_auth(id, Some(secret)).form(&[("token", "x")]);
             if r.send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return Ok((id, secret));
+                return;
             }
-            if std::time::Instant::now() > deadline {
-                return Err("the server did not learn of the new client within 5 s".to_owned());
-            }
+            assert!(std::time::Instant::now() < deadline, "the server did not learn of the new client within 5 s");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
@@ -403,6 +406,48 @@ async fn the_pinned_ecosystem_verifies_and_uses_latch_tokens() {
     assert!(failed.is_empty(), "compatibility checks failed:\n{}\n\nserver log:\n{}", failed.join("\n"), latch.log());
 }
 
+/// authlib's OAuth client (code + PKCE, ID token, userinfo, refresh, end-session) and
+/// the FastAPI example of `docs/oidc.md` (authlib's Starlette integration) sign a person
+/// in through a real Latch, at the pinned versions (`tests/compat/check_oidc.py`).
+#[tokio::test]
+async fn openid_relying_parties_sign_in_through_latch() {
+    const TEST: &str = "OpenID relying parties (tests/compat/check_oidc.py)";
+    let python = match python() {
+        Ok(python) => python,
+        Err(reason) => return not_run(TEST, &reason),
+    };
+    let latch = Latch::start();
+    latch.register().await;
+    let created = |args: &[&str]| -> Value {
+        let out = latch.cli(&[&["client", "create", "--json"], args].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let back = ["--post-logout-redirect-uri", "http://127.0.0.1:8000/"];
+    let public =
+        created(&[&["--name", "authlib", "--redirect-uri", "http://127.0.0.1:8000/callback"], &back[..]].concat());
+    let scopes = ["openid", "profile", "email", "offline_access", "reports"].map(|s| ["--scope", s]).concat();
+    let confidential = created(
+        &[
+            &["--name", "FastAPI example", "--confidential", "--redirect-uri", "http://127.0.0.1:8000/auth"],
+            &back[..],
+            &scopes,
+        ]
+        .concat(),
+    );
+    let (id, secret) = (confidential["client_id"].as_str().unwrap(), confidential["client_secret"].as_str().unwrap());
+    latch.wait_for_client(id, secret).await;
+    let mut env = latch.script_env(&Ok((id.to_owned(), secret.to_owned())));
+    env.push(("LATCH_PUBLIC_CLIENT_ID", public["client_id"].as_str().unwrap().to_owned()));
+    env.push(("LATCH_EXAMPLES", repo().join("docs/integrate/examples").display().to_string()));
+    let mut cmd = Command::new(&python);
+    let out = run(with_env(cmd.arg(compat_dir().join("check_oidc.py")), &env), Duration::from_secs(300)).unwrap();
+    let rows = rows(&out.stdout);
+    publish("oidc-table.txt", "OpenID relying parties (pinned in tests/compat):", &table(&rows));
+    let failed = failures("check_oidc.py", &out, &rows);
+    assert!(failed.is_empty(), "relying parties failed:\n{}\n\nserver log:\n{}", failed.join("\n"), latch.log());
+}
+
 /// The examples of express.md and spa.md, which check_examples.mjs runs.
 const NODE_EXAMPLES: &[&str] =
     &["express_app.mjs", "express_auth.mjs", "express_introspect.mjs", "spa_auth.mjs", "spa_session.mjs"];
@@ -461,7 +506,7 @@ async fn the_python_client_package_passes_its_tests() {
 /// is shown by a guide: what CI runs is what readers copy.
 #[test]
 fn the_guides_show_their_examples_verbatim() {
-    let problems = guide_problems(&repo().join("docs/integrate"));
+    let problems = guide_problems(&repo().join("docs/integrate"), &[repo().join("docs/oidc.md")]);
     assert!(problems.is_empty(), "docs/integrate drifted from its examples:\n{}", problems.join("\n"));
 }
 
@@ -503,8 +548,9 @@ const PROGRAM_LANGUAGES: &[&str] =
 
 const MARKER_START: &str = "<!-- example:";
 
-/// What is wrong between the pages of `dir` and the files of `dir/examples`.
-fn guide_problems(dir: &Path) -> Vec<String> {
+/// What is wrong between the pages of `dir` (and the pages `also`, whose markers name
+/// files of `dir` too) and the files of `dir/examples`.
+fn guide_problems(dir: &Path, also: &[PathBuf]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut shown = BTreeSet::new();
     let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -514,6 +560,7 @@ fn guide_problems(dir: &Path) -> Vec<String> {
         .collect();
     pages.sort();
     assert!(!pages.is_empty(), "no guides in {}", dir.display());
+    pages.extend_from_slice(also);
     for page in &pages {
         let name = page.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(page).unwrap().replace("\r\n", "\n");
@@ -623,11 +670,11 @@ fn the_guide_check_catches_drift() {
     std::fs::write(dir.path().join("examples/b.py"), "print()\n").unwrap();
     let page = "# Guide\n\n<!-- example: examples/a.mjs -->\n```js\none\ntwo\n```\n\n```sh\nnpm i jose\n```\n";
     std::fs::write(dir.path().join("guide.md"), page).unwrap();
-    assert_eq!(guide_problems(dir.path()), ["examples/b.py is shown by no guide"]);
+    assert_eq!(guide_problems(dir.path(), &[]), ["examples/b.py is shown by no guide"]);
 
     std::fs::write(dir.path().join("guide.md"), page.replace("two\n```", "2\n```") + "\n```python\nprint()\n```\n")
         .unwrap();
-    let problems = guide_problems(dir.path());
+    let problems = guide_problems(dir.path(), &[]);
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(
         problems[0].starts_with("guide.md:4: the block differs from examples/a.mjs (at its line 2)"),

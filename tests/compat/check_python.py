@@ -19,11 +19,9 @@ tests/api/ecosystem.rs reads). Exits 1 unless every check passed.
 import base64
 import json
 import os
-import sys
-import traceback
-from importlib.metadata import version
 
 import requests
+from harness import Skip, check, expect, label, main
 
 URL = os.environ["LATCH_URL"].rstrip("/")
 USER = os.environ["LATCH_USER"]
@@ -37,42 +35,6 @@ TIMEOUT = 10
 # development setup; the test server listens on 127.0.0.1 without TLS.
 if URL.startswith("http://"):
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-ROWS = []
-
-
-def label(distribution, name=None):
-    return f"{name or distribution} {version(distribution)}"
-
-
-def check(library, name):
-    """Runs the decorated function at once as one row of the table."""
-
-    def run(fn):
-        try:
-            fn()
-            row = (library, name, "PASS")
-        except Skip as skip:
-            row = (library, name, f"SKIP ({skip})")
-        except Exception as error:  # noqa: BLE001 - every failure is a row
-            reason = f"{type(error).__name__}: {error}".replace("\n", " ")
-            row = (library, name, f"FAIL ({reason[:300]})")
-            traceback.print_exc(file=sys.stderr)
-        ROWS.append(row)
-        print(" | ".join(row), file=sys.stderr, flush=True)
-        return fn
-
-    return run
-
-
-class Skip(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
 
 def expect_refused(fn, what):
     """`fn` must raise: a verifier that accepts `what` is broken."""
@@ -385,14 +347,5 @@ def _():
         expect(response.headers.get("access-control-allow-origin") == "*", f"{url}: {cors_headers(response)}")
 
 
-def table():
-    widths = [max([len(row[i]) for row in ROWS] + [len("library")]) for i in range(2)]
-    lines = [f"{'library'.ljust(widths[0])} | {'check'.ljust(widths[1])} | result"]
-    lines.append(f"{'-' * widths[0]}-|-{'-' * widths[1]}-|-------")
-    lines += [f"{lib.ljust(widths[0])} | {name.ljust(widths[1])} | {result}" for lib, name, result in ROWS]
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    print(table())
-    sys.exit(0 if all(row[2] == "PASS" for row in ROWS) else 1)
+    main()

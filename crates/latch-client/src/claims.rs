@@ -32,7 +32,8 @@ use uuid::Uuid;
 pub struct AccessClaims {
     /// Issuer: Latch's public URL, without a trailing slash.
     pub iss: String,
-    /// Subject: the user's id.
+    /// Subject: the user's id; for a client's own token (client credentials grant, no
+    /// `sid`), the client's id.
     pub sub: Uuid,
     /// Audience. Latch signs a single string; when a token carries an array, the
     /// verifier keeps the audience it was checked against.
@@ -45,8 +46,10 @@ pub struct AccessClaims {
     /// Token id, unique per token.
     pub jti: Uuid,
     /// The session the token belongs to; ending the session (logout, revocation)
-    /// ends every token of it on Latch's side.
-    pub sid: Uuid,
+    /// ends every token of it on Latch's side. Absent from a client's own token
+    /// (client credentials grant), which acts for no user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
     /// The client the token was issued to (`latch` when none was named).
     pub client_id: String,
     /// Granted scopes, space-separated (RFC 9068 §2.2.3).
@@ -71,6 +74,12 @@ impl AccessClaims {
     /// Whether every one of `scopes` was granted.
     pub fn has_scopes(&self, scopes: &[&str]) -> bool {
         scopes.iter().all(|s| self.has_scope(s))
+    }
+
+    /// Whether this is a client's own token (client credentials grant): `sub` is the
+    /// client, and no user is behind it.
+    pub fn is_client_token(&self) -> bool {
+        self.sid.is_none()
     }
 
     /// Whether the user has `role`.
@@ -122,7 +131,7 @@ mod tests {
             exp: 1_700_000_900,
             iat: 1_700_000_000,
             jti: Uuid::nil(),
-            sid: Uuid::nil(),
+            sid: Some(Uuid::nil()),
             client_id: "latch".into(),
             scope: "openid profile".into(),
             roles: Vec::new(),

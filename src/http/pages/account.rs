@@ -40,6 +40,7 @@ fn done_notice(key: &str, user: &UserRecord) -> Option<String> {
         "link" => format!("We sent a new link to {}.", user.email),
         "password" => "Password changed. Your other sessions have ended.".to_owned(),
         "session" => "The session has ended.".to_owned(),
+        "consent" => "Access withdrawn. The application will ask again next time.".to_owned(),
         _ => return None,
     })
 }
@@ -188,8 +189,19 @@ async fn render(state: &AppState, user: &UserRecord, current: Option<SessionId>,
             }
         })
         .collect();
+    let consents = match state.oidc.consents(user.id).await {
+        Ok(consents) => consents,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let consents: Vec<_> = consents
+        .iter()
+        .map(|(c, name)| {
+            context! { client_id => c.client_id, name, scope => c.scope, granted => when(c.granted_at) }
+        })
+        .collect();
     let locked = state.settings.require_verified_email && !user.email_verified;
     let values = context! {
+        consents,
         user => context! { username => user.username, email => user.email, email_verified => user.email_verified },
         locked,
         sessions,
@@ -345,6 +357,21 @@ pub(super) async fn end_session(State(state): State<AppState>, client: ClientInf
         }
         Ok(true) => return done("session"),
         Ok(false) => View::failed(StatusCode::NOT_FOUND, "That session has ended already."),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    answer(&state, &auth, csrf, view).await
+}
+
+/// Withdraws the consent given to an application: it asks again next time.
+pub(super) async fn revoke_consent(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    let Some(client_id) = form.client_id.as_deref().filter(|c| !c.is_empty()) else {
+        let view = View::failed(StatusCode::UNPROCESSABLE_ENTITY, "Choose an application.");
+        return answer(&state, &auth, csrf, view).await;
+    };
+    let view = match state.oidc.revoke_consent(auth.user.id, client_id, client.client()).await {
+        Ok(true) => return done("consent"),
+        Ok(false) => View::failed(StatusCode::NOT_FOUND, "That application has no access already."),
         Err(e) => return ApiError::from(e).into_response(),
     };
     answer(&state, &auth, csrf, view).await

@@ -8,6 +8,7 @@
 //! `LATCH_UI=off` removes them.
 
 mod account;
+mod authorize;
 mod links;
 pub(crate) mod signin;
 
@@ -46,6 +47,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("signup.html", include_str!("templates/signup.html")),
     ("logout.html", include_str!("templates/logout.html")),
     ("account.html", include_str!("templates/account.html")),
+    ("consent.html", include_str!("templates/consent.html")),
+    ("end_session.html", include_str!("templates/end_session.html")),
     ("style.css", include_str!("templates/style.css")),
 ];
 
@@ -70,6 +73,9 @@ pub fn router(settings: &Settings) -> Router<AppState> {
         .route("/account/password", post(account::password))
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/delete", post(account::delete))
+        .route("/account/consents/revoke", post(account::revoke_consent))
+        .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
+        .route("/end_session", get(authorize::end_session).post(authorize::end_session_post))
 }
 
 /// The compiled templates, the stylesheet rendered with the theme, and the pages'
@@ -180,11 +186,19 @@ impl Page {
     }
 
     /// The page's form may end in a redirect to `return_to` when that is on another
-    /// origin.
+    /// origin — also through `/authorize`, whose answer leads to the client's redirect
+    /// URI (which `/authorize` checks before it leads anywhere).
     fn returning_to(mut self, return_to: Option<&str>) -> Self {
-        self.form_leads_to = return_to
-            .filter(|t| !t.starts_with('/'))
-            .and_then(|t| url::Url::parse(t).ok())
+        let target = match return_to {
+            Some(path) if path.starts_with('/') => path
+                .strip_prefix("/authorize?")
+                .and_then(|query| form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "redirect_uri"))
+                .map(|(_, v)| v.into_owned()),
+            other => other.map(str::to_owned),
+        };
+        self.form_leads_to = target
+            .and_then(|t| url::Url::parse(&t).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
             .map(|u| u.origin().ascii_serialization());
         self
     }
@@ -354,6 +368,7 @@ struct PageForm {
     new_password: Option<String>,
     return_to: Option<String>,
     session: Option<String>,
+    client_id: Option<String>,
 }
 
 /// A form posted to a page, once its CSRF token and origin are checked. A refused form

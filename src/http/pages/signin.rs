@@ -28,7 +28,8 @@ const HOME: &str = "/account";
 /// allowed for CORS, or a registered redirect URI. Anything else is dropped, so that no
 /// link through Latch leads elsewhere (no open redirect).
 fn allowed_return_to(state: &AppState, return_to: Option<&str>) -> Option<String> {
-    let target = return_to.filter(|t| !t.is_empty() && t.len() <= 2048)?;
+    // Long enough for an authorization request to come back to.
+    let target = return_to.filter(|t| !t.is_empty() && t.len() <= 4096)?;
     // URL parsers drop tabs and line breaks that a header would refuse, and read `\` as
     // `/`: a target with any of them is not what was checked.
     if target.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
@@ -47,9 +48,12 @@ fn allowed_return_to(state: &AppState, return_to: Option<&str>) -> Option<String
 
 /// The allowed `return_to` of a page's query.
 fn return_to_of(state: &AppState, query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "return_to")
-        .and_then(|(_, v)| allowed_return_to(state, Some(&v)))
+    allowed_return_to(state, query_value(query, "return_to").as_deref())
+}
+
+/// The first value of `name` in a page's query.
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// The sign-in form; a browser that is signed in already goes straight on.
@@ -58,8 +62,13 @@ pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): R
         Ok(form) => form,
         Err(onwards) => return onwards,
     };
-    // Without a return_to the page has no values of its own: the one rendered at start.
-    let values = return_to.as_ref().map_or_else(|| context! {}, |return_to| context! { return_to });
+    // Without a return_to or hint the page has no values of its own: the one rendered
+    // at start.
+    let hint = query_value(query.as_deref(), "login_hint").filter(|h| h.len() <= 320);
+    let values = match (&return_to, hint) {
+        (None, None) => context! {},
+        (return_to, username) => context! { return_to, username },
+    };
     Page::new("login.html", LOGIN_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)
 }
 
@@ -128,7 +137,9 @@ async fn form_or_onwards(
     let csrf = Csrf::for_browser(&state.settings, req.headers()).map_err(IntoResponse::into_response)?;
     let return_to = return_to_of(state, query);
     let has_session = cookies::read(req.headers(), cookies::session_name(&state.settings)).is_some();
-    if has_session && signed_in(state, req).await.0.is_ok() {
+    // `prompt=login`: an application (through `/authorize`) asks for the password again.
+    let again = query_value(query, "prompt").is_some_and(|p| p == "login");
+    if has_session && !again && signed_in(state, req).await.0.is_ok() {
         return Err(see_other(return_to.as_deref().unwrap_or(HOME)));
     }
     Ok((csrf, return_to))

@@ -38,6 +38,9 @@ mod limits;
 #[cfg(latch_postgres_tests)]
 mod multi_instance;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/oidc.rs"]
+mod oidc;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/ops.rs"]
 mod ops;
 #[cfg(latch_postgres_tests)]

@@ -26,6 +26,8 @@ mod email;
 mod errors;
 #[path = "../suite/limits.rs"]
 mod limits;
+#[path = "../suite/oidc.rs"]
+mod oidc;
 #[path = "../suite/ops.rs"]
 mod ops;
 #[path = "../suite/pages.rs"]

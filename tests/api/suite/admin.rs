@@ -420,7 +420,7 @@ async fn an_admin_manages_the_client_registry() {
         (json!({"redirect_uris": ["http://app.example/cb"]}), "redirect_uris"),
         (json!({"origins": ["not an origin"]}), "origins"),
         (json!({"scopes": ["two words"]}), "scopes"),
-        (json!({"scopes": ["latch:admin"]}), "scopes"),
+        (json!({"scopes": ["latch:other"]}), "scopes"),
         (json!({"scopes": [" latch:admin"]}), "scopes"),
         (json!({"name": ""}), "name"),
         (json!({"confidential": false}), "confidential"),

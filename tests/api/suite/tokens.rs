@@ -116,7 +116,7 @@ async fn an_unknown_user_costs_a_password_verification() {
 #[tokio::test]
 async fn bad_token_requests_get_oauth_errors() {
     let app = spawn_app().await;
-    let r = app.post_form("/token", &[("grant_type", "client_credentials")]).await;
+    let r = app.post_form("/token", &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
     let r = app.post_form("/token", &[("grant_type", "password"), ("username", "x")]).await;

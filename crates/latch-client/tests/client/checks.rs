@@ -84,12 +84,16 @@ async fn missing_or_mistyped_claims_are_refused() {
         json!({"exp": null}),
         json!({"iss": null}),
         json!({"aud": null}),
-        json!({"sid": null}),
+        json!({"sid": 7}),
+        json!({"sid": "not-a-uuid"}),
         json!({"sub": "not-a-uuid"}),
         json!({"exp": "soon"}),
     ] {
         assert_eq!(refused(&verifier, &key.sign(&with(changes.clone()))).await, ErrorKind::Claims, "{changes}");
     }
+    // A client's own token (client credentials) has no session.
+    let claims = verifier.verify(&key.sign(&with(json!({"sid": null})))).await.unwrap();
+    assert!(claims.is_client_token() && claims.sid.is_none());
     // Claims Latch may add later are ignored; roles are read.
     let claims = verifier.verify(&key.sign(&with(json!({"roles": ["admin"], "future": 1})))).await.unwrap();
     assert!(claims.has_role("admin"));

@@ -1,0 +1,326 @@
+//! The OpenID provider's browser endpoints: `/authorize` (the authorization code flow:
+//! sign in, consent, the code sent back) and `/end_session` (RP-initiated logout).
+//! The rules are `auth::oidc`'s; this turns them into redirects and pages. Every answer
+//! here is `no-store`, unframeable (`frame-ancestors 'none'`), and sends no `Referer`
+//! onwards but to Latch itself.
+
+use axum::body::to_bytes;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+
+use super::{Csrf, Page, message, see_other, with_cookies};
+use crate::auth::oidc::{AuthRequest, AuthorizeError, AuthorizeParams, GrantError, LogoutRequest, Next, Refusal};
+use crate::http::MAX_BODY_BYTES;
+use crate::http::cookies;
+use crate::http::error::ApiError;
+use crate::http::extract::ClientInfo;
+use crate::http::state::AppState;
+use crate::store::{SessionRecord, UserRecord};
+
+const CONSENT_HEADING: &str = "Allow access?";
+const REFUSED_HEADING: &str = "Sign-in request refused";
+const SIGN_OUT_HEADING: &str = "Sign out";
+
+/// What each scope lets an application do, as the consent page says it.
+fn describe(scope: &str) -> String {
+    match scope {
+        "openid" => "Know who you are (your account id)".to_owned(),
+        "profile" => "See your username".to_owned(),
+        "email" => "See your email address".to_owned(),
+        "offline_access" => "Stay connected when you are not using it".to_owned(),
+        other => format!("Use “{other}”"),
+    }
+}
+
+/// `GET /authorize`: an authorization request (OpenID Connect Core §3.1.2).
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    run(&state, &client, AuthorizeParams::parse(query.as_deref().unwrap_or("")), &headers).await
+}
+
+/// `POST /authorize`: the consent page's answer, or an authorization request sent as a
+/// form (OpenID Connect Core §3.1.2.1 asks for both methods).
+pub(super) async fn authorize_post(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (method, headers) = (req.method().clone(), req.headers().clone());
+    let form = match read_form(&headers, req).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let field = |name: &str| form.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let Some(decision) = field("decision") else {
+        return run(&state, &client, form, &headers).await;
+    };
+    let csrf = match Csrf::check(&state, &method, &headers, field("csrf")) {
+        Ok(csrf) => csrf,
+        Err(e) => return refused_form(&state, &headers, e),
+    };
+    let params = AuthorizeParams::parse(field("query").unwrap_or(""));
+    let request = match state.oidc.check(params) {
+        Ok(request) => request,
+        Err(e) => return refused(&state, csrf, e),
+    };
+    let Some((session, user)) = browser(&state, &headers).await else {
+        // Signed out meanwhile (another tab): start again from the request.
+        return see_other(&format!("/authorize?{}", request.return_query(None)));
+    };
+    if decision != "allow" {
+        let refusal = Refusal {
+            redirect_uri: request.redirect_uri.clone(),
+            state: request.state.clone(),
+            error: "access_denied",
+            description: "the user did not allow access".to_owned(),
+        };
+        return redirect_error(&state, &refusal, StatusCode::SEE_OTHER);
+    }
+    match state.oidc.allow(&request, &session, &user, client.client()).await {
+        Ok(params) => redirect(&request.redirect_uri, &params, StatusCode::SEE_OTHER),
+        Err(GrantError::Store(e)) => ApiError::from(e).into_response(),
+        Err(e) => ApiError::internal(e.into()).into_response(),
+    }
+}
+
+/// Answers a checked or refused request for the browser behind `headers`.
+async fn run(state: &AppState, _client: &ClientInfo, params: AuthorizeParams, headers: &HeaderMap) -> Response {
+    let csrf = match Csrf::for_browser(&state.settings, headers) {
+        Ok(csrf) => csrf,
+        Err(e) => return e.into_response(),
+    };
+    let request = match state.oidc.check(params) {
+        Ok(request) => request,
+        Err(e) => return refused(state, csrf, e),
+    };
+    let signed_in = browser(state, headers).await;
+    if let Some((_, user)) = &signed_in
+        && state.settings.require_verified_email
+        && !user.email_verified
+    {
+        let text = "Confirm your email address first: open the link we emailed you, then try again.";
+        return message(state, csrf, StatusCode::FORBIDDEN, REFUSED_HEADING, text, None);
+    }
+    let next = state.oidc.next(&request, signed_in.as_ref().map(|(s, u)| (s, u))).await;
+    match next {
+        Ok(Next::Code(params)) => redirect(&request.redirect_uri, &params, StatusCode::FOUND),
+        Ok(Next::SignIn { force }) => sign_in(state, &request, force),
+        Ok(Next::Consent) => {
+            let Some((_, user)) = signed_in else {
+                return sign_in(state, &request, false);
+            };
+            consent_page(state, csrf, &request, &user)
+        }
+        Err(e) => refused(state, csrf, e),
+    }
+}
+
+/// To the sign-in page, which comes back here; a forced sign-in is marked so that it
+/// is asked for once.
+fn sign_in(state: &AppState, request: &AuthRequest, force: bool) -> Response {
+    let now = force.then(|| state.oidc.now());
+    let back = format!("/authorize?{}", request.return_query(now));
+    let mut to = form_urlencoded::Serializer::new(String::new());
+    to.append_pair("return_to", &back);
+    if force {
+        to.append_pair("prompt", "login");
+    }
+    if let Some(hint) = &request.login_hint {
+        to.append_pair("login_hint", hint);
+    }
+    see_other(&format!("/login?{}", to.finish()))
+}
+
+fn consent_page(state: &AppState, csrf: Csrf, request: &AuthRequest, user: &UserRecord) -> Response {
+    let scopes: Vec<String> = request.scope.split(' ').map(describe).collect();
+    let values = context! {
+        client_name => &request.client.name,
+        username => &user.username,
+        scopes,
+        query => request.params.to_query(),
+        redirect_host => url::Url::parse(&request.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned)),
+    };
+    Page::new("consent.html", CONSENT_HEADING, values, csrf).returning_to(Some(&request.redirect_uri)).render(state)
+}
+
+/// A refused request: a page while the client or redirect URI are not known to be
+/// registered, else back to the client.
+fn refused(state: &AppState, csrf: Csrf, e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Unsafe(u) => message(state, csrf, StatusCode::BAD_REQUEST, REFUSED_HEADING, &u.0, None),
+        AuthorizeError::Refused(r) => redirect_error(state, &r, StatusCode::FOUND),
+    }
+}
+
+fn redirect_error(state: &AppState, r: &Refusal, status: StatusCode) -> Response {
+    let mut params = vec![("error", r.error.to_owned()), ("error_description", r.description.clone())];
+    if let Some(s) = &r.state {
+        params.push(("state", s.clone()));
+    }
+    params.push(("iss", state.oidc.issuer().to_owned()));
+    redirect(&r.redirect_uri, &params, status)
+}
+
+/// A redirect to `uri` with `params` added to its query.
+fn redirect(uri: &str, params: &[(&str, String)], status: StatusCode) -> Response {
+    let Ok(mut url) = url::Url::parse(uri) else {
+        return (StatusCode::BAD_REQUEST, "the redirect URI is not a URL").into_response();
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in params {
+            query.append_pair(k, v);
+        }
+    }
+    match HeaderValue::from_str(url.as_str()) {
+        Ok(location) => (status, [(header::LOCATION, location)]).into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "the redirect URI is not a URL").into_response(),
+    }
+}
+
+/// The browser's session and user, from its session cookie.
+async fn browser(state: &AppState, headers: &HeaderMap) -> Option<(SessionRecord, UserRecord)> {
+    let secret = cookies::read(headers, cookies::session_name(&state.settings))?;
+    state.sessions.by_cookie(&secret).await.ok()
+}
+
+/// A urlencoded form body, as pairs.
+async fn read_form(headers: &HeaderMap, req: Request) -> Result<AuthorizeParams, Response> {
+    let urlencoded = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !urlencoded {
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/x-www-form-urlencoded").into_response());
+    }
+    let body = to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response())?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| (StatusCode::BAD_REQUEST, "the form is not UTF-8").into_response())?;
+    Ok(AuthorizeParams::parse(text))
+}
+
+fn refused_form(state: &AppState, headers: &HeaderMap, e: crate::http::error::ApiError) -> Response {
+    match Csrf::for_browser(&state.settings, headers) {
+        Ok(csrf) => message(state, csrf, e.status(), "Form refused", super::FORM_REFUSED, None),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /end_session`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+/// With an `id_token_hint` for the signed-in user, signs out at once; without one, asks.
+pub(super) async fn end_session(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params = AuthorizeParams::parse(query.as_deref().unwrap_or(""));
+    logout(&state, &client, &Method::GET, &headers, params).await
+}
+
+/// `POST /end_session`: the same request as a form, or the answer of the page that asks.
+pub(super) async fn end_session_post(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (method, headers) = (req.method().clone(), req.headers().clone());
+    match read_form(&headers, req).await {
+        Ok(form) => logout(&state, &client, &method, &headers, form).await,
+        Err(refused) => refused,
+    }
+}
+
+async fn logout(
+    state: &AppState,
+    client: &ClientInfo,
+    method: &Method,
+    headers: &HeaderMap,
+    params: AuthorizeParams,
+) -> Response {
+    let field =
+        |name: &str| params.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let csrf = match Csrf::for_browser(&state.settings, headers) {
+        Ok(csrf) => csrf,
+        Err(e) => return e.into_response(),
+    };
+    let checked = state.oidc.check_logout(
+        field("id_token_hint"),
+        field("client_id"),
+        field("post_logout_redirect_uri"),
+        field("state"),
+    );
+    let request = match checked {
+        Ok(request) => request,
+        Err(u) => return message(state, csrf, StatusCode::BAD_REQUEST, SIGN_OUT_HEADING, &u.0, None),
+    };
+    let signed_in = browser(state, headers).await;
+    let hinted_user = request.hint.map(|(user, _)| user);
+    let confirmed = field("confirm").is_some() && {
+        match Csrf::check(state, method, headers, field("csrf")) {
+            Ok(_) => true,
+            Err(e) => return refused_form(state, headers, e),
+        }
+    };
+    let same_user = match (&signed_in, hinted_user) {
+        (Some((_, user)), Some(hinted)) => user.id == hinted,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    let nothing_to_end = signed_in.is_none() && request.hint.is_none();
+    if !(confirmed || same_user || nothing_to_end) {
+        let username = signed_in.as_ref().map(|(_, u)| u.username.clone());
+        let values = context! {
+            username,
+            client_name => request.client.as_ref().map(|c| c.name.clone()),
+            fields => params.pairs.iter().filter(|(k, _)| k != "csrf" && k != "confirm").collect::<Vec<_>>(),
+        };
+        let page = Page::new("end_session.html", SIGN_OUT_HEADING, values, csrf);
+        return page.returning_to(request.redirect.as_deref()).render(state);
+    }
+    signed_out(state, client, request, signed_in, csrf).await
+}
+
+/// Ends the browser's session and the one the hint names, then returns to the client
+/// or says so.
+async fn signed_out(
+    state: &AppState,
+    client: &ClientInfo,
+    request: LogoutRequest,
+    signed_in: Option<(SessionRecord, UserRecord)>,
+    csrf: Csrf,
+) -> Response {
+    if let Some((session, user)) = &signed_in
+        && let Err(e) = state.sessions.logout(user.id, session.id, client.client()).await
+    {
+        return ApiError::from(e).into_response();
+    }
+    if let Some((user, Some(sid))) = request.hint
+        && signed_in.as_ref().is_none_or(|(_, u)| u.id == user)
+        && let Err(e) = state.oidc.end_hinted_session(user, sid, client.client()).await
+    {
+        return ApiError::from(e).into_response();
+    }
+    let clear = vec![cookies::session(&state.settings, None)];
+    match &request.redirect {
+        Some(to) => with_cookies(
+            (
+                StatusCode::FOUND,
+                [(header::LOCATION, HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")))],
+            )
+                .into_response(),
+            clear,
+        ),
+        None => with_cookies(
+            message(
+                state,
+                csrf,
+                StatusCode::OK,
+                "Signed out",
+                "You are signed out.",
+                Some(("/login", "Sign in again")),
+            ),
+            clear,
+        ),
+    }
+}

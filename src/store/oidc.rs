@@ -1,0 +1,185 @@
+//! The OpenID provider's state: the authorization codes used (SHA-256 digests, so that
+//! each works once) and the consents users gave to clients that are not first-party.
+
+use super::StoreError;
+use crate::domain::{SessionId, Timestamp, UserId};
+
+/// What presenting a code found.
+#[derive(Debug)]
+pub enum CodeClaim {
+    /// Its first use: recorded, with the session it starts.
+    Claimed,
+    /// Used before: the session its first use started.
+    Replayed(SessionId),
+}
+
+/// A consent a user gave a client.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentRecord {
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: Timestamp,
+}
+
+#[async_trait::async_trait]
+pub trait OidcStore {
+    /// Records the use of the code with this digest, with `session` as the session its
+    /// exchange starts; a code used before is reported with the session of its first use.
+    async fn claim_code(&self, hash: &[u8], now: Timestamp, session: SessionId) -> Result<CodeClaim, StoreError>;
+    /// Forgets the codes used before `before`; returns how many.
+    async fn delete_old_codes(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// The scopes `user` allowed `client_id`, if any.
+    async fn consent(&self, user: UserId, client_id: &str) -> Result<Option<String>, StoreError>;
+    /// Every consent of `user`, newest first.
+    async fn consents(&self, user: UserId) -> Result<Vec<ConsentRecord>, StoreError>;
+    /// Records that `user` allowed `client_id` the scopes `scope` (the union with what
+    /// was allowed before). Records `event` with the change.
+    async fn grant_consent(
+        &self,
+        user: UserId,
+        client_id: &str,
+        scope: &str,
+        now: Timestamp,
+        event: &super::AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Withdraws the consent of `user` to `client_id`; false when there was none.
+    /// Records `event` with the change.
+    async fn revoke_consent(
+        &self,
+        user: UserId,
+        client_id: &str,
+        event: &super::AuditEvent,
+    ) -> Result<bool, StoreError>;
+}
+
+macro_rules! impl_oidc_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::OidcStore for $store {
+            async fn claim_code(
+                &self,
+                hash: &[u8],
+                now: $crate::domain::Timestamp,
+                session: $crate::domain::SessionId,
+            ) -> Result<$crate::store::CodeClaim, $crate::store::StoreError> {
+                // One statement: of two concurrent uses exactly one records it.
+                let done = sqlx::query(
+                    "INSERT INTO used_authorization_codes (code_hash, session_id, used_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (code_hash) DO NOTHING",
+                )
+                .bind(hash)
+                .bind(session)
+                .bind(now)
+                .execute(self.write())
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok($crate::store::CodeClaim::Claimed);
+                }
+                let first: $crate::domain::SessionId =
+                    sqlx::query_scalar("SELECT session_id FROM used_authorization_codes WHERE code_hash = $1")
+                        .bind(hash)
+                        .fetch_one(self.write())
+                        .await?;
+                Ok($crate::store::CodeClaim::Replayed(first))
+            }
+
+            async fn delete_old_codes(
+                &self,
+                before: $crate::domain::Timestamp,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM used_authorization_codes WHERE used_at < $1")
+                    .bind(before)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn consent(
+                &self,
+                user: $crate::domain::UserId,
+                client_id: &str,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user)
+                    .bind(client_id)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
+            async fn consents(
+                &self,
+                user: $crate::domain::UserId,
+            ) -> Result<Vec<$crate::store::ConsentRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1
+                     ORDER BY granted_at DESC, client_id",
+                )
+                .bind(user)
+                .fetch_all(self.read())
+                .await?)
+            }
+
+            async fn grant_consent(
+                &self,
+                user: $crate::domain::UserId,
+                client_id: &str,
+                scope: &str,
+                now: $crate::domain::Timestamp,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let before: Option<String> = sqlx::query_scalar(&format!(
+                    "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2{}",
+                    <$store>::FOR_UPDATE
+                ))
+                .bind(user)
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let mut scopes: Vec<&str> = before.as_deref().unwrap_or("").split_ascii_whitespace().collect();
+                for s in scope.split_ascii_whitespace() {
+                    if !scopes.contains(&s) {
+                        scopes.push(s);
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+                )
+                .bind(user)
+                .bind(client_id)
+                .bind(scopes.join(" "))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                Ok(())
+            }
+
+            async fn revoke_consent(
+                &self,
+                user: $crate::domain::UserId,
+                client_id: &str,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin().await?;
+                let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                Ok(true)
+            }
+        }
+    };
+}
+pub(crate) use impl_oidc_store;
