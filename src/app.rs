@@ -146,11 +146,14 @@ impl App {
             cursor_key.try_into().map_err(|_| anyhow::anyhow!("the stored cursor key is not 32 bytes"))?;
         let admin = Admin::new(sessions.clone(), accounts.clone(), clients.clone());
         let code_key = store
-            .instance_secret("authorization_codes", &rand::random::<[u8; 32]>())
+            .instance_secret(crate::auth::oidc::CODE_KEY, &rand::random::<[u8; 32]>())
             .await
             .context("cannot read the installation's code key")?;
-        let code_key: [u8; 32] =
-            code_key.try_into().map_err(|_| anyhow::anyhow!("the stored code key is not 32 bytes"))?;
+        // With a key-encryption key, a copy of the database is not enough to forge codes.
+        let code_key: [u8; 32] = match &config.key_encryption_key {
+            Some(kek) => *kek.derive(crate::auth::oidc::CODE_KEY, &code_key),
+            None => code_key.try_into().map_err(|_| anyhow::anyhow!("the stored code key is not 32 bytes"))?,
+        };
         let oidc = crate::auth::oidc::Oidc::new(
             store.clone(),
             sessions.clone(),

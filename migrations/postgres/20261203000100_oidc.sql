@@ -7,7 +7,8 @@
 CREATE TABLE used_authorization_codes (
     code_hash       BYTEA PRIMARY KEY NOT NULL,
     session_id      UUID NOT NULL,
-    used_at         TIMESTAMPTZ NOT NULL
+    used_at         TIMESTAMPTZ NOT NULL,
+    replayed        BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX used_authorization_codes_used_at ON used_authorization_codes (used_at);
 
@@ -24,3 +25,8 @@ CREATE TABLE consents (
 -- Access-token keys sign with the configured algorithm; ID tokens with their own
 -- RS256 keys ('id'), the OpenID baseline every relying party accepts.
 ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'access';
+
+-- A session started through the authorization code flow for a client that is not
+-- first-party: its tokens carry what the person allowed that application, which is
+-- not Latch's own account or admin API.
+ALTER TABLE sessions ADD COLUMN delegated BOOLEAN NOT NULL DEFAULT FALSE;

@@ -208,7 +208,7 @@ impl Admin {
             .audit
             .event_from(EventType::SessionEnded, actor.clone(), client)
             .detail("reason", "ended_by_admin");
-        Ok(self.sessions.store.delete_user_sessions(id, &event).await?)
+        Ok(self.sessions.store.delete_user_sessions(id, None, &event).await?)
     }
 
     /// Ends one session of the user.

@@ -198,6 +198,7 @@ mod tests {
             last_seen_at: now,
             expires_at: now,
             scope: "openid".into(),
+            delegated: false,
         };
         let user = UserRecord {
             id: user,

@@ -215,6 +215,12 @@ impl Clients {
         self.current().by_id.values().any(|c| c.redirect_uris.iter().any(|r| r == uri))
     }
 
+    /// Whether `uri` is a redirect URI of some client, under the rules of
+    /// [`redirect_matches`].
+    pub fn redirect_uri_matches(&self, uri: &str) -> bool {
+        self.current().by_id.values().any(|c| c.redirect_uris.iter().any(|r| redirect_matches(r, uri)))
+    }
+
     /// Whether any origin at all is allowed for CORS.
     pub fn any_origin_allowed(&self) -> bool {
         !self.configured_origins.is_empty() || !self.current().origins.is_empty()
@@ -274,6 +280,44 @@ impl Clients {
             _ => Err(ClientError::InvalidClient),
         }
     }
+}
+
+/// Whether `presented` is the registered redirect URI `registered`: the same string,
+/// except that for `http` on a loopback IP address any port matches (RFC 8252 §7.3:
+/// native apps listen on a port the system chooses).
+pub fn redirect_matches(registered: &str, presented: &str) -> bool {
+    if registered == presented {
+        return true;
+    }
+    let loopback = |uri: &str| {
+        let url = url::Url::parse(uri).ok()?;
+        let ip = match url.host()? {
+            url::Host::Ipv4(ip) => std::net::IpAddr::V4(ip),
+            url::Host::Ipv6(ip) => std::net::IpAddr::V6(ip),
+            url::Host::Domain(_) => return None,
+        };
+        (url.scheme() == "http" && ip.is_loopback()).then_some(url)
+    };
+    let (Some(mut a), Some(mut b)) = (loopback(registered), loopback(presented)) else {
+        return false;
+    };
+    // Compared as written but for the port: the parsed forms only decide that both are
+    // loopback URLs, and the strings without their ports must then be equal.
+    let _ = (a.set_port(None), b.set_port(None));
+    a == b && strip_port(registered) == strip_port(presented)
+}
+
+/// `uri` without the `:port` after its host.
+fn strip_port(uri: &str) -> String {
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return uri.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        _ => authority,
+    };
+    format!("http://{host}{path}")
 }
 
 /// The scopes to grant `caller` for `requested` (a `scope` parameter): each must be
@@ -375,6 +419,21 @@ mod tests {
             authenticated: false,
             named: true,
         }
+    }
+
+    #[test]
+    fn loopback_redirects_match_on_any_port_and_nothing_else_loosely() {
+        let native = "http://127.0.0.1/callback";
+        assert!(redirect_matches(native, "http://127.0.0.1:54321/callback"));
+        assert!(redirect_matches("http://127.0.0.1:8000/cb", "http://127.0.0.1:9/cb"));
+        assert!(redirect_matches("http://[::1]/cb", "http://[::1]:4000/cb"));
+        assert!(!redirect_matches(native, "http://127.0.0.1:54321/callback/"));
+        assert!(!redirect_matches(native, "http://127.0.0.1:54321/Callback"));
+        assert!(!redirect_matches(native, "http://127.0.0.2:5/callback"));
+        assert!(!redirect_matches("http://localhost/cb", "http://localhost:5/cb"), "names are not IPs");
+        assert!(!redirect_matches("https://app.example/cb", "https://app.example:444/cb"));
+        assert!(!redirect_matches(native, "http://127.0.0.1:5/callback?x=1"));
+        assert!(!redirect_matches(native, "http://127.0.0.1:5/x/../callback"));
     }
 
     #[test]

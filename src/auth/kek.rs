@@ -28,6 +28,8 @@ pub struct KeyEncryptionKey(Arc<Inner>);
 struct Inner {
     cipher: XChaCha20Poly1305,
     id: String,
+    /// What [`KeyEncryptionKey::derive`] keys its HMAC with (not the key itself).
+    derivation: Zeroizing<[u8; 32]>,
 }
 
 /// A sealed value could not be opened: another key, other associated data, or damage.
@@ -66,13 +68,30 @@ impl KeyEncryptionKey {
         digest.update(key);
         let id = digest.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
         let cipher = XChaCha20Poly1305::new(key.into());
-        Self(Arc::new(Inner { cipher, id }))
+        let mut derivation = Sha256::new();
+        derivation.update(b"latch key-encryption key derivation\0");
+        derivation.update(key);
+        let derivation = Zeroizing::new(derivation.finalize().into());
+        Self(Arc::new(Inner { cipher, id, derivation }))
     }
 
     /// A short public fingerprint of the key, stored next to what it encrypted so that
     /// a wrong key is named as such. It reveals nothing about the key.
     pub fn id(&self) -> &str {
         &self.0.id
+    }
+
+    /// A key for `purpose` from `input` (a value kept in the database) and this key:
+    /// HMAC-SHA256, so that whoever reads the database without this key cannot compute
+    /// it.
+    pub fn derive(&self, purpose: &str, input: &[u8]) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac as _};
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(&*self.0.derivation)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(input);
+        Zeroizing::new(mac.finalize().into_bytes().into())
     }
 
     /// Encrypts `plaintext`, bound to `aad`.

@@ -1,8 +1,8 @@
 //! The OpenID provider (SPEC §8): the rules of an authorization request, what a
 //! signed-in browser's request leads to (sign in, consent, a code), the code's exchange
 //! at `/token` under PKCE, ID tokens, consents, RP-initiated logout and the client
-//! credentials grant. It knows nothing of HTTP; `http::oidc` turns its answers into
-//! redirects and pages.
+//! credentials grant. It knows nothing of HTTP; `http::pages::authorize` and
+//! `http::tokens` turn its answers into redirects, pages and token responses.
 //!
 //! An authorization request is checked in two stages (RFC 6749 §4.1.2.1): until its
 //! client and redirect URI are known to be registered, errors are shown to the person,
@@ -32,35 +32,45 @@ use crate::store::{Actor, CodeClaim, ConsentRecord, EventType, SessionRecord, St
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 
 /// What an authorization code carries, sealed: a code needs no row until it is used,
-/// so that answering `/authorize` writes nothing.
+/// so that answering `/authorize` writes nothing. Times in Unix seconds.
 #[derive(Serialize, serde::Deserialize)]
-struct CodeGrant {
+pub struct CodeGrant {
     #[serde(rename = "c")]
-    client_id: String,
+    pub client_id: String,
     #[serde(rename = "u")]
-    user_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
     #[serde(rename = "r")]
-    redirect_uri: String,
+    pub redirect_uri: String,
     #[serde(rename = "s")]
-    scope: String,
+    pub scope: String,
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
-    nonce: Option<String>,
+    pub nonce: Option<String>,
+    /// The PKCE `S256` challenge, as sent.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
-    code_challenge: Option<String>,
+    pub code_challenge: Option<String>,
+    /// When the user last proved who they are (the browser session's start).
     #[serde(rename = "t")]
-    auth_time: i64,
+    pub auth_time: i64,
+    /// The browser session the code was issued in: the code dies with it (a sign-out,
+    /// a new password), and it is the ID token's `sid`.
+    #[serde(rename = "b")]
+    pub browser_session: uuid::Uuid,
     #[serde(rename = "e")]
-    expires_at: i64,
+    pub expires_at: i64,
+    /// How they did, space-separated (`pwd`).
     #[serde(rename = "a")]
-    amr: String,
+    pub amr: String,
 }
+
+/// The name of the installation's code key in the store (`instance_secret`).
+pub const CODE_KEY: &str = "authorization_codes";
 
 /// Binds a sealed value to its use as an authorization code.
 const CODE_AAD: &[u8] = b"latch authorization code";
 
 /// Seals `grant` under `key` (XChaCha20-Poly1305, a random nonce): base64url of the
-/// nonce and the ciphertext.
-fn seal_code(key: &[u8; 32], grant: &CodeGrant) -> anyhow::Result<String> {
+/// nonce and the ciphertext. The benchmark makes its codes ahead of a run with it.
+pub fn seal_code(key: &[u8; 32], grant: &CodeGrant) -> anyhow::Result<String> {
     use chacha20poly1305::aead::{Aead as _, AeadCore as _, KeyInit as _, OsRng, Payload};
     let cipher = chacha20poly1305::XChaCha20Poly1305::new(key.into());
     let nonce = chacha20poly1305::XChaCha20Poly1305::generate_nonce(&mut OsRng);
@@ -90,6 +100,9 @@ fn open_code(key: &[u8; 32], code: &str) -> Option<(CodeGrant, [u8; 32])> {
     let grant = serde_json::from_slice(&plain).ok()?;
     Some((grant, Sha256::digest(&bytes).into()))
 }
+
+/// How long the way back from a forced sign-in may take.
+const MARKER_TTL: Duration = Duration::from_secs(600);
 
 /// How long a used code is remembered, so that a replay ends what its first use began.
 pub const CODE_KEPT: Duration = Duration::from_secs(600);
@@ -131,10 +144,11 @@ impl AuthorizeParams {
     }
 }
 
-/// A request refused before its client and redirect URI are known: shown, not sent.
+/// A request refused before its client and redirect URI are known to be registered:
+/// shown to the person, never sent anywhere.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Unsafe(pub String);
+pub struct Untrusted(pub String);
 
 /// A request refused once its client and redirect URI are known: sent back to them.
 #[derive(Debug, Clone)]
@@ -149,7 +163,7 @@ pub struct Refusal {
 /// Why an authorization request cannot go on.
 #[derive(Debug)]
 pub enum AuthorizeError {
-    Unsafe(Unsafe),
+    Untrusted(Untrusted),
     Refused(Box<Refusal>),
 }
 
@@ -195,18 +209,26 @@ impl AuthRequest {
         }))
     }
 
-    /// The query that brings the browser back here after a sign-in, marked so that a
-    /// forced sign-in is not asked for again.
-    pub fn return_query(&self, signed_in_since: Option<Timestamp>) -> String {
+    /// The query that brings the browser back here after a sign-in; `marker`, from
+    /// [`Oidc::sign_in_marker`], says that the sign-in asked for is done once the browser
+    /// session is newer than it.
+    pub fn return_query(&self, signed_in_since: Option<String>) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.params.pairs {
-            if k == SIGNED_IN_SINCE || (k == "prompt" && signed_in_since.is_some()) {
+            if k == SIGNED_IN_SINCE {
+                continue;
+            }
+            if k == "prompt" && signed_in_since.is_some() {
+                // The sign-in it asked for is done; a consent it asked for is not.
+                if self.prompt.consent {
+                    out.append_pair(k, "consent");
+                }
                 continue;
             }
             out.append_pair(k, v);
         }
-        if let Some(since) = signed_in_since {
-            out.append_pair(SIGNED_IN_SINCE, &since.unix().to_string());
+        if let Some(marker) = signed_in_since {
+            out.append_pair(SIGNED_IN_SINCE, &marker);
         }
         out.finish()
     }
@@ -217,6 +239,9 @@ impl AuthRequest {
 pub enum Next {
     /// Sign in first; `force` when a signed-in browser must sign in again.
     SignIn { force: bool },
+    /// The signed-in account must confirm its address first (verified addresses are
+    /// required).
+    Unverified,
     /// Ask the person to allow the client these scopes.
     Consent,
     /// Send the code back: the redirect's query parameters.
@@ -271,8 +296,6 @@ struct IdClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     preferred_username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    updated_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email_verified: Option<bool>,
@@ -285,7 +308,7 @@ pub struct LogoutRequest {
     pub client: Option<Arc<RegisteredClient>>,
     /// A registered `post_logout_redirect_uri`, with `state` added.
     pub redirect: Option<String>,
-    /// The signed-in user and session the `id_token_hint` names.
+    /// The user and the browser session (its `sid`) the `id_token_hint` names.
     pub hint: Option<(UserId, Option<SessionId>)>,
 }
 
@@ -323,6 +346,45 @@ impl Oidc {
         self.clock.now()
     }
 
+    /// A mark of now for the way back from a forced sign-in: the time and its MAC under
+    /// the code key, so that nobody can write one that skips `prompt=login` or `max_age`.
+    pub fn sign_in_marker(&self) -> String {
+        let at = self.clock.now().unix();
+        format!("{at}.{}", self.marker_mac(at))
+    }
+
+    /// The time of a marker made here in the last [`MARKER_TTL`].
+    fn open_marker(&self, marker: &str) -> Option<i64> {
+        let (at, mac) = marker.split_once('.')?;
+        let at: i64 = at.parse().ok()?;
+        let fresh = (0..=MARKER_TTL.as_secs() as i64).contains(&(self.clock.now().unix() - at));
+        (fresh && bool::from(self.marker_mac(at).as_bytes().ct_eq(mac.as_bytes()))).then_some(at)
+    }
+
+    fn marker_mac(&self, at: i64) -> String {
+        use hmac::{Hmac, Mac as _};
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(&self.code_key[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"latch sign-in marker\0");
+        mac.update(at.to_string().as_bytes());
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Ends the sessions `client_id` holds for `user` (RP-initiated logout).
+    pub async fn end_client_sessions(
+        &self,
+        user: UserId,
+        client_id: &str,
+        client: Client<'_>,
+    ) -> Result<u64, StoreError> {
+        let event = self
+            .audit
+            .event_from(EventType::SessionEnded, Actor::User(Some(user)), client)
+            .client_id(client_id)
+            .detail("reason", "rp_logout");
+        self.store.delete_user_sessions(user, Some(client_id), &event).await
+    }
+
     /// The issuer, sent back as `iss` with every answer (RFC 9207).
     pub fn issuer(&self) -> &str {
         self.tokens.issuer()
@@ -330,22 +392,24 @@ impl Oidc {
 
     /// Checks an authorization request.
     pub fn check(&self, params: AuthorizeParams) -> Result<AuthRequest, AuthorizeError> {
-        let unsafe_ = |m: String| AuthorizeError::Unsafe(Unsafe(m));
-        let client_id = params.one("client_id").map_err(unsafe_)?;
-        let redirect_uri = params.one("redirect_uri").map_err(unsafe_)?;
+        let untrusted = |m: String| AuthorizeError::Untrusted(Untrusted(m));
+        let client_id = params.one("client_id").map_err(untrusted)?;
+        let redirect_uri = params.one("redirect_uri").map_err(untrusted)?;
         let Some(client_id) = client_id else {
-            return Err(unsafe_("The request names no application (client_id is missing).".to_owned()));
+            return Err(untrusted("The request names no application (client_id is missing).".to_owned()));
         };
         let Some(client) = self.clients.get(client_id) else {
-            return Err(unsafe_("The application that sent you here is not registered with this server.".to_owned()));
+            return Err(untrusted("The application that sent you here is not registered with this server.".to_owned()));
         };
         let Some(redirect_uri) = redirect_uri else {
-            return Err(unsafe_("The request does not say where to return (redirect_uri is missing).".to_owned()));
+            return Err(untrusted("The request does not say where to return (redirect_uri is missing).".to_owned()));
         };
-        if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
-            return Err(unsafe_(
-                "The address the application asked to return to is not one registered for it.".to_owned(),
-            ));
+        if !client.redirect_uris.iter().any(|r| clients::redirect_matches(r, redirect_uri)) {
+            tracing::info!(client_id, redirect_uri, "authorization request with an unregistered redirect_uri");
+            return Err(untrusted(format!(
+                "The address {redirect_uri} that {} asked to return to is not one registered for it.",
+                client.name
+            )));
         }
         let state = params.one("state");
         let mut request = AuthRequest {
@@ -431,7 +495,8 @@ impl Oidc {
                 Some(c.to_owned())
             }
         };
-        let signed_in_since = one(SIGNED_IN_SINCE)?.and_then(|v| v.parse::<i64>().ok());
+        // A marker Latch did not make, or an old one, is none: the sign-in is asked again.
+        let signed_in_since = one(SIGNED_IN_SINCE)?.and_then(|v| self.open_marker(v));
         let scope = match one("scope")? {
             None => return Err(invalid(&request, "scope is required (with openid for an ID token)".to_owned())),
             Some(scope) => {
@@ -467,6 +532,15 @@ impl Oidc {
         signed_in: Option<(&SessionRecord, &UserRecord)>,
     ) -> Result<Next, AuthorizeError> {
         let now = self.clock.now();
+        let signed_in = match signed_in {
+            Some((_, user)) if self.settings.require_verified_email && !user.email_verified => {
+                if request.prompt.none {
+                    return Err(request.refuse("login_required", "the user must confirm their email address"));
+                }
+                return Ok(Next::Unverified);
+            }
+            other => other,
+        };
         let Some((session, user)) = signed_in else {
             if request.prompt.none {
                 return Err(request.refuse("login_required", "the user is not signed in"));
@@ -535,6 +609,7 @@ impl Oidc {
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
             auth_time: session.created_at.unix(),
+            browser_session: session.id.as_uuid(),
             expires_at: (self.clock.now() + CODE_TTL).unix(),
             amr: "pwd".to_owned(),
         };
@@ -577,11 +652,9 @@ impl Oidc {
         let Some((record, digest)) = open_code(&self.code_key, code) else {
             return Err(invalid("the code is invalid"));
         };
-        if record.expires_at <= now.unix() {
-            return Err(invalid("the code has expired"));
-        }
         // Used up from here, whatever the checks below find: a code with a wrong verifier
-        // or from another client does not get a second try.
+        // or from another client does not get a second try, and a replay after the code
+        // expired still ends what its first use started.
         if let CodeClaim::Replayed(session) = self.store.claim_code(&digest, now, sid).await? {
             let event = self
                 .audit
@@ -598,11 +671,18 @@ impl Oidc {
             );
             return Err(invalid("the code has been used"));
         }
+        if record.expires_at <= now.unix() {
+            return Err(invalid("the code has expired"));
+        }
         if record.client_id != registered.client_id {
             return Err(invalid("the code was issued to another client"));
         }
-        if redirect_uri != Some(record.redirect_uri.as_str()) {
-            return Err(invalid("redirect_uri is not the one of the authorization request"));
+        match redirect_uri {
+            None => return Err(GrantError::InvalidRequest("redirect_uri is required".to_owned())),
+            Some(uri) if uri != record.redirect_uri => {
+                return Err(invalid("redirect_uri is not the one of the authorization request"));
+            }
+            Some(_) => {}
         }
         match (&record.code_challenge, verifier) {
             (Some(challenge), Some(verifier)) => {
@@ -615,12 +695,26 @@ impl Oidc {
             (None, Some(_)) => return Err(invalid("code_verifier given, but the request had no code_challenge")),
             (None, None) => {}
         }
-        let user = match self.store.user_by_id(UserId::from_uuid(record.user_id)).await? {
-            Some(user) if !user.disabled && (user.email_verified || !self.settings.require_verified_email) => user,
-            _ => return Err(invalid("the user can no longer sign in")),
+        let browser = SessionId::from_uuid(record.browser_session);
+        let user = match self.sessions.live(browser).await? {
+            Some((_, user))
+                if user.id.as_uuid() == record.user_id
+                    && (user.email_verified || !self.settings.require_verified_email) =>
+            {
+                user
+            }
+            _ => return Err(invalid("the sign-in behind the code has ended")),
         };
         let scope = clients::still_allowed(&record.scope, &registered.scopes);
-        let mut pair = self.sessions.start_token_session(sid, &user, &registered.client_id, &scope, client).await?;
+        let delegated = !registered.first_party;
+        let mut pair =
+            self.sessions.start_token_session(sid, &user, &registered.client_id, &scope, delegated, client).await?;
+        // A replay that came while the session was being made found none to end.
+        if self.store.code_replayed(&digest).await? {
+            let event = self.audit.event(EventType::SessionEnded, Actor::System).detail("reason", "code_replayed");
+            self.store.delete_session(sid, &event).await?;
+            return Err(invalid("the code has been used"));
+        }
         let has = |s: &str| scope.split(' ').any(|g| g == s);
         if !registered.first_party && !has("offline_access") {
             pair.refresh_token = None;
@@ -638,12 +732,11 @@ impl Oidc {
                 iat: now.unix(),
                 auth_time: record.auth_time,
                 nonce: record.nonce.as_deref(),
-                sid: sid.to_string(),
+                sid: browser.to_string(),
                 amr: record.amr.split(' ').collect(),
                 azp: &registered.client_id,
                 at_hash,
                 preferred_username: has("profile").then_some(user.username.as_str()),
-                updated_at: has("profile").then_some(user.updated_at.unix()),
                 email: has("email").then_some(user.email.as_str()),
                 email_verified: has("email").then_some(user.email_verified),
             };
@@ -675,7 +768,13 @@ impl Oidc {
         };
         let about_users = |s: &str| USER_SCOPES.contains(&s);
         let scope = match requested.filter(|r| !r.trim_matches(' ').is_empty()) {
-            None => registered.service_scopes.iter().filter(|s| !about_users(s)).cloned().collect::<Vec<_>>(),
+            // Latch's own API scopes only when asked for by name.
+            None => registered
+                .service_scopes
+                .iter()
+                .filter(|s| !about_users(s) && !s.starts_with("latch:"))
+                .cloned()
+                .collect::<Vec<_>>(),
             Some(requested) => {
                 let scopes = clients::parse_scope(requested)?;
                 if let Some(refused) =
@@ -690,7 +789,12 @@ impl Oidc {
         };
         let scope = scope.join(" ");
         let access_token = self.tokens.sign_for_client(id, &scope)?;
-        tracing::info!(client_id = %registered.client_id, ip = ?client.ip, scope, "client token issued (client credentials)");
+        let event = self
+            .audit
+            .event_from(EventType::ClientToken, Actor::Client(registered.client_id.clone()), client)
+            .client_id(&registered.client_id)
+            .detail("scope", scope.as_str());
+        self.audit.record(event).await;
         Ok(TokenPair {
             access_token,
             refresh_token: None,
@@ -763,18 +867,14 @@ impl Oidc {
         client_id: Option<&str>,
         post_logout_redirect_uri: Option<&str>,
         state: Option<&str>,
-    ) -> Result<LogoutRequest, Unsafe> {
-        let hint =
-            match id_token_hint {
-                None => None,
-                Some(token) => Some(self.tokens.id_token_hint(token).ok_or_else(|| {
-                    Unsafe("The sign-out request carries an ID token this server did not issue.".into())
-                })?),
-            };
+    ) -> Result<LogoutRequest, Untrusted> {
+        // A hint that does not verify (its key rotated away, or forged) is no hint: the
+        // person is asked instead.
+        let hint = id_token_hint.and_then(|token| self.tokens.id_token_hint(token));
         if let (Some(hint), Some(client_id)) = (&hint, client_id)
             && hint.aud != client_id
         {
-            return Err(Unsafe("The sign-out request names two different applications.".into()));
+            return Err(Untrusted("The sign-out request names two different applications.".into()));
         }
         let client_id = hint.as_ref().map(|h| h.aud.as_str()).or(client_id);
         let client = client_id.and_then(|id| self.clients.get(id));
@@ -783,12 +883,12 @@ impl Oidc {
             Some(uri) => {
                 let registered = client.as_ref().is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
                 if !registered {
-                    return Err(Unsafe(
+                    return Err(Untrusted(
                         "The address the application asked to return to after signing out is not registered for it."
                             .into(),
                     ));
                 }
-                let mut url = url::Url::parse(uri).map_err(|_| Unsafe("The return address is not a URL.".into()))?;
+                let mut url = url::Url::parse(uri).map_err(|_| Untrusted("The return address is not a URL.".into()))?;
                 if let Some(state) = state {
                     url.query_pairs_mut().append_pair("state", state);
                 }
@@ -800,16 +900,6 @@ impl Oidc {
             Some((user, h.sid.as_deref().and_then(SessionId::parse)))
         });
         Ok(LogoutRequest { client, redirect, hint })
-    }
-
-    /// Ends the client's session the hint names, when it is `user`'s.
-    pub async fn end_hinted_session(
-        &self,
-        user: UserId,
-        sid: SessionId,
-        client: Client<'_>,
-    ) -> Result<bool, StoreError> {
-        self.sessions.logout(user, sid, client).await
     }
 }
 
@@ -879,6 +969,7 @@ mod tests {
             nonce: Some("n".into()),
             code_challenge: None,
             auth_time: 1,
+            browser_session: uuid::Uuid::nil(),
             expires_at: 2,
             amr: "pwd".into(),
         };

@@ -333,17 +333,20 @@ impl Sessions {
         scope: &str,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
-        self.start_token_session(SessionId::generate(), user, client_id, scope, client).await
+        self.start_token_session(SessionId::generate(), user, client_id, scope, false, client).await
     }
 
     /// [`Self::start_token`] with the session's id chosen by the caller (an
-    /// authorization code records the session it starts before it starts it).
+    /// authorization code records the session it starts before it starts it), and
+    /// `delegated` when a third-party application started it (see
+    /// [`SessionRecord::delegated`]).
     pub async fn start_token_session(
         &self,
         sid: SessionId,
         user: &UserRecord,
         client_id: &str,
         scope: &str,
+        delegated: bool,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
         let refresh_token = secret::random_token();
@@ -358,6 +361,7 @@ impl Sessions {
             ip: None,
             now: self.clock.now(),
             expires_at: self.clock.now(),
+            delegated,
         };
         self.create(new, client).await?;
         let access_token = self.tokens.sign(user, sid, client_id, scope)?;
@@ -385,6 +389,7 @@ impl Sessions {
             ip: None,
             now: self.clock.now(),
             expires_at: self.clock.now(),
+            delegated: false,
         };
         self.create(new, client).await?;
         tracing::info!(user = %user.id, "browser session started");

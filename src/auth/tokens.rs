@@ -409,7 +409,12 @@ impl TokenService {
             let _made = self.id_key_made.lock().await;
             self.reload(store).await?;
             if self.current().signing(now.unix(), true).is_none() {
-                let key = generate_key(SigningAlgorithm::Rs256, now, now, self.kek.as_ref(), ID_KEYS)?;
+                // An RSA key takes a while to make: not on the executor's threads.
+                let kek = self.kek.clone();
+                let key = tokio::task::spawn_blocking(move || {
+                    generate_key(SigningAlgorithm::Rs256, now, now, kek.as_ref(), ID_KEYS)
+                })
+                .await??;
                 let event = AuditEvent::new(EventType::KeyRotation, Actor::System, now)
                     .detail("kid", key.kid.as_str())
                     .detail("algorithm", key.algorithm.as_str())

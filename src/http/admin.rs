@@ -75,7 +75,9 @@ impl FromRequestParts<AppState> for AdminCaller {
                 let audit = state.sessions.audit();
                 let event = audit.event_from(EventType::AccessDenied, Actor::Client(client_id), client.client());
                 audit.record_quietly(event.failed().detail("reason", "admin_scope_required")).await;
-                return Err(ApiError::forbidden("the admin API needs the admin role"));
+                return Err(ApiError::forbidden(
+                    "the admin API needs the admin role, or a client token with latch:admin",
+                ));
             }
             return Ok(Self { actor: Actor::Client(client_id), client });
         }

@@ -424,6 +424,9 @@ fn same_site(origin: &str, public_url: &str) -> bool {
 
 async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser<A>, ApiError> {
     match state.sessions.by_access_token(token).await {
+        Ok((session, _)) if session.delegated => Err(ApiError::forbidden(
+            "this token was issued to a third-party application: it may read /userinfo, not use the account",
+        )),
         Ok((session, user)) => Ok(AuthUser { user, session: Some(session), via: Via::Bearer }),
         Err(SessionError::Ended) => Err(ApiError::invalid_token()),
         Err(e) => Err(e.into()),

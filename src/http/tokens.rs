@@ -1,4 +1,5 @@
-//! The OAuth endpoints: `POST /token` (password and refresh grants, RFC 6749),
+//! The OAuth endpoints: `POST /token` (password, refresh, authorization code and client
+//! credentials grants, RFC 6749; the last two are `auth::oidc`'s),
 //! `POST /revoke` (RFC 7009), and `POST /logout`.
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -99,17 +100,22 @@ impl IntoResponse for TokenPair {
     }
 }
 
-/// RFC 6749 token endpoint: the password and refresh-token grants.
+/// RFC 6749 token endpoint: the password, refresh-token, authorization-code and client
+/// credentials grants.
 #[utoipa::path(
     post,
     path = "/token",
     tag = "tokens",
     operation_id = "token",
-    summary = "Issue tokens (password or refresh-token grant)",
+    summary = "Issue tokens (password, refresh-token, authorization-code or client-credentials grant)",
     description = "`grant_type=password` (the default) starts a session; `grant_type=refresh_token` \
                    exchanges a refresh token for a new pair in the same session. Presenting an already \
-                   rotated refresh token ends its whole session (reuse detection). Responses carry \
-                   `Cache-Control: no-store`.",
+                   rotated refresh token ends its whole session (reuse detection). \
+                   `grant_type=authorization_code` exchanges a code from `/authorize` (with `redirect_uri` \
+                   and the PKCE `code_verifier`) for a new session's tokens and, with scope `openid`, an ID \
+                   token; a code works once, and a second use ends what the first started. \
+                   `grant_type=client_credentials` gives a confidential client a token of its own (no \
+                   session, no refresh token). Responses carry `Cache-Control: no-store`.",
     request_body(content(
         (TokenRequest = "application/x-www-form-urlencoded"),
         (TokenRequest = "application/json"),
@@ -118,7 +124,9 @@ impl IntoResponse for TokenPair {
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 400, description = "`invalid_request` (missing or malformed parameters), `invalid_grant` \
                                       (one answer for an unknown user and a wrong password; an invalid, \
-                                      expired, revoked or reused refresh token) or `unsupported_grant_type`"),
+                                      expired, revoked or reused refresh token or code, or a wrong verifier \
+                                      or redirect URI), `invalid_scope`, `unauthorized_client` (client \
+                                      credentials for a public client) or `unsupported_grant_type`"),
         (status = 401, description = "`invalid_client`: a secret for an unknown or public client, a wrong secret, a \
                                       confidential client without its secret, or an unregistered client when \
                                       `LATCH_REQUIRE_REGISTERED_CLIENTS` is on"),

@@ -54,14 +54,13 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
         "userinfo_endpoint": format!("{base}/userinfo"),
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "password"],
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "grant_types_supported": ["refresh_token", "client_credentials", "password"],
+        "response_types_supported": ["none"],
         "subject_types_supported": ["public"],
         "scopes_supported": STANDARD_SCOPES,
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "azp", "at_hash",
-            "preferred_username", "updated_at", "email", "email_verified", "roles"
+            "preferred_username", "email", "email_verified", "roles"
         ],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
@@ -70,7 +69,6 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         // ID tokens are RS256, the OpenID baseline, whatever signs access tokens.
         "id_token_signing_alg_values_supported": ["RS256"],
         "access_token_signing_alg_values_supported": state.tokens.algorithms(),
-        "userinfo_signing_alg_values_supported": ["none"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
@@ -79,12 +77,19 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "service_documentation": format!("{base}/openapi.json"),
     });
-    // The browser endpoints are pages: absent with LATCH_UI=off.
+    // The browser endpoints are pages: with LATCH_UI=off there is no authorization
+    // code flow to describe.
     if state.settings.ui
         && let Some(map) = body.as_object_mut()
     {
         map.insert("authorization_endpoint".into(), format!("{base}/authorize").into());
         map.insert("end_session_endpoint".into(), format!("{base}/end_session").into());
+        map.insert("response_types_supported".into(), serde_json::json!(["code"]));
+        map.insert("response_modes_supported".into(), serde_json::json!(["query"]));
+        map.insert(
+            "grant_types_supported".into(),
+            serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "password"]),
+        );
     }
     ([CACHE], Json(body))
 }

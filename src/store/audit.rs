@@ -37,11 +37,12 @@ pub enum EventType {
     ConsentGranted,
     ConsentRevoked,
     AuthorizationCodeReuse,
+    ClientToken,
 }
 
 impl EventType {
     /// Every type, in the order the documentation lists them.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::Registration,
         Self::Login,
         Self::Logout,
@@ -67,6 +68,7 @@ impl EventType {
         Self::ConsentGranted,
         Self::ConsentRevoked,
         Self::AuthorizationCodeReuse,
+        Self::ClientToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +98,7 @@ impl EventType {
             Self::ConsentGranted => "consent_granted",
             Self::ConsentRevoked => "consent_revoked",
             Self::AuthorizationCodeReuse => "authorization_code_reuse",
+            Self::ClientToken => "client_token",
         }
     }
 

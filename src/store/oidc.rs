@@ -24,8 +24,12 @@ pub struct ConsentRecord {
 #[async_trait::async_trait]
 pub trait OidcStore {
     /// Records the use of the code with this digest, with `session` as the session its
-    /// exchange starts; a code used before is reported with the session of its first use.
+    /// exchange starts; a code used before is marked replayed and reported with the
+    /// session of its first use.
     async fn claim_code(&self, hash: &[u8], now: Timestamp, session: SessionId) -> Result<CodeClaim, StoreError>;
+    /// Whether the code with this digest was presented again since its first use (which
+    /// checks once its session exists, so that a replay racing it is not missed).
+    async fn code_replayed(&self, hash: &[u8]) -> Result<bool, StoreError>;
     /// Forgets the codes used before `before`; returns how many.
     async fn delete_old_codes(&self, before: Timestamp) -> Result<u64, StoreError>;
     /// The scopes `user` allowed `client_id`, if any.
@@ -42,8 +46,9 @@ pub trait OidcStore {
         now: Timestamp,
         event: &super::AuditEvent,
     ) -> Result<(), StoreError>;
-    /// Withdraws the consent of `user` to `client_id`; false when there was none.
-    /// Records `event` with the change.
+    /// Withdraws the consent of `user` to `client_id` and ends the sessions that client
+    /// started for them; false when there was no consent. Records `event` (with the
+    /// number of sessions ended) with the change.
     async fn revoke_consent(
         &self,
         user: UserId,
@@ -75,12 +80,22 @@ macro_rules! impl_oidc_store {
                 if done.rows_affected() == 1 {
                     return Ok($crate::store::CodeClaim::Claimed);
                 }
-                let first: $crate::domain::SessionId =
-                    sqlx::query_scalar("SELECT session_id FROM used_authorization_codes WHERE code_hash = $1")
-                        .bind(hash)
-                        .fetch_one(self.write())
-                        .await?;
+                let first: $crate::domain::SessionId = sqlx::query_scalar(
+                    "UPDATE used_authorization_codes SET replayed = TRUE WHERE code_hash = $1 RETURNING session_id",
+                )
+                .bind(hash)
+                .fetch_one(self.write())
+                .await?;
                 Ok($crate::store::CodeClaim::Replayed(first))
+            }
+
+            async fn code_replayed(&self, hash: &[u8]) -> Result<bool, $crate::store::StoreError> {
+                let replayed: Option<bool> =
+                    sqlx::query_scalar("SELECT replayed FROM used_authorization_codes WHERE code_hash = $1")
+                        .bind(hash)
+                        .fetch_optional(self.write())
+                        .await?;
+                Ok(replayed.unwrap_or(false))
             }
 
             async fn delete_old_codes(
@@ -127,7 +142,7 @@ macro_rules! impl_oidc_store {
                 now: $crate::domain::Timestamp,
                 event: &$crate::store::AuditEvent,
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.write().begin().await?;
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
                 let before: Option<String> = sqlx::query_scalar(&format!(
                     "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2{}",
                     <$store>::FOR_UPDATE
@@ -174,9 +189,17 @@ macro_rules! impl_oidc_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                $crate::store::audit::record_in!(tx, event);
+                let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND client_id = $2")
+                    .bind(user)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let event = event.clone().detail("sessions_ended", ended);
+                $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
                 event.log();
+                self.changed($crate::store::Change::User(user)).await;
                 Ok(true)
             }
         }

@@ -19,6 +19,9 @@ pub struct SessionRecord {
     pub expires_at: Timestamp,
     /// The granted scopes, space-separated; refreshed tokens carry them.
     pub scope: String,
+    /// Started by the authorization code flow for a third-party client: its tokens may
+    /// not use Latch's own account and admin API.
+    pub delegated: bool,
 }
 
 impl SessionRecord {
@@ -74,6 +77,8 @@ pub struct NewSession<'a> {
     pub ip: Option<&'a str>,
     pub now: Timestamp,
     pub expires_at: Timestamp,
+    /// See [`SessionRecord::delegated`].
+    pub delegated: bool,
 }
 
 /// What presenting a refresh token did.
@@ -105,9 +110,14 @@ pub trait SessionStore {
     /// Ends one session, only if it belongs to `user_id`.
     async fn delete_user_session(&self, user_id: UserId, id: SessionId, event: &AuditEvent)
     -> Result<bool, StoreError>;
-    /// Ends every session of the user (of whom there must be one) and records `event`,
-    /// also when there was none to end.
-    async fn delete_user_sessions(&self, user_id: UserId, event: &AuditEvent) -> Result<u64, StoreError>;
+    /// Ends every session of the user (of whom there must be one), or those `client_id`
+    /// started, and records `event`, also when there was none to end.
+    async fn delete_user_sessions(
+        &self,
+        user_id: UserId,
+        client_id: Option<&str>,
+        event: &AuditEvent,
+    ) -> Result<u64, StoreError>;
     async fn list_sessions(
         &self,
         user_id: UserId,
@@ -148,8 +158,9 @@ macro_rules! impl_session_store {
                 let mut tx = self.write().begin().await?;
                 sqlx::query(
                     "INSERT INTO sessions
-                         (id, user_id, client_id, cookie_hash, user_agent, ip, created_at, last_seen_at, expires_at, scope)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
+                         (id, user_id, client_id, cookie_hash, user_agent, ip, created_at, last_seen_at, expires_at, scope,
+                          delegated)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)",
                 )
                 .bind(s.id)
                 .bind(s.user_id)
@@ -160,6 +171,7 @@ macro_rules! impl_session_store {
                 .bind(s.now)
                 .bind(s.expires_at)
                 .bind(s.scope)
+                .bind(s.delegated)
                 .execute(&mut *tx)
                 .await?;
                 if let Some(hash) = s.refresh_hash {
@@ -268,14 +280,19 @@ macro_rules! impl_session_store {
             async fn delete_user_sessions(
                 &self,
                 user_id: $crate::domain::UserId,
+                client_id: Option<&str>,
                 event: &$crate::store::AuditEvent,
             ) -> Result<u64, $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
-                let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let ended = match client_id {
+                    None => sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id),
+                    Some(client_id) => sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND client_id = $2")
+                        .bind(user_id)
+                        .bind(client_id),
+                }
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 let event = event.about(user_id).detail("sessions_ended", ended);
                 $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;

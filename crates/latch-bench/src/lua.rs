@@ -143,6 +143,64 @@ wrk.headers["Accept"] = "text/html"
     )
 }
 
+/// `GET <path>` with a fixed `Cookie` header (static request): a signed-in browser.
+pub fn cookie_get(path: &str, cookie: &str) -> String {
+    format!(
+        r#"-- GET {path} with a browser's session cookie (static request).
+wrk.method = "GET"
+wrk.path = {path_literal}
+wrk.headers["Cookie"] = {cookie}
+"#,
+        path_literal = quote(path),
+        cookie = quote(cookie),
+    )
+}
+
+/// `POST /token` with `grant_type=authorization_code`: every code of `seed` presented
+/// exactly once, by the public client `client_id` with the PKCE `verifier`.
+pub fn code_exchange(seed: &[String], threads: u32, client_id: &str, redirect_uri: &str, verifier: &str) -> String {
+    let rest: String =
+        form_urlencoded_pairs(&[("redirect_uri", redirect_uri), ("client_id", client_id), ("code_verifier", verifier)]);
+    format!(
+        r#"-- code exchange: every authorization code is presented exactly once.
+{SETUP}
+local seed = {seed}
+local nthreads = {threads}
+local rest = {rest}
+local headers = {{ ["Content-Type"] = "application/x-www-form-urlencoded" }}
+local next_code = 0
+function init(args)
+  next_code = tid + 1
+end
+function request()
+  local code = seed[next_code] or "exhausted"
+  next_code = next_code + nthreads
+  return wrk.format("POST", "/token", headers, "grant_type=authorization_code&code=" .. code .. rest)
+end
+"#,
+        seed = array(seed),
+        rest = quote(&rest),
+    )
+}
+
+/// `&k=v…`, percent-encoded as a form.
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        out.push('&');
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
 /// `POST path` with a fixed form body and `Authorization` header (static request).
 pub fn form_post(path: &str, authorization: &str, body: &str) -> String {
     format!(

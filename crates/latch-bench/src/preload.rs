@@ -1,7 +1,8 @@
 //! Preparing the database through Latch's own store, not over HTTP: preloaded users
 //! (one real Argon2id hash of [`PASSWORD`] shared by all, so that verifying a login
-//! costs exactly what it costs in production) and sessions with refresh tokens for the
-//! refresh scenario.
+//! costs exactly what it costs in production), sessions with refresh tokens for the
+//! refresh scenario, and for the OpenID scenarios a client, a browser session and
+//! authorization codes.
 
 use std::time::{Duration, Instant};
 
@@ -148,6 +149,7 @@ pub async fn refresh_tokens(
             ip: None,
             now,
             expires_at,
+            delegated: false,
         };
         let event =
             AuditEvent::new(EventType::Login, Actor::User(Some(*user_id)), now).user(*user_id).session(session.id);
@@ -155,4 +157,96 @@ pub async fn refresh_tokens(
         tokens.push(token);
     }
     Ok(tokens)
+}
+
+/// A public first-party client for the OpenID scenarios, with `redirect_uri`; returns
+/// its id.
+pub async fn oidc_client(store: &dyn Store, redirect_uri: &str) -> anyhow::Result<String> {
+    let now = Clock::system().now();
+    let client = latch::store::ClientRecord {
+        client_id: uuid::Uuid::new_v4().to_string(),
+        name: "latch-bench app".to_owned(),
+        confidential: false,
+        first_party: true,
+        secret_hash: None,
+        origins: "[]".to_owned(),
+        redirect_uris: serde_json::json!([redirect_uri]).to_string(),
+        post_logout_redirect_uris: "[]".to_owned(),
+        scopes: "openid profile email offline_access".to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    let event =
+        AuditEvent::new(EventType::ClientCreated, Actor::System, now).detail("client", client.client_id.as_str());
+    store.create_client(&client, &event).await.context("cannot register the benchmark's app")?;
+    Ok(client.client_id)
+}
+
+/// Starts a browser session for `user`; returns it and the secret of its cookie.
+pub async fn browser_session(store: &dyn Store, user: UserId) -> anyhow::Result<(SessionId, String)> {
+    let now = Clock::system().now();
+    let cookie = secret::random_token();
+    let digest = secret::digest(&cookie);
+    let session = NewSession {
+        id: SessionId::generate(),
+        user_id: user,
+        client_id: "browser",
+        scope: "openid profile email",
+        cookie_hash: Some(&digest),
+        refresh_hash: None,
+        user_agent: Some("latch-bench"),
+        ip: None,
+        now,
+        expires_at: now + Duration::from_secs(30 * 86_400),
+        delegated: false,
+    };
+    let event = AuditEvent::new(EventType::Login, Actor::User(Some(user)), now).user(user).session(session.id);
+    store.create_session(&session, &event).await.context("cannot start a browser session")?;
+    Ok((session.id, cookie))
+}
+
+/// `count` authorization codes for `client_id` and `redirect_uri`, of `user` signed in
+/// with the browser session `browser`, each bound to the PKCE verifier `verifier`,
+/// sealed under the installation's code key as `/authorize` seals them; they outlive
+/// the run.
+pub async fn codes(
+    store: &dyn Store,
+    (user, browser): (UserId, SessionId),
+    client_id: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let key: [u8; 32] = store
+        .instance_secret(latch::auth::oidc::CODE_KEY, &rand_key())
+        .await?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the stored code key is not 32 bytes"))?;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let now = Clock::system().now().unix();
+    (0..count)
+        .map(|i| {
+            let grant = latch::auth::oidc::CodeGrant {
+                client_id: client_id.to_owned(),
+                user_id: user.as_uuid(),
+                redirect_uri: redirect_uri.to_owned(),
+                scope: "openid profile email".to_owned(),
+                nonce: Some(format!("n{i}")),
+                code_challenge: Some(challenge.clone()),
+                auth_time: now,
+                browser_session: browser.as_uuid(),
+                expires_at: now + 3600,
+                amr: "pwd".to_owned(),
+            };
+            latch::auth::oidc::seal_code(&key, &grant)
+        })
+        .collect()
+}
+
+/// 32 random bytes, for a key the store keeps only when it has none yet.
+fn rand_key() -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret::random_token()).unwrap_or_default()
 }

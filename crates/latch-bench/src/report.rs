@@ -33,6 +33,10 @@ pub struct Results {
     pub login_limits: Report,
     pub me: Report,
     pub refresh: Report,
+    /// `GET /authorize` of a signed-in browser for a first-party app: a redirect with a code.
+    pub authorize: Report,
+    /// `POST /token` with `grant_type=authorization_code` (PKCE, an ID token).
+    pub code_exchange: Report,
     /// `POST /introspect` of a live access token by a confidential client.
     pub introspect: Report,
     /// `GET /login`, the sign-in page, on a first visit.
@@ -137,13 +141,15 @@ impl Results {
         let _ = writeln!(out, "| scenario | connections | req/s | p50 | p99 | errors |");
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
         let _ = writeln!(out, "| ceiling: Argon2id hashes, one core | – | {} | – | – | – |", rate(self.hash_ceiling));
-        let rows: [(&str, u64, &Report); 12] = [
+        let rows: [(&str, u64, &Report); 14] = [
             ("ceiling: bare axum `GET /users/me`", self.connections, &self.bare),
             ("register (`POST /users`)", self.connections, &self.register),
             ("login (`POST /token` password grant, 100 users)", self.connections, &self.login),
             ("login, abuse limits on", self.connections, &self.login_limits),
             ("me (`GET /users/me`, bearer token)", self.connections, &self.me),
             ("refresh (`POST /token` refresh grant)", self.connections, &self.refresh),
+            ("authorize (`GET /authorize`, signed in, answered with a redirect)", self.connections, &self.authorize),
+            ("code exchange (`POST /token` authorization code, PKCE, ID token)", self.connections, &self.code_exchange),
             ("introspect (`POST /introspect`, live access token)", self.connections, &self.introspect),
             ("login page (`GET /login`, first visit)", self.connections, &self.login_page),
             ("admin search (`GET /admin/users?q=…`, 100 prefixes)", self.connections, &self.admin_search),
@@ -186,6 +192,14 @@ impl Results {
             out,
             "| introspect / bare-axum ceiling | {introspect:.3} | ≥ 0.50 | {} |",
             met(introspect >= 0.50)
+        );
+        let exchange = ratio(self.code_exchange.ok_per_sec(), self.refresh.ok_per_sec());
+        let _ = writeln!(out, "| code exchange / refresh grant | {exchange:.3} | ≥ 0.50 | {} |", met(exchange >= 0.50));
+        let authorize = ratio(self.authorize.ok_per_sec(), self.bare.ok_per_sec());
+        let _ = writeln!(
+            out,
+            "| authorize (signed in) / bare-axum ceiling | {authorize:.3} | ≥ 0.30 | {} |",
+            met(authorize >= 0.30)
         );
         let page = ratio(self.login_page.ok_per_sec(), self.bare.ok_per_sec());
         let _ = writeln!(out, "| login page / bare-axum ceiling | {page:.3} | ≥ 0.30 | {} |", met(page >= 0.30));
@@ -297,6 +311,8 @@ mod tests {
             login_limits: report(27.9, 500_000, 600_000),
             me: report(10_000.0, 1_000, 4_000),
             refresh: report(900.0, 10_000, 30_000),
+            authorize: report(15_000.0, 500, 1500),
+            code_exchange: report(600.0, 15_000, 40_000),
             introspect: report(30_000.0, 300, 900),
             login_page: report(20_000.0, 400, 1200),
             admin_search: report(5_000.0, 3_000, 9_000),
@@ -328,6 +344,8 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| login during the flood / hash ceiling | 0.933 | ≥ 0.50 | yes |"), "{md}");
+        assert!(md.contains("| code exchange / refresh grant | 0.667 | ≥ 0.50 | yes |"), "{md}");
+        assert!(md.contains("| authorize (signed in) / bare-axum ceiling | 0.375 | ≥ 0.30 | yes |"), "{md}");
         assert!(md.contains("| login | 1000 | 28.0 |"), "{md}");
         assert!(md.contains("60.0 MiB (VmHWM 61.0 MiB; 20.0 MiB before the run) | ≤ 150 MiB | yes |"), "{md}");
     }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use latch::config::DatabaseUrl;
+use sha2::Digest as _;
 use uuid::Uuid;
 
 use crate::report::{Results, Scale};
@@ -214,6 +215,61 @@ impl<'a> Bench<'a> {
             )
         })?;
 
+        eprintln!("authorize…");
+        // A first-party app (no consent page) and a signed-in browser: `GET /authorize`
+        // answers with a redirect that carries a new code.
+        let redirect_uri = "http://127.0.0.1:9/callback";
+        let app_client = self.runtime.block_on(preload::oidc_client(&*store, redirect_uri))?;
+        let (_, first_user) = preloaded.login_users.first().context("no users")?;
+        let (browser, cookie) = self.runtime.block_on(preload::browser_session(&*store, *first_user))?;
+        let cookie = format!("latch_session={cookie}");
+        let verifier = "latch-bench-verifier-0123456789-0123456789-abcdef";
+        let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let authorize_path = format!(
+            "/authorize?response_type=code&client_id={app_client}&redirect_uri={}&scope=openid%20profile%20email\
+             &state=bench&nonce=bench&code_challenge={challenge}&code_challenge_method=S256",
+            redirect_uri.replace(':', "%3A").replace('/', "%2F")
+        );
+        let authorize = self.with_latch(&data_dir, "authorize", |latch| {
+            let res = http::request(latch.addr(), "GET", &authorize_path, &[("Cookie", &cookie)], "", "")?;
+            if res.status != 302 {
+                bail!("GET /authorize answered {}: {}", res.status, res.body);
+            }
+            let script = lua::cookie_get(&authorize_path, &cookie);
+            self.scenario(latch, "authorize", &script, &script, args.connections)
+        })?;
+
+        eprintln!("code exchange…");
+        // Codes sealed ahead of the run, as `/authorize` seals them, each presented once:
+        // enough for twice the refresh grant's rate, which does less.
+        let per_sec = refresh.ok_per_sec().max(200.0) * 2.0;
+        let warm_count = (per_sec * warmup.as_secs_f64()) as usize + 64;
+        let main_count = (per_sec * duration.as_secs_f64()) as usize + 64;
+        let codes = self.runtime.block_on(preload::codes(
+            &*store,
+            (*first_user, browser),
+            &app_client,
+            redirect_uri,
+            verifier,
+            1 + warm_count + main_count,
+        ))?;
+        let (probe, codes) = codes.split_first().context("no codes")?;
+        let (warm_codes, main_codes) = codes.split_at(warm_count);
+        let code_exchange = self.with_latch(&data_dir, "code-exchange", |latch| {
+            let script = |codes: &[String]| lua::code_exchange(codes, 1, &app_client, redirect_uri, verifier);
+            let rest = format!(
+                "&redirect_uri={}&client_id={app_client}&code_verifier={verifier}",
+                redirect_uri.replace(':', "%3A").replace('/', "%2F")
+            );
+            let body = format!("grant_type=authorization_code&code={probe}{rest}");
+            let form = "application/x-www-form-urlencoded";
+            let res = http::request(latch.addr(), "POST", "/token", &[], form, &body)?;
+            if res.status != 200 || !res.body.contains("\"id_token\"") {
+                bail!("the code exchange answered {}: {}", res.status, res.body);
+            }
+            self.scenario(latch, "code-exchange", &script(warm_codes), &script(main_codes), args.connections)
+        })?;
+
         eprintln!("introspect…");
         // A confidential client, registered before the server starts, asks about a
         // live access token.
@@ -315,6 +371,8 @@ impl<'a> Bench<'a> {
             login_limits,
             me,
             refresh,
+            authorize,
+            code_exchange,
             introspect,
             login_page,
             admin_search,
@@ -485,13 +543,15 @@ impl<'a> Bench<'a> {
 /// only needs some successes.)
 fn problems(r: &Results) -> Vec<String> {
     let mut problems = Vec::new();
-    let checks: [(&str, &Report); 10] = [
+    let checks: [(&str, &Report); 12] = [
         ("bare ceiling", &r.bare),
         ("register", &r.register),
         ("login", &r.login),
         ("login with limits on", &r.login_limits),
         ("me", &r.me),
         ("refresh", &r.refresh),
+        ("authorize", &r.authorize),
+        ("code exchange", &r.code_exchange),
         ("introspect", &r.introspect),
         ("login page", &r.login_page),
         ("login flood", &r.flood_login),

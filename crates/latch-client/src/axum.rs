@@ -58,7 +58,9 @@ use crate::{AccessClaims, Error, Verifier};
 /// The verified claims of the request's bearer token.
 ///
 /// As `Option<Authenticated>`, a request without a bearer token yields `None` while an
-/// invalid token is still refused.
+/// invalid token is still refused. A service calling with its own token (client
+/// credentials) is authenticated too: then `sub` is the client, not a user, and
+/// [`AccessClaims::is_client_token`] says so.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub AccessClaims);
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-LATCH_URL = os.environ["LATCH_URL"]  # e.g. https://auth.example.com
+LATCH_URL = os.environ["LATCH_URL"].rstrip("/")  # e.g. https://auth.example.com
 
 app = FastAPI()
 # Keeps the state, nonce and PKCE verifier between the redirect and the callback, then
@@ -54,5 +54,11 @@ async def logout(request: Request):
     metadata = await oauth.latch.load_server_metadata()
     id_token = request.session.pop("id_token", "")
     request.session.pop("user", None)
-    query = urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": str(request.url_for("home"))})
+    query = urlencode(
+        {
+            "client_id": os.environ["LATCH_CLIENT_ID"],
+            "id_token_hint": id_token,
+            "post_logout_redirect_uri": str(request.url_for("home")),
+        }
+    )
     return RedirectResponse(f"{metadata['end_session_endpoint']}?{query}")

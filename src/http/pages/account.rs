@@ -180,7 +180,9 @@ async fn render(state: &AppState, user: &UserRecord, current: Option<SessionId>,
         .map(|s| {
             context! {
                 id => s.id.to_string(),
-                client => client_label(s.user_agent.as_deref()),
+                // A registered application's session is named after the application, not
+                // after the HTTP library it calls Latch with.
+                client => state.clients.get(&s.client_id).map_or_else(|| client_label(s.user_agent.as_deref()), |c| c.name.clone()),
                 user_agent => s.user_agent,
                 ip => s.ip,
                 created => when(s.created_at),

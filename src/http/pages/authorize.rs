@@ -37,11 +37,10 @@ fn describe(scope: &str) -> String {
 /// `GET /authorize`: an authorization request (OpenID Connect Core §3.1.2).
 pub(super) async fn authorize(
     State(state): State<AppState>,
-    client: ClientInfo,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    run(&state, &client, AuthorizeParams::parse(query.as_deref().unwrap_or("")), &headers).await
+    run(&state, AuthorizeParams::parse(query.as_deref().unwrap_or("")), &headers).await
 }
 
 /// `POST /authorize`: the consent page's answer, or an authorization request sent as a
@@ -54,7 +53,7 @@ pub(super) async fn authorize_post(State(state): State<AppState>, client: Client
     };
     let field = |name: &str| form.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let Some(decision) = field("decision") else {
-        return run(&state, &client, form, &headers).await;
+        return run(&state, form, &headers).await;
     };
     let csrf = match Csrf::check(&state, &method, &headers, field("csrf")) {
         Ok(csrf) => csrf,
@@ -69,14 +68,19 @@ pub(super) async fn authorize_post(State(state): State<AppState>, client: Client
         // Signed out meanwhile (another tab): start again from the request.
         return see_other(&format!("/authorize?{}", request.return_query(None)));
     };
+    // What `/authorize` decided still holds: a sign-in that grew too old meanwhile is
+    // asked again rather than consented past.
+    match state.oidc.next(&request, Some((&session, &user))).await {
+        Ok(Next::Consent | Next::Code(_)) => {}
+        Ok(Next::SignIn { force }) => return sign_in(&state, &request, force),
+        Ok(Next::Unverified) => return see_other(&format!("/authorize?{}", request.return_query(None))),
+        Err(e) => return refused(&state, csrf, e),
+    }
     if decision != "allow" {
-        let refusal = Refusal {
-            redirect_uri: request.redirect_uri.clone(),
-            state: request.state.clone(),
-            error: "access_denied",
-            description: "the user did not allow access".to_owned(),
+        return match request.refuse("access_denied", "the user did not allow access") {
+            AuthorizeError::Refused(refusal) => redirect_error(&state, &refusal, StatusCode::SEE_OTHER),
+            AuthorizeError::Untrusted(u) => message(&state, csrf, StatusCode::BAD_REQUEST, REFUSED_HEADING, &u.0, None),
         };
-        return redirect_error(&state, &refusal, StatusCode::SEE_OTHER);
     }
     match state.oidc.allow(&request, &session, &user, client.client()).await {
         Ok(params) => redirect(&request.redirect_uri, &params, StatusCode::SEE_OTHER),
@@ -86,42 +90,41 @@ pub(super) async fn authorize_post(State(state): State<AppState>, client: Client
 }
 
 /// Answers a checked or refused request for the browser behind `headers`.
-async fn run(state: &AppState, _client: &ClientInfo, params: AuthorizeParams, headers: &HeaderMap) -> Response {
-    let csrf = match Csrf::for_browser(&state.settings, headers) {
-        Ok(csrf) => csrf,
-        Err(e) => return e.into_response(),
-    };
+async fn run(state: &AppState, params: AuthorizeParams, headers: &HeaderMap) -> Response {
+    // Only pages need the CSRF token: the usual answer, a redirect, makes none.
+    let csrf = || Csrf::for_browser(&state.settings, headers);
     let request = match state.oidc.check(params) {
         Ok(request) => request,
-        Err(e) => return refused(state, csrf, e),
+        Err(e) => return with_csrf(csrf(), |csrf| refused(state, csrf, e)),
     };
     let signed_in = browser(state, headers).await;
-    if let Some((_, user)) = &signed_in
-        && state.settings.require_verified_email
-        && !user.email_verified
-    {
-        let text = "Confirm your email address first: open the link we emailed you, then try again.";
-        return message(state, csrf, StatusCode::FORBIDDEN, REFUSED_HEADING, text, None);
-    }
     let next = state.oidc.next(&request, signed_in.as_ref().map(|(s, u)| (s, u))).await;
-    match next {
-        Ok(Next::Code(params)) => redirect(&request.redirect_uri, &params, StatusCode::FOUND),
-        Ok(Next::SignIn { force }) => sign_in(state, &request, force),
-        Ok(Next::Consent) => {
-            let Some((_, user)) = signed_in else {
-                return sign_in(state, &request, false);
-            };
-            consent_page(state, csrf, &request, &user)
-        }
-        Err(e) => refused(state, csrf, e),
+    match (next, signed_in) {
+        (Ok(Next::Code(params)), _) => redirect(&request.redirect_uri, &params, StatusCode::FOUND),
+        (Ok(Next::SignIn { force }), _) => sign_in(state, &request, force),
+        (Ok(Next::Unverified), _) => with_csrf(csrf(), |csrf| {
+            let text = "Confirm your email address first: open the link we emailed you, then try again.";
+            message(state, csrf, StatusCode::FORBIDDEN, REFUSED_HEADING, text, None)
+        }),
+        (Ok(Next::Consent), Some((_, user))) => with_csrf(csrf(), |csrf| consent_page(state, csrf, &request, &user)),
+        (Ok(Next::Consent), None) => sign_in(state, &request, false),
+        (Err(e), _) => with_csrf(csrf(), |csrf| refused(state, csrf, e)),
+    }
+}
+
+/// `page` with the browser's CSRF token, or the error of making one.
+fn with_csrf(csrf: Result<Csrf, ApiError>, page: impl FnOnce(Csrf) -> Response) -> Response {
+    match csrf {
+        Ok(csrf) => page(csrf),
+        Err(e) => e.into_response(),
     }
 }
 
 /// To the sign-in page, which comes back here; a forced sign-in is marked so that it
 /// is asked for once.
 fn sign_in(state: &AppState, request: &AuthRequest, force: bool) -> Response {
-    let now = force.then(|| state.oidc.now());
-    let back = format!("/authorize?{}", request.return_query(now));
+    let marker = force.then(|| state.oidc.sign_in_marker());
+    let back = format!("/authorize?{}", request.return_query(marker));
     let mut to = form_urlencoded::Serializer::new(String::new());
     to.append_pair("return_to", &back);
     if force {
@@ -142,14 +145,16 @@ fn consent_page(state: &AppState, csrf: Csrf, request: &AuthRequest, user: &User
         query => request.params.to_query(),
         redirect_host => url::Url::parse(&request.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned)),
     };
-    Page::new("consent.html", CONSENT_HEADING, values, csrf).returning_to(Some(&request.redirect_uri)).render(state)
+    Page::new("consent.html", CONSENT_HEADING, values, csrf)
+        .returning_to(state, Some(&request.redirect_uri))
+        .render(state)
 }
 
 /// A refused request: a page while the client or redirect URI are not known to be
 /// registered, else back to the client.
 fn refused(state: &AppState, csrf: Csrf, e: AuthorizeError) -> Response {
     match e {
-        AuthorizeError::Unsafe(u) => message(state, csrf, StatusCode::BAD_REQUEST, REFUSED_HEADING, &u.0, None),
+        AuthorizeError::Untrusted(u) => message(state, csrf, StatusCode::BAD_REQUEST, REFUSED_HEADING, &u.0, None),
         AuthorizeError::Refused(r) => redirect_error(state, &r, StatusCode::FOUND),
     }
 }
@@ -262,13 +267,14 @@ async fn logout(
             Err(e) => return refused_form(state, headers, e),
         }
     };
-    let same_user = match (&signed_in, hinted_user) {
-        (Some((_, user)), Some(hinted)) => user.id == hinted,
-        (None, Some(_)) => true,
+    // At once only for the browser session the hint was issued in (RP-Initiated Logout
+    // §2: otherwise the person is asked), or when there is nothing to end at all.
+    let same_session = match (&signed_in, request.hint) {
+        (Some((session, user)), Some((hinted, sid))) => user.id == hinted && sid == Some(session.id),
         _ => false,
     };
-    let nothing_to_end = signed_in.is_none() && request.hint.is_none();
-    if !(confirmed || same_user || nothing_to_end) {
+    let nothing_to_end = signed_in.is_none() && hinted_user.is_none();
+    if !(confirmed || same_session || nothing_to_end) {
         let username = signed_in.as_ref().map(|(_, u)| u.username.clone());
         let values = context! {
             username,
@@ -276,13 +282,13 @@ async fn logout(
             fields => params.pairs.iter().filter(|(k, _)| k != "csrf" && k != "confirm").collect::<Vec<_>>(),
         };
         let page = Page::new("end_session.html", SIGN_OUT_HEADING, values, csrf);
-        return page.returning_to(request.redirect.as_deref()).render(state);
+        return page.returning_to(state, request.redirect.as_deref()).render(state);
     }
     signed_out(state, client, request, signed_in, csrf).await
 }
 
-/// Ends the browser's session and the one the hint names, then returns to the client
-/// or says so.
+/// Ends the browser's session and the sessions the hinted client holds for its user,
+/// then returns to the client or says so.
 async fn signed_out(
     state: &AppState,
     client: &ClientInfo,
@@ -295,9 +301,9 @@ async fn signed_out(
     {
         return ApiError::from(e).into_response();
     }
-    if let Some((user, Some(sid))) = request.hint
+    if let (Some((user, _)), Some(hinted)) = (request.hint, &request.client)
         && signed_in.as_ref().is_none_or(|(_, u)| u.id == user)
-        && let Err(e) = state.oidc.end_hinted_session(user, sid, client.client()).await
+        && let Err(e) = state.oidc.end_client_sessions(user, &hinted.client_id, client.client()).await
     {
         return ApiError::from(e).into_response();
     }

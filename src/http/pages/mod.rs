@@ -188,18 +188,20 @@ impl Page {
     /// The page's form may end in a redirect to `return_to` when that is on another
     /// origin — also through `/authorize`, whose answer leads to the client's redirect
     /// URI (which `/authorize` checks before it leads anywhere).
-    fn returning_to(mut self, return_to: Option<&str>) -> Self {
+    fn returning_to(mut self, state: &AppState, return_to: Option<&str>) -> Self {
         let target = match return_to {
             Some(path) if path.starts_with('/') => path
                 .strip_prefix("/authorize?")
                 .and_then(|query| form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "redirect_uri"))
-                .map(|(_, v)| v.into_owned()),
+                .map(|(_, v)| v.into_owned())
+                .filter(|uri| state.clients.redirect_uri_matches(uri)),
             other => other.map(str::to_owned),
         };
-        self.form_leads_to = target
-            .and_then(|t| url::Url::parse(&t).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .map(|u| u.origin().ascii_serialization());
+        // A native app's own scheme (`com.example.app:/callback`) is a scheme source.
+        self.form_leads_to = target.and_then(|t| url::Url::parse(&t).ok()).map(|u| match u.scheme() {
+            "http" | "https" => u.origin().ascii_serialization(),
+            scheme => format!("{scheme}:"),
+        });
         self
     }
 

@@ -67,9 +67,9 @@ pub(super) async fn login_page(State(state): State<AppState>, RawQuery(query): R
     let hint = query_value(query.as_deref(), "login_hint").filter(|h| h.len() <= 320);
     let values = match (&return_to, hint) {
         (None, None) => context! {},
-        (return_to, username) => context! { return_to, username },
+        (return_to, username) => context! { return_to, username => username.unwrap_or_default() },
     };
-    Page::new("login.html", LOGIN_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)
+    Page::new("login.html", LOGIN_HEADING, values, csrf).returning_to(&state, return_to.as_deref()).render(&state)
 }
 
 /// Signs the browser in under the API's rules (`POST /sessions`): the same limits, the
@@ -85,7 +85,7 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
     let page = |status: StatusCode, error: &str, csrf: Csrf| {
         Page::new("login.html", LOGIN_HEADING, context! { username => login, return_to, error }, csrf)
             .status(status)
-            .returning_to(return_to.as_deref())
+            .returning_to(&state, return_to.as_deref())
     };
     let password = form.password.as_deref().unwrap_or("");
     if login.is_empty() || password.is_empty() {
@@ -153,7 +153,7 @@ pub(super) async fn signup_page(State(state): State<AppState>, RawQuery(query): 
     };
     let min = state.accounts.policy().min_length();
     let values = context! { return_to, password_min_length => min, errors => BTreeMap::<String, String>::new() };
-    Page::new("signup.html", SIGNUP_HEADING, values, csrf).returning_to(return_to.as_deref()).render(&state)
+    Page::new("signup.html", SIGNUP_HEADING, values, csrf).returning_to(&state, return_to.as_deref()).render(&state)
 }
 
 /// Field errors by field, for the templates.
@@ -175,7 +175,7 @@ pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, re
         let values = context! {
             username => form.username, email => form.email, return_to, errors, error, password_min_length => min,
         };
-        Page::new("signup.html", SIGNUP_HEADING, values, csrf).status(status).returning_to(return_to.as_deref())
+        Page::new("signup.html", SIGNUP_HEADING, values, csrf).status(status).returning_to(&state, return_to.as_deref())
     };
     let account = NewAccount::parse(
         state.accounts.policy(),

@@ -187,6 +187,13 @@ fn audit(app: &TestApp, types: &str) -> Vec<Value> {
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// A code for `client_id` from a browser signed in as alice, and its PKCE verifier.
+async fn fresh(browser: &mut Browser<'_>, client_id: &str) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let q = code_for(browser, &authorize_url(client_id, APP, &challenge, &[]), "alice").await;
+    (q["code"].clone(), verifier)
+}
+
 /// A code for `client_id` from a signed-in browser, exchanged: the exchange's form
 /// (to present again) and the tokens.
 async fn signed_in_through(
@@ -266,6 +273,15 @@ async fn discovery_describes_the_provider() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = app.client.get(app.url("/end_session")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+
+    // Without the pages there is no code flow to describe.
+    let app = spawn_app_with(|c| c.ui = false).await;
+    let d: Value =
+        app.client.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert!(d.get("authorization_endpoint").is_none() && d.get("end_session_endpoint").is_none(), "{d}");
+    assert_eq!(d["response_types_supported"], serde_json::json!(["none"]));
+    assert!(!d["grant_types_supported"].as_array().unwrap().contains(&"authorization_code".into()));
+    assert_eq!(app.client.get(app.url("/authorize")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -285,6 +301,14 @@ async fn the_code_flow_signs_in_asks_consent_and_issues_an_id_token() {
     assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     let login = location(&r);
     assert!(login.starts_with("/login?return_to=%2Fauthorize%3F"), "{login}");
+    let page = browser.get(&login).await;
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("form-action 'self' https://app.example"), "the sign-in may lead to the client: {csp}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"autocomplete="username" autocapitalize="none" spellcheck="false" required value="""#),
+        "{html}"
+    );
     let back = browser.sign_in_at(&login, "alice").await;
     assert!(back.starts_with("/authorize?"), "{back}");
 
@@ -333,8 +357,13 @@ async fn the_code_flow_signs_in_asks_consent_and_issues_an_id_token() {
     let at_hash = URL_SAFE_NO_PAD.encode(&Sha256::digest(access.as_bytes())[..16]);
     assert_eq!(claims["at_hash"], at_hash);
     let (_, access_claims) = jwt_parts(access);
-    assert_eq!(claims["sid"], access_claims["sid"]);
+    assert!(claims["sid"].is_string() && claims["sid"] != access_claims["sid"], "the browser session: {claims}");
     assert_eq!(access_claims["client_id"], id);
+    // A third-party application's token is for what the person allowed it, not for
+    // Latch's own account or admin API.
+    assert_eq!(app.me_status(access).await, StatusCode::FORBIDDEN);
+    let r = app.client.get(app.url("/users/me/sessions")).bearer_auth(access).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // Userinfo by the granted scopes.
     let info: Value =
@@ -377,6 +406,8 @@ async fn the_code_flow_signs_in_asks_consent_and_issues_an_id_token() {
     let csrf = browser.csrf();
     let r = browser.post("/account/consents/revoke", &[("csrf", &csrf), ("client_id", id)]).await;
     assert_eq!(location(&r), "/account?done=consent");
+    let r = app.client.get(app.url("/userinfo")).bearer_auth(access).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "withdrawing access ends the application's sessions");
     let r = browser.get(&authorize_url(id, APP, &challenge, &[])).await;
     assert_eq!(r.status(), StatusCode::OK, "asked again once withdrawn");
 
@@ -463,6 +494,14 @@ async fn prompt_max_age_and_login_hint_are_honoured() {
     assert_eq!(r.status(), StatusCode::FOUND, "signed in again: no second sign-in");
     assert!(query_of(&location(&r)).contains_key("code"));
 
+    // The mark of a done sign-in cannot be written by hand.
+    for forged in ["0", "99999999999", "1.AAAA"] {
+        let r = browser
+            .get(&authorize_url(id, APP, &challenge, &[("prompt", "login"), ("latch_signed_in_since", forged)]))
+            .await;
+        assert!(location(&r).starts_with("/login?"), "{forged}");
+    }
+
     // max_age: a sign-in older than it must be done again.
     app.clock.advance(std::time::Duration::from_secs(120));
     let r = browser.get(&authorize_url(id, APP, &challenge, &[("max_age", "60")])).await;
@@ -476,6 +515,12 @@ async fn prompt_max_age_and_login_hint_are_honoured() {
     let third = self::client(&app, &[]).await;
     let r = browser.get(&authorize_url(id_of(&third), APP, &challenge, &[("prompt", "none")])).await;
     assert_eq!(query_of(&location(&r))["error"], "consent_required");
+    // Once allowed, `prompt=login consent` still asks for both.
+    code_for(&mut browser, &authorize_url(id_of(&third), APP, &challenge, &[]), "alice").await;
+    let r = browser.get(&authorize_url(id_of(&third), APP, &challenge, &[("prompt", "login consent")])).await;
+    let back = browser.sign_in_at(&location(&r), "alice").await;
+    let r = browser.get(&back).await;
+    assert_eq!(r.status(), StatusCode::OK, "the consent page, after the sign-in");
 }
 
 #[tokio::test]
@@ -567,14 +612,9 @@ async fn a_code_is_single_use_bound_to_its_client_redirect_and_verifier_and_shor
     let id = id_of(&client);
     let mut browser = Browser::new(&app);
     browser.sign_in("alice").await;
-    let mut fresh = async |client_id: &str| {
-        let (verifier, challenge) = pkce();
-        let q = code_for(&mut browser, &authorize_url(client_id, APP, &challenge, &[]), "alice").await;
-        (q["code"].clone(), verifier)
-    };
 
     // Each wrong detail is invalid_grant, and uses the code up.
-    let (code, verifier) = fresh(id).await;
+    let (code, verifier) = fresh(&mut browser, id).await;
     let wrong = "x".repeat(43);
     for (form, what) in [
         (
@@ -586,15 +626,15 @@ async fn a_code_is_single_use_bound_to_its_client_redirect_and_verifier_and_shor
         oauth_error(exchange(&app, &form).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
         let _ = what;
     }
-    let (code, verifier) = fresh(id).await;
+    let (code, verifier) = fresh(&mut browser, id).await;
     let r = exchange(&app, &[("code", &code), ("redirect_uri", APP), ("client_id", id)]).await;
     oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
     let _ = verifier;
-    let (code, verifier) = fresh(id).await;
+    let (code, verifier) = fresh(&mut browser, id).await;
     let r = exchange(&app, &[("code", &code), ("redirect_uri", SPA), ("client_id", id), ("code_verifier", &verifier)])
         .await;
     oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    let (code, verifier) = fresh(id).await;
+    let (code, verifier) = fresh(&mut browser, id).await;
     let r = exchange(
         &app,
         &[("code", &code), ("redirect_uri", APP), ("client_id", id_of(&other)), ("code_verifier", &verifier)],
@@ -619,7 +659,7 @@ async fn a_code_is_single_use_bound_to_its_client_redirect_and_verifier_and_shor
     oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
     // A confidential client must authenticate to exchange its code.
-    let (code, verifier) = fresh(id_of(&secret_client)).await;
+    let (code, verifier) = fresh(&mut browser, id_of(&secret_client)).await;
     let form = [
         ("code", code.as_str()),
         ("redirect_uri", APP),
@@ -628,8 +668,24 @@ async fn a_code_is_single_use_bound_to_its_client_redirect_and_verifier_and_shor
     ];
     oauth_error(exchange(&app, &form).await, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
+    // A code dies with the browser session it was issued in.
+    let (code, verifier) = fresh(&mut browser, id).await;
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .header("cookie", browser.cookie_header())
+        .header("origin", app.base.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = exchange(&app, &[("code", &code), ("redirect_uri", APP), ("client_id", id), ("code_verifier", &verifier)])
+        .await;
+    oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    browser.sign_in("alice").await;
+
     // Expired after 60 s.
-    let (code, verifier) = fresh(id).await;
+    let (code, verifier) = fresh(&mut browser, id).await;
     app.clock.advance(std::time::Duration::from_secs(61));
     let r = exchange(&app, &[("code", &code), ("redirect_uri", APP), ("client_id", id), ("code_verifier", &verifier)])
         .await;
@@ -657,8 +713,24 @@ async fn a_replayed_code_revokes_the_tokens_its_first_use_issued() {
         .post_form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", id)])
         .await;
     oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Also after the code expired.
+    let (form, tokens) = signed_in_through(&app, &mut browser, id).await;
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.clock.advance(std::time::Duration::from_secs(120));
+    oauth_error(exchange(&app, &form).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let r = app
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ("client_id", id),
+            ],
+        )
+        .await;
+    oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
     let events = audit(&app, "authorization_code_reuse");
-    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["outcome"], "failure");
     assert_eq!(events[0]["client_id"], id);
 }
@@ -682,12 +754,16 @@ async fn rp_initiated_logout_ends_the_sessions_and_returns_only_to_registered_ur
         format!("id_token_hint={id_token}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F"),
         format!("client_id={id}&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye%2F"),
         "post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye".to_owned(),
-        format!("id_token_hint={}x", &id_token[..id_token.len() - 1]),
     ] {
         let r = browser.get(&format!("/end_session?{query}")).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
         assert!(r.headers().get("location").is_none());
     }
+    // A hint that does not verify is no hint: the person is asked.
+    let forged = format!("{}x", &id_token[..id_token.len() - 1]);
+    let r = browser.get(&format!("/end_session?id_token_hint={forged}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Sign out"));
     assert_eq!(browser.get("/account").await.status(), StatusCode::OK, "still signed in");
 
     // Without a hint the person is asked.
@@ -710,6 +786,12 @@ async fn rp_initiated_logout_ends_the_sessions_and_returns_only_to_registered_ur
         .post_form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", id)])
         .await;
     oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // A hint from an earlier browser session is not this one's: the person is asked.
+    browser.sign_in("alice").await;
+    let r = browser.get(&format!("/end_session?id_token_hint={id_token}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(browser.get("/account").await.status(), StatusCode::OK, "still signed in");
 
     // The confirmation page's form signs out too.
     let mut other = Browser::new(&app);
@@ -744,8 +826,12 @@ async fn client_credentials_issue_a_client_token_that_can_use_the_admin_api_with
         }
         app.client.post(app.url("/token")).basic_auth(id, Some(secret)).form(&form).send()
     };
+    // Without `scope`: the client's scopes but Latch's own, which must be asked for.
     let r = grant(None).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let plain: Value = r.json().await.unwrap();
+    assert_eq!(plain["scope"], "reports");
+    let r = grant(Some("latch:admin reports")).await.unwrap();
     let tokens: Value = r.json().await.unwrap();
     assert!(tokens.get("refresh_token").is_none() && tokens.get("id_token").is_none(), "{tokens}");
     let token = tokens["access_token"].as_str().unwrap();
@@ -754,6 +840,12 @@ async fn client_credentials_issue_a_client_token_that_can_use_the_admin_api_with
     assert_eq!(claims["client_id"], id);
     assert!(claims.get("sid").is_none(), "{claims}");
     assert_eq!(claims["scope"], "latch:admin reports");
+    let issued = audit(&app, "client_token");
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    assert_eq!(
+        (issued[0]["actor"]["type"].as_str(), issued[0]["details"]["scope"].as_str()),
+        (Some("client"), Some("latch:admin reports"))
+    );
 
     // The admin API, as the client.
     let r = app.client.get(app.url("/admin/users")).bearer_auth(token).send().await.unwrap();
