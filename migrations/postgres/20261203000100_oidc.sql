@@ -1,14 +1,13 @@
 -- OpenID Connect provider (SPEC §8).
 
 -- Authorization codes are sealed values that carry what they were issued for; only
--- their use is stored (as a SHA-256 digest), with the session it started, so that a
--- code works once and a second use can end that session. Swept after ten minutes,
--- long after a code has expired.
+-- their use is stored (as a SHA-256 digest), with the session it started, in that
+-- session's transaction, so that a code works once and a second use can end that
+-- session. Swept after ten minutes, long after a code has expired.
 CREATE TABLE used_authorization_codes (
     code_hash       BYTEA PRIMARY KEY NOT NULL,
     session_id      UUID NOT NULL,
-    used_at         TIMESTAMPTZ NOT NULL,
-    replayed        BOOLEAN NOT NULL DEFAULT FALSE
+    used_at         TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX used_authorization_codes_used_at ON used_authorization_codes (used_at);
 

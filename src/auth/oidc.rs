@@ -20,12 +20,12 @@ use subtle::ConstantTimeEq as _;
 use crate::auth::audit::Audit;
 use crate::auth::clients::{self, Caller, Clients, RegisteredClient};
 use crate::auth::registry::ADMIN_SCOPE;
-use crate::auth::sessions::{Client, Introspection, SessionError, Sessions, TokenPair};
+use crate::auth::sessions::{Client, FromCode, Introspection, SessionError, Sessions, TokenPair};
 use crate::auth::tokens::{Holder, TokenService};
 use crate::clock::Clock;
 use crate::domain::{SessionId, Timestamp, UserId};
 use crate::settings::Settings;
-use crate::store::{Actor, CodeClaim, ConsentRecord, EventType, SessionRecord, Store, StoreError, UserRecord};
+use crate::store::{Actor, ConsentRecord, EventType, SessionRecord, Store, StoreError, UserRecord};
 
 /// How long an authorization code can be exchanged (RFC 6749 §4.1.2: at most 10
 /// minutes; SPEC §8: at most 60 s).
@@ -423,7 +423,7 @@ impl Oidc {
             login_hint: None,
             code_challenge: None,
             signed_in_since: None,
-            params: params.clone(),
+            params: AuthorizeParams::default(),
         };
         let invalid = |r: &AuthRequest, m: String| r.refuse("invalid_request", m);
         if let Err(m) = state {
@@ -520,6 +520,7 @@ impl Oidc {
             login_hint,
             code_challenge,
             signed_in_since,
+            params,
             ..request
         })
     }
@@ -647,74 +648,40 @@ impl Oidc {
             ));
         }
         let now = self.clock.now();
-        let sid = SessionId::generate();
         let invalid = |m: &str| GrantError::InvalidGrant(m.to_owned());
         let Some((record, digest)) = open_code(&self.code_key, code) else {
             return Err(invalid("the code is invalid"));
         };
-        // Used up from here, whatever the checks below find: a code with a wrong verifier
-        // or from another client does not get a second try, and a replay after the code
-        // expired still ends what its first use started.
-        if let CodeClaim::Replayed(session) = self.store.claim_code(&digest, now, sid).await? {
-            let event = self
-                .audit
-                .event_from(EventType::AuthorizationCodeReuse, Actor::Client(caller.client_id.clone()), client)
-                .failed()
-                .session(session)
-                .client_id(&caller.client_id);
-            let ended = self.store.delete_session(session, &event).await?;
-            tracing::warn!(
-                event = "authorization_code_reused",
-                session = %session,
-                ended,
-                "authorization code used twice; the session of its first use has been ended"
-            );
-            return Err(invalid("the code has been used"));
-        }
-        if record.expires_at <= now.unix() {
-            return Err(invalid("the code has expired"));
-        }
-        if record.client_id != registered.client_id {
-            return Err(invalid("the code was issued to another client"));
-        }
-        match redirect_uri {
-            None => return Err(GrantError::InvalidRequest("redirect_uri is required".to_owned())),
-            Some(uri) if uri != record.redirect_uri => {
-                return Err(invalid("redirect_uri is not the one of the authorization request"));
-            }
-            Some(_) => {}
-        }
-        match (&record.code_challenge, verifier) {
-            (Some(challenge), Some(verifier)) => {
-                let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-                if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
-                    return Err(invalid("code_verifier does not match the code_challenge"));
+        let user = match self.check_code(&record, &registered, redirect_uri, verifier, now).await {
+            Ok(user) => user,
+            Err(e) => {
+                // A code with a wrong verifier, or from another client, gets no second try;
+                // one used before, also after it expired, ends what its first use started.
+                if !self.store.burn_code(&digest, now).await?
+                    && let Some(first) = self.store.used_code(&digest).await?
+                {
+                    return Err(self.replayed(first, caller, client).await?);
                 }
+                return Err(e);
             }
-            (Some(_), None) => return Err(invalid("code_verifier is required")),
-            (None, Some(_)) => return Err(invalid("code_verifier given, but the request had no code_challenge")),
-            (None, None) => {}
-        }
-        let browser = SessionId::from_uuid(record.browser_session);
-        let user = match self.sessions.live(browser).await? {
-            Some((_, user))
-                if user.id.as_uuid() == record.user_id
-                    && (user.email_verified || !self.settings.require_verified_email) =>
-            {
-                user
-            }
-            _ => return Err(invalid("the sign-in behind the code has ended")),
         };
         let scope = clients::still_allowed(&record.scope, &registered.scopes);
-        let delegated = !registered.first_party;
-        let mut pair =
-            self.sessions.start_token_session(sid, &user, &registered.client_id, &scope, delegated, client).await?;
-        // A replay that came while the session was being made found none to end.
-        if self.store.code_replayed(&digest).await? {
-            let event = self.audit.event(EventType::SessionEnded, Actor::System).detail("reason", "code_replayed");
-            self.store.delete_session(sid, &event).await?;
-            return Err(invalid("the code has been used"));
-        }
+        let from_code = FromCode { hash: &digest, delegated: !registered.first_party };
+        let started =
+            self.sessions.start_token_session(&user, &registered.client_id, &scope, Some(from_code), client).await;
+        let mut pair = match started {
+            Ok(pair) => pair,
+            // Used before (or by an exchange racing this one): its session is the one to end.
+            Err(SessionError::Store(StoreError::Conflict("code"))) => {
+                let first = self.store.used_code(&digest).await?;
+                return Err(match first {
+                    Some(first) => self.replayed(first, caller, client).await?,
+                    None => invalid("the code has been used"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let browser = SessionId::from_uuid(record.browser_session);
         let has = |s: &str| scope.split(' ').any(|g| g == s);
         if !registered.first_party && !has("offline_access") {
             pair.refresh_token = None;
@@ -743,6 +710,70 @@ impl Oidc {
             pair.id_token = Some(self.tokens.sign_id_token(&*self.store, &claims).await?);
         }
         Ok(pair)
+    }
+
+    /// A second use of a code: ends the session `first` of its first use and says so.
+    async fn replayed(&self, first: SessionId, caller: &Caller, client: Client<'_>) -> Result<GrantError, StoreError> {
+        let event = self
+            .audit
+            .event_from(EventType::AuthorizationCodeReuse, Actor::Client(caller.client_id.clone()), client)
+            .failed()
+            .session(first)
+            .client_id(&caller.client_id);
+        let ended = self.store.delete_session(first, &event).await?;
+        tracing::warn!(
+            event = "authorization_code_reused",
+            session = %first,
+            ended,
+            "authorization code used twice; the session of its first use has been ended"
+        );
+        Ok(GrantError::InvalidGrant("the code has been used".to_owned()))
+    }
+
+    /// The checks of a code's exchange: its age, client, redirect URI, PKCE verifier, and
+    /// the browser session it was issued in, whose user it returns.
+    async fn check_code(
+        &self,
+        record: &CodeGrant,
+        registered: &RegisteredClient,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        now: Timestamp,
+    ) -> Result<UserRecord, GrantError> {
+        let invalid = |m: &str| GrantError::InvalidGrant(m.to_owned());
+        if record.expires_at <= now.unix() {
+            return Err(invalid("the code has expired"));
+        }
+        if record.client_id != registered.client_id {
+            return Err(invalid("the code was issued to another client"));
+        }
+        match redirect_uri {
+            None => return Err(GrantError::InvalidRequest("redirect_uri is required".to_owned())),
+            Some(uri) if uri != record.redirect_uri => {
+                return Err(invalid("redirect_uri is not the one of the authorization request"));
+            }
+            Some(_) => {}
+        }
+        match (&record.code_challenge, verifier) {
+            (Some(challenge), Some(verifier)) => {
+                let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+                if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                    return Err(invalid("code_verifier does not match the code_challenge"));
+                }
+            }
+            (Some(_), None) => return Err(invalid("code_verifier is required")),
+            (None, Some(_)) => return Err(invalid("code_verifier given, but the request had no code_challenge")),
+            (None, None) => {}
+        }
+        match self.sessions.live(SessionId::from_uuid(record.browser_session)).await? {
+            Some((_, user))
+                if user.id.as_uuid() == record.user_id
+                    && (user.email_verified || !self.settings.require_verified_email) =>
+            {
+                Ok(user)
+            }
+            _ => Err(invalid("the sign-in behind the code has ended")),
+        }
     }
 
     /// `grant_type=client_credentials`: a confidential client's own token, `sub` the

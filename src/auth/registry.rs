@@ -109,6 +109,14 @@ impl ClientSpec {
 /// An absolute URI without a fragment (RFC 6749 §3.1.2); plain http only for the
 /// loopback interface (RFC 8252 §7.3), never a scheme that runs script.
 fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    // URL parsers drop or encode these, so the URI compared would not be the one
+    // written; a redirect's `Location` could not carry some of them either.
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '"' | '<' | '>')) {
+        return Err(format!(
+            "`{}`: spaces, control characters, `\\`, `\"`, `<` and `>` are refused",
+            uri.escape_debug()
+        ));
+    }
     let url = url::Url::parse(uri).map_err(|_| format!("`{uri}` is not an absolute URI"))?;
     if url.fragment().is_some() {
         return Err(format!("`{uri}`: a redirect URI cannot have a fragment"));
@@ -246,7 +254,11 @@ mod tests {
         let bad = ClientSpec {
             name: Some("a\nb".into()),
             origins: Some(vec!["not an origin".into()]),
-            redirect_uris: Some(vec!["http://app.example/cb".into(), "javascript:alert(1)".into()]),
+            redirect_uris: Some(vec![
+                "http://app.example/cb".into(),
+                "javascript:alert(1)".into(),
+                "https://app.example/c b".into(),
+            ]),
             post_logout_redirect_uris: Some(vec!["https://app.example/#x".into()]),
             scopes: Some(vec!["two words".into(), "latch:admin".into(), " latch:admin".into(), "latch:other".into()]),
             ..ClientSpec::default()
@@ -257,6 +269,7 @@ mod tests {
             [
                 "name",
                 "origins",
+                "redirect_uris",
                 "redirect_uris",
                 "redirect_uris",
                 "post_logout_redirect_uris",

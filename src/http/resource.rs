@@ -195,18 +195,9 @@ struct UserInfo {
     ),
 )]
 async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+    let token = crate::http::extract::bearer_token(&headers)
+        .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
     userinfo_of(&state, token).await
-}
-
-/// The bearer token of an `Authorization` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
 }
 
 /// The same as `GET /userinfo`, as OpenID Connect Core §5.3.1 asks.
@@ -224,7 +215,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     ),
 )]
 async fn userinfo_post(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    if let Some(token) = bearer(req.headers()) {
+    if let Some(token) = crate::http::extract::bearer_token(req.headers()) {
         let token = token.to_owned();
         return userinfo_of(&state, &token).await;
     }

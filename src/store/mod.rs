@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub use audit::{Actor, AuditEvent, AuditStore, EventQuery, EventRecord, EventType, Outcome};
 pub use clients::{ClientRecord, ClientStore};
 pub use keys::{KeyStore, SealedKey, StoredKey};
-pub use oidc::{CodeClaim, ConsentRecord, OidcStore};
+pub use oidc::{ConsentRecord, OidcStore};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
 pub use rate_limits::{Counter, RateLimitStore, Settle};

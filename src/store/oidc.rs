@@ -4,15 +4,6 @@
 use super::StoreError;
 use crate::domain::{SessionId, Timestamp, UserId};
 
-/// What presenting a code found.
-#[derive(Debug)]
-pub enum CodeClaim {
-    /// Its first use: recorded, with the session it starts.
-    Claimed,
-    /// Used before: the session its first use started.
-    Replayed(SessionId),
-}
-
 /// A consent a user gave a client.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConsentRecord {
@@ -23,13 +14,13 @@ pub struct ConsentRecord {
 
 #[async_trait::async_trait]
 pub trait OidcStore {
-    /// Records the use of the code with this digest, with `session` as the session its
-    /// exchange starts; a code used before is marked replayed and reported with the
-    /// session of its first use.
-    async fn claim_code(&self, hash: &[u8], now: Timestamp, session: SessionId) -> Result<CodeClaim, StoreError>;
-    /// Whether the code with this digest was presented again since its first use (which
-    /// checks once its session exists, so that a replay racing it is not missed).
-    async fn code_replayed(&self, hash: &[u8]) -> Result<bool, StoreError>;
+    /// The session the first use of the code with this digest started, if it was used.
+    /// (A first use that succeeds records itself with the session it starts:
+    /// [`NewSession::code_hash`](super::NewSession::code_hash).)
+    async fn used_code(&self, hash: &[u8]) -> Result<Option<SessionId>, StoreError>;
+    /// Records a use of the code with this digest that started nothing (a failed
+    /// exchange), so that it cannot be tried again; false when it was used before.
+    async fn burn_code(&self, hash: &[u8], now: Timestamp) -> Result<bool, StoreError>;
     /// Forgets the codes used before `before`; returns how many.
     async fn delete_old_codes(&self, before: Timestamp) -> Result<u64, StoreError>;
     /// The scopes `user` allowed `client_id`, if any.
@@ -61,41 +52,32 @@ macro_rules! impl_oidc_store {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::OidcStore for $store {
-            async fn claim_code(
+            async fn used_code(
+                &self,
+                hash: &[u8],
+            ) -> Result<Option<$crate::domain::SessionId>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar("SELECT session_id FROM used_authorization_codes WHERE code_hash = $1")
+                    .bind(hash)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
+            async fn burn_code(
                 &self,
                 hash: &[u8],
                 now: $crate::domain::Timestamp,
-                session: $crate::domain::SessionId,
-            ) -> Result<$crate::store::CodeClaim, $crate::store::StoreError> {
-                // One statement: of two concurrent uses exactly one records it.
+            ) -> Result<bool, $crate::store::StoreError> {
+                // A session id nothing has: ending "its" session on a replay ends nothing.
                 let done = sqlx::query(
                     "INSERT INTO used_authorization_codes (code_hash, session_id, used_at) VALUES ($1, $2, $3)
                      ON CONFLICT (code_hash) DO NOTHING",
                 )
                 .bind(hash)
-                .bind(session)
+                .bind($crate::domain::SessionId::generate())
                 .bind(now)
                 .execute(self.write())
                 .await?;
-                if done.rows_affected() == 1 {
-                    return Ok($crate::store::CodeClaim::Claimed);
-                }
-                let first: $crate::domain::SessionId = sqlx::query_scalar(
-                    "UPDATE used_authorization_codes SET replayed = TRUE WHERE code_hash = $1 RETURNING session_id",
-                )
-                .bind(hash)
-                .fetch_one(self.write())
-                .await?;
-                Ok($crate::store::CodeClaim::Replayed(first))
-            }
-
-            async fn code_replayed(&self, hash: &[u8]) -> Result<bool, $crate::store::StoreError> {
-                let replayed: Option<bool> =
-                    sqlx::query_scalar("SELECT replayed FROM used_authorization_codes WHERE code_hash = $1")
-                        .bind(hash)
-                        .fetch_optional(self.write())
-                        .await?;
-                Ok(replayed.unwrap_or(false))
+                Ok(done.rows_affected() == 1)
             }
 
             async fn delete_old_codes(

@@ -79,6 +79,11 @@ pub struct NewSession<'a> {
     pub expires_at: Timestamp,
     /// See [`SessionRecord::delegated`].
     pub delegated: bool,
+    /// The digest of the authorization code whose exchange starts the session: recorded
+    /// as used in the session's own transaction, which fails with `Conflict("code")`
+    /// when the code was used already — of two racing exchanges, exactly one starts a
+    /// session, and the other finds it to end.
+    pub code_hash: Option<&'a [u8]>,
 }
 
 /// What presenting a refresh token did.
@@ -156,6 +161,21 @@ macro_rules! impl_session_store {
                 event: &$crate::store::AuditEvent,
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
+                if let Some(code) = s.code_hash {
+                    let claimed = sqlx::query(
+                        "INSERT INTO used_authorization_codes (code_hash, session_id, used_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (code_hash) DO NOTHING",
+                    )
+                    .bind(code)
+                    .bind(s.id)
+                    .bind(s.now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if claimed.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        return Err($crate::store::StoreError::Conflict("code"));
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO sessions
                          (id, user_id, client_id, cookie_hash, user_agent, ip, created_at, last_seen_at, expires_at, scope,

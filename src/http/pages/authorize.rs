@@ -168,18 +168,25 @@ fn redirect_error(state: &AppState, r: &Refusal, status: StatusCode) -> Response
     redirect(&r.redirect_uri, &params, status)
 }
 
-/// A redirect to `uri` with `params` added to its query.
+/// A redirect to `uri` (a registered redirect URI: absolute, without a fragment) with
+/// `params` added to its query, form-encoded.
 fn redirect(uri: &str, params: &[(&str, String)], status: StatusCode) -> Response {
-    let Ok(mut url) = url::Url::parse(uri) else {
-        return (StatusCode::BAD_REQUEST, "the redirect URI is not a URL").into_response();
-    };
-    {
-        let mut query = url.query_pairs_mut();
-        for (k, v) in params {
-            query.append_pair(k, v);
+    let mut location = String::with_capacity(uri.len() + 64 + params.iter().map(|(_, v)| v.len()).sum::<usize>());
+    location.push_str(uri);
+    let mut separator = if uri.contains('?') { '&' } else { '?' };
+    for (name, value) in params {
+        location.push(separator);
+        separator = '&';
+        location.push_str(name);
+        location.push('=');
+        // A code is base64url, which needs no escape: copied as is, it costs nothing.
+        if value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*')) {
+            location.push_str(value);
+        } else {
+            location.extend(form_urlencoded::byte_serialize(value.as_bytes()));
         }
     }
-    match HeaderValue::from_str(url.as_str()) {
+    match HeaderValue::from_str(&location) {
         Ok(location) => (status, [(header::LOCATION, location)]).into_response(),
         Err(_) => (StatusCode::BAD_REQUEST, "the redirect URI is not a URL").into_response(),
     }

@@ -729,8 +729,21 @@ async fn a_replayed_code_revokes_the_tokens_its_first_use_issued() {
         )
         .await;
     oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Two exchanges racing: one wins, and its tokens die with the other's attempt.
+    for _ in 0..5 {
+        let (code, verifier) = fresh(&mut browser, id).await;
+        let form = [("code", code.as_str()), ("redirect_uri", APP), ("client_id", id), ("code_verifier", &verifier)];
+        let (a, b) = tokio::join!(exchange(&app, &form), exchange(&app, &form));
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+        let winner: Value =
+            if a.status() == StatusCode::OK { a.json().await.unwrap() } else { b.json().await.unwrap() };
+        let r = app.client.get(app.url("/userinfo")).bearer_auth(winner["access_token"].as_str().unwrap()).send();
+        assert_eq!(r.await.unwrap().status(), StatusCode::UNAUTHORIZED, "the winner's tokens are revoked");
+    }
     let events = audit(&app, "authorization_code_reuse");
-    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events.len(), 7, "{events:?}");
     assert_eq!(events[0]["outcome"], "failure");
     assert_eq!(events[0]["client_id"], id);
 }
