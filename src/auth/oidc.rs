@@ -346,27 +346,35 @@ impl Oidc {
         self.clock.now()
     }
 
-    /// A mark of now for the way back from a forced sign-in: the time and its MAC under
-    /// the code key, so that nobody can write one that skips `prompt=login` or `max_age`.
-    pub fn sign_in_marker(&self) -> String {
+    /// A mark of now for the way back from a forced sign-in of `request`: the time and
+    /// its MAC under the code key, bound to the request (client, redirect URI, `state`,
+    /// `nonce`), so that nobody can write one, nor carry one over to another request, to
+    /// skip `prompt=login` or `max_age`.
+    pub fn sign_in_marker(&self, request: &AuthRequest) -> String {
         let at = self.clock.now().unix();
-        format!("{at}.{}", self.marker_mac(at))
+        let bound = [&*request.client.client_id, &request.redirect_uri, opt(&request.state), opt(&request.nonce)];
+        format!("{at}.{}", self.marker_mac(at, bound))
     }
 
-    /// The time of a marker made here in the last [`MARKER_TTL`].
-    fn open_marker(&self, marker: &str) -> Option<i64> {
+    /// The time of a marker made here for this request in the last [`MARKER_TTL`].
+    fn open_marker(&self, marker: &str, bound: [&str; 4]) -> Option<i64> {
         let (at, mac) = marker.split_once('.')?;
         let at: i64 = at.parse().ok()?;
         let fresh = (0..=MARKER_TTL.as_secs() as i64).contains(&(self.clock.now().unix() - at));
-        (fresh && bool::from(self.marker_mac(at).as_bytes().ct_eq(mac.as_bytes()))).then_some(at)
+        (fresh && bool::from(self.marker_mac(at, bound).as_bytes().ct_eq(mac.as_bytes()))).then_some(at)
     }
 
-    fn marker_mac(&self, at: i64) -> String {
+    fn marker_mac(&self, at: i64, bound: [&str; 4]) -> String {
         use hmac::{Hmac, Mac as _};
         let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(&self.code_key[..])
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(b"latch sign-in marker\0");
         mac.update(at.to_string().as_bytes());
+        for part in bound {
+            // Lengths first, so that no two requests' parts run together the same way.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
         URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
     }
 
@@ -495,8 +503,7 @@ impl Oidc {
                 Some(c.to_owned())
             }
         };
-        // A marker Latch did not make, or an old one, is none: the sign-in is asked again.
-        let signed_in_since = one(SIGNED_IN_SINCE)?.and_then(|v| self.open_marker(v));
+        let marker = one(SIGNED_IN_SINCE)?;
         let scope = match one("scope")? {
             None => return Err(invalid(&request, "scope is required (with openid for an ID token)".to_owned())),
             Some(scope) => {
@@ -519,7 +526,11 @@ impl Oidc {
             max_age,
             login_hint,
             code_challenge,
-            signed_in_since,
+            // A marker Latch did not make for this request, or an old one, is none: the
+            // sign-in is asked again.
+            signed_in_since: marker.and_then(|m| {
+                self.open_marker(m, [&*client.client_id, redirect_uri, opt(&request.state), nonce.unwrap_or("")])
+            }),
             params,
             ..request
         })
@@ -666,7 +677,8 @@ impl Oidc {
             }
         };
         let scope = clients::still_allowed(&record.scope, &registered.scopes);
-        let from_code = FromCode { hash: &digest, delegated: !registered.first_party };
+        let browser = SessionId::from_uuid(record.browser_session);
+        let from_code = FromCode { hash: &digest, delegated: !registered.first_party, browser_session: browser };
         let started =
             self.sessions.start_token_session(&user, &registered.client_id, &scope, Some(from_code), client).await;
         let mut pair = match started {
@@ -679,9 +691,11 @@ impl Oidc {
                     None => invalid("the code has been used"),
                 });
             }
+            Err(SessionError::Store(StoreError::Conflict("browser_session"))) => {
+                return Err(invalid("the sign-in behind the code has ended"));
+            }
             Err(e) => return Err(e.into()),
         };
-        let browser = SessionId::from_uuid(record.browser_session);
         let has = |s: &str| scope.split(' ').any(|g| g == s);
         if !registered.first_party && !has("offline_access") {
             pair.refresh_token = None;
@@ -764,6 +778,14 @@ impl Oidc {
             (Some(_), None) => return Err(invalid("code_verifier is required")),
             (None, Some(_)) => return Err(invalid("code_verifier given, but the request had no code_challenge")),
             (None, None) => {}
+        }
+        // A person who withdrew the application's access since the code was issued has
+        // not allowed what it would start.
+        if !registered.first_party {
+            let allowed = self.store.consent(UserId::from_uuid(record.user_id), &registered.client_id).await?;
+            if !allowed.is_some_and(|a| covers(&a, &record.scope)) {
+                return Err(invalid("the person has withdrawn this application's access"));
+            }
         }
         match self.sessions.live(SessionId::from_uuid(record.browser_session)).await? {
             Some((_, user))
@@ -932,6 +954,11 @@ impl Oidc {
         });
         Ok(LogoutRequest { client, redirect, hint })
     }
+}
+
+/// The text of an optional value, empty when absent.
+fn opt(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("")
 }
 
 /// Whether the scopes `allowed` (space-separated) include every one of `requested`.

@@ -111,9 +111,11 @@ impl ClientSpec {
 fn check_redirect_uri(uri: &str) -> Result<(), String> {
     // URL parsers drop or encode these, so the URI compared would not be the one
     // written; a redirect's `Location` could not carry some of them either.
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '"' | '<' | '>')) {
+    if !uri.is_ascii()
+        || uri.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '"' | '<' | '>'))
+    {
         return Err(format!(
-            "`{}`: spaces, control characters, `\\`, `\"`, `<` and `>` are refused",
+            "`{}`: spaces, control characters, `\\`, `\"`, `<`, `>` and non-ASCII characters are refused (percent-encode them)",
             uri.escape_debug()
         ));
     }
@@ -258,6 +260,7 @@ mod tests {
                 "http://app.example/cb".into(),
                 "javascript:alert(1)".into(),
                 "https://app.example/c b".into(),
+                "https://app.example/ü".into(),
             ]),
             post_logout_redirect_uris: Some(vec!["https://app.example/#x".into()]),
             scopes: Some(vec!["two words".into(), "latch:admin".into(), " latch:admin".into(), "latch:other".into()]),
@@ -269,6 +272,7 @@ mod tests {
             [
                 "name",
                 "origins",
+                "redirect_uris",
                 "redirect_uris",
                 "redirect_uris",
                 "redirect_uris",

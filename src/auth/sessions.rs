@@ -132,6 +132,8 @@ pub struct FromCode<'a> {
     pub hash: &'a [u8],
     /// Whether a third-party application exchanges it (see [`SessionRecord::delegated`]).
     pub delegated: bool,
+    /// The browser session it was issued in.
+    pub browser_session: SessionId,
 }
 
 /// The `client_id` recorded for browser (cookie) sessions.
@@ -370,6 +372,7 @@ impl Sessions {
             expires_at: self.clock.now(),
             delegated: code.is_some_and(|c| c.delegated),
             code_hash: code.map(|c| c.hash),
+            code_browser_session: code.map(|c| c.browser_session),
         };
         self.create(new, client).await?;
         let access_token = self.tokens.sign(user, sid, client_id, scope)?;
@@ -399,6 +402,7 @@ impl Sessions {
             expires_at: self.clock.now(),
             delegated: false,
             code_hash: None,
+            code_browser_session: None,
         };
         self.create(new, client).await?;
         tracing::info!(user = %user.id, "browser session started");

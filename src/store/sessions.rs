@@ -84,6 +84,10 @@ pub struct NewSession<'a> {
     /// when the code was used already — of two racing exchanges, exactly one starts a
     /// session, and the other finds it to end.
     pub code_hash: Option<&'a [u8]>,
+    /// The browser session that code was issued in, which must still exist when the
+    /// transaction commits (`Conflict("browser_session")` otherwise): a sign-out on
+    /// another instance, which a cache may not know of yet, kills the code too.
+    pub code_browser_session: Option<SessionId>,
 }
 
 /// What presenting a refresh token did.
@@ -174,6 +178,16 @@ macro_rules! impl_session_store {
                     if claimed.rows_affected() == 0 {
                         tx.rollback().await?;
                         return Err($crate::store::StoreError::Conflict("code"));
+                    }
+                }
+                if let Some(browser) = s.code_browser_session {
+                    let live: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = $1")
+                        .bind(browser)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if live.is_none() {
+                        tx.rollback().await?;
+                        return Err($crate::store::StoreError::Conflict("browser_session"));
                     }
                 }
                 sqlx::query(

@@ -151,6 +151,7 @@ pub async fn refresh_tokens(
             expires_at,
             delegated: false,
             code_hash: None,
+            code_browser_session: None,
         };
         let event =
             AuditEvent::new(EventType::Login, Actor::User(Some(*user_id)), now).user(*user_id).session(session.id);
@@ -201,6 +202,7 @@ pub async fn browser_session(store: &dyn Store, user: UserId) -> anyhow::Result<
         expires_at: now + Duration::from_secs(30 * 86_400),
         delegated: false,
         code_hash: None,
+        code_browser_session: None,
     };
     let event = AuditEvent::new(EventType::Login, Actor::User(Some(user)), now).user(user).session(session.id);
     store.create_session(&session, &event).await.context("cannot start a browser session")?;

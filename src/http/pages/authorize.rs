@@ -123,7 +123,7 @@ fn with_csrf(csrf: Result<Csrf, ApiError>, page: impl FnOnce(Csrf) -> Response) 
 /// To the sign-in page, which comes back here; a forced sign-in is marked so that it
 /// is asked for once.
 fn sign_in(state: &AppState, request: &AuthRequest, force: bool) -> Response {
-    let marker = force.then(|| state.oidc.sign_in_marker());
+    let marker = force.then(|| state.oidc.sign_in_marker(request));
     let back = format!("/authorize?{}", request.return_query(marker));
     let mut to = form_urlencoded::Serializer::new(String::new());
     to.append_pair("return_to", &back);
@@ -268,7 +268,8 @@ async fn logout(
     };
     let signed_in = browser(state, headers).await;
     let hinted_user = request.hint.map(|(user, _)| user);
-    let confirmed = field("confirm").is_some() && {
+    // Only the confirmation page's form confirms: a POST, with its CSRF token.
+    let confirmed = *method == Method::POST && field("confirm").is_some() && {
         match Csrf::check(state, method, headers, field("csrf")) {
             Ok(_) => true,
             Err(e) => return refused_form(state, headers, e),

@@ -400,6 +400,11 @@ async fn the_code_flow_signs_in_asks_consent_and_issues_an_id_token() {
         ("access_denied", "st-1", app.base.as_str())
     );
 
+    // A code the application got before the person withdrew its access.
+    let (pending_verifier, pending_challenge) = pkce();
+    let r = browser.get(&authorize_url(id, APP, &pending_challenge, &[])).await;
+    let pending = query_of(&location(&r))["code"].clone();
+
     // The consent is listed on the account page and withdrawn there.
     let page = browser.get("/account").await.text().await.unwrap();
     assert!(page.contains("Acme App") && page.contains("Withdraw access"), "{page}");
@@ -408,6 +413,9 @@ async fn the_code_flow_signs_in_asks_consent_and_issues_an_id_token() {
     assert_eq!(location(&r), "/account?done=consent");
     let r = app.client.get(app.url("/userinfo")).bearer_auth(access).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "withdrawing access ends the application's sessions");
+    let form =
+        [("code", pending.as_str()), ("redirect_uri", APP), ("client_id", id), ("code_verifier", &pending_verifier)];
+    oauth_error(exchange(&app, &form).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
     let r = browser.get(&authorize_url(id, APP, &challenge, &[])).await;
     assert_eq!(r.status(), StatusCode::OK, "asked again once withdrawn");
 
@@ -493,6 +501,9 @@ async fn prompt_max_age_and_login_hint_are_honoured() {
     let r = browser.get(&back).await;
     assert_eq!(r.status(), StatusCode::FOUND, "signed in again: no second sign-in");
     assert!(query_of(&location(&r)).contains_key("code"));
+    // Its mark is bound to that request: carried over to another, the sign-in is asked.
+    let other = format!("{}&prompt=login", back.replace("state=st-1", "state=st-2"));
+    assert!(location(&browser.get(&other).await).starts_with("/login?"), "{other}");
 
     // The mark of a done sign-in cannot be written by hand.
     for forged in ["0", "99999999999", "1.AAAA"] {
@@ -805,6 +816,12 @@ async fn rp_initiated_logout_ends_the_sessions_and_returns_only_to_registered_ur
     let r = browser.get(&format!("/end_session?id_token_hint={id_token}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(browser.get("/account").await.status(), StatusCode::OK, "still signed in");
+
+    // Only the page's form confirms, by POST.
+    let csrf = browser.csrf();
+    let r = browser.get(&format!("/end_session?client_id={id}&confirm=yes&csrf={csrf}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(browser.get("/account").await.status(), StatusCode::OK, "a GET confirms nothing");
 
     // The confirmation page's form signs out too.
     let mut other = Browser::new(&app);
