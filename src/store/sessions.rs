@@ -181,11 +181,11 @@ macro_rules! impl_session_store {
                     }
                 }
                 if let Some(browser) = s.code_browser_session {
-                    let live: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = $1")
+                    let live: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)")
                         .bind(browser)
-                        .fetch_optional(&mut *tx)
+                        .fetch_one(&mut *tx)
                         .await?;
-                    if live.is_none() {
+                    if !live {
                         tx.rollback().await?;
                         return Err($crate::store::StoreError::Conflict("browser_session"));
                     }
