@@ -48,6 +48,12 @@ pub trait OidcStore {
     ) -> Result<bool, StoreError>;
 }
 
+/// Records the first use of a code (`$1` its digest, `$2` the session it starts, `$3`
+/// the time); a code used before is left as it was, which the caller learns from the
+/// rows affected.
+pub(crate) const RECORD_CODE_USE: &str = "INSERT INTO used_authorization_codes (code_hash, session_id, used_at)
+     VALUES ($1, $2, $3) ON CONFLICT (code_hash) DO NOTHING";
+
 macro_rules! impl_oidc_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -68,10 +74,7 @@ macro_rules! impl_oidc_store {
                 now: $crate::domain::Timestamp,
             ) -> Result<bool, $crate::store::StoreError> {
                 // A session id nothing has: ending "its" session on a replay ends nothing.
-                let done = sqlx::query(
-                    "INSERT INTO used_authorization_codes (code_hash, session_id, used_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (code_hash) DO NOTHING",
-                )
+                let done = sqlx::query($crate::store::oidc::RECORD_CODE_USE)
                 .bind(hash)
                 .bind($crate::domain::SessionId::generate())
                 .bind(now)

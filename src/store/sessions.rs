@@ -166,10 +166,7 @@ macro_rules! impl_session_store {
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.write().begin().await?;
                 if let Some(code) = s.code_hash {
-                    let claimed = sqlx::query(
-                        "INSERT INTO used_authorization_codes (code_hash, session_id, used_at) VALUES ($1, $2, $3)
-                         ON CONFLICT (code_hash) DO NOTHING",
-                    )
+                    let claimed = sqlx::query($crate::store::oidc::RECORD_CODE_USE)
                     .bind(code)
                     .bind(s.id)
                     .bind(s.now)
