@@ -135,6 +135,8 @@ impl App {
             audit,
         );
         let emails = Emails::new(store.clone(), mailer, clock.clone(), links, settings.theme.clone());
+        let factors =
+            crate::auth::mfa::Factors::new(sessions.clone(), emails.clone(), config.key_encryption_key.clone());
         let accounts = Accounts::new(sessions.clone(), emails, PasswordPolicy::new(config.password_min_length));
         let clients = Clients::load(&*store, &config.cors_origins, config.require_registered_clients).await?;
         let templates = crate::http::pages::Templates::new(&settings, config.ui_templates.as_deref())?;
@@ -165,6 +167,7 @@ impl App {
         let state = AppState::new(Services {
             oidc,
             sessions,
+            factors,
             accounts,
             admin,
             clients,
@@ -245,6 +248,7 @@ async fn sweep_expired(state: AppState, clock: Clock) {
             ("limit counters", state.store.delete_expired_limits(now).await),
             ("audit events", state.sessions.audit().prune().await),
             ("authorization codes", state.store.delete_old_codes(now - crate::auth::oidc::CODE_KEPT).await),
+            ("second-step challenges", state.store.delete_expired_challenges(now).await),
         ];
         for (what, result) in swept {
             match result {

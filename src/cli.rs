@@ -139,6 +139,12 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a user's second factors (authenticator app, recovery codes), for one who
+    /// lost them: they sign in with the password alone until they enrol again.
+    ResetMfa {
+        /// Id, username or email.
+        user: String,
+    },
 }
 
 /// `latch audit`: filters of the audit log.

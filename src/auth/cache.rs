@@ -199,6 +199,7 @@ mod tests {
             expires_at: now,
             scope: "openid".into(),
             delegated: false,
+            amr: "pwd".into(),
         };
         let user = UserRecord {
             id: user,

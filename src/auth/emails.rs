@@ -75,6 +75,11 @@ impl Emails {
         self.deliver(messages::password_changed(&self.theme, user)).await;
     }
 
+    /// Tells the account's address that a second factor was added or removed.
+    pub async fn send_factor_changed(&self, user: &UserRecord, change: &str) {
+        self.deliver(messages::factor_changed(&self.theme, user, change)).await;
+    }
+
     async fn deliver(&self, message: Outgoing) {
         let subject = message.subject.clone();
         if let Err(e) = self.mailer.send(message).await {

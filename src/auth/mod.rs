@@ -12,6 +12,7 @@ pub mod clients;
 pub mod emails;
 pub mod kek;
 pub mod limits;
+pub mod mfa;
 pub mod oidc;
 pub mod password;
 pub mod registry;

@@ -57,7 +57,7 @@ pub struct CodeGrant {
     pub browser_session: uuid::Uuid,
     #[serde(rename = "e")]
     pub expires_at: i64,
-    /// How they did, space-separated (`pwd`).
+    /// How they did, space-separated (`pwd`, `pwd otp mfa`): the browser session's.
     #[serde(rename = "a")]
     pub amr: String,
 }
@@ -178,6 +178,8 @@ pub struct AuthRequest {
     pub nonce: Option<String>,
     pub prompt: Prompt,
     pub max_age: Option<u64>,
+    /// `acr_values` asks for a sign-in with two factors.
+    pub wants_mfa: bool,
     pub login_hint: Option<String>,
     pub code_challenge: Option<String>,
     /// Set by Latch on the way back from a sign-in that `prompt=login` or `max_age`
@@ -193,6 +195,20 @@ pub struct Prompt {
     pub none: bool,
     pub login: bool,
     pub consent: bool,
+}
+
+/// `acr` of a sign-in with the password alone.
+pub const ACR_PASSWORD: &str = "urn:latch:acr:pwd";
+/// `acr` of a sign-in with two factors; asked for by this value or by the PAPE
+/// multi-factor policy, many relying parties' name for it.
+pub const ACR_MFA: &str = "urn:latch:acr:mfa";
+const ACR_PAPE_MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+/// The `acr_values` Latch understands, as discovery lists them.
+pub const ACR_VALUES: [&str; 3] = [ACR_PASSWORD, ACR_MFA, ACR_PAPE_MFA];
+
+/// The `acr` of a sign-in whose `amr` is `amr`.
+fn acr_of(amr: &str) -> &'static str {
+    if amr.split_ascii_whitespace().any(|m| m == "mfa") { ACR_MFA } else { ACR_PASSWORD }
 }
 
 /// The name of the parameter Latch adds on the way back from a forced sign-in.
@@ -291,6 +307,7 @@ struct IdClaims<'a> {
     nonce: Option<&'a str>,
     sid: String,
     amr: Vec<&'a str>,
+    acr: &'static str,
     azp: &'a str,
     at_hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -428,6 +445,7 @@ impl Oidc {
             nonce: None,
             prompt: Prompt::default(),
             max_age: None,
+            wants_mfa: false,
             login_hint: None,
             code_challenge: None,
             signed_in_since: None,
@@ -477,6 +495,9 @@ impl Oidc {
             ),
         };
         let login_hint = one("login_hint")?.filter(|h| h.len() <= MAX_HINT_BYTES).map(str::to_owned);
+        // Unknown values are ignored: acr_values is a wish (OpenID Connect Core §3.1.2.1).
+        let wants_mfa =
+            one("acr_values")?.is_some_and(|v| v.split_ascii_whitespace().any(|a| a == ACR_MFA || a == ACR_PAPE_MFA));
         let challenge = one("code_challenge")?;
         let method = one("code_challenge_method")?;
         let code_challenge = match (challenge, method) {
@@ -524,6 +545,7 @@ impl Oidc {
             nonce: nonce.map(str::to_owned),
             prompt,
             max_age,
+            wants_mfa,
             login_hint,
             code_challenge,
             // A marker Latch did not make for this request, or an old one, is none: the
@@ -569,6 +591,20 @@ impl Oidc {
                 return Err(request.refuse("login_required", "the user must sign in again"));
             }
             return Ok(Next::SignIn { force: true });
+        }
+        // Two factors asked for and a session of one: signing in again asks for the
+        // second, when the account has one (otherwise the ID token's `acr` says what was done).
+        if request.wants_mfa && acr_of(&session.amr) != ACR_MFA && !fresh {
+            let factors = self.store.factors(user.id).await.map_err(|e| {
+                tracing::error!(error = %e, "could not read an account's factors");
+                request.refuse("server_error", "the account could not be read")
+            })?;
+            if factors.any() {
+                if request.prompt.none {
+                    return Err(request.refuse("interaction_required", "the user must sign in with a second factor"));
+                }
+                return Ok(Next::SignIn { force: true });
+            }
         }
         if !request.client.first_party {
             let allowed = self.store.consent(user.id, &request.client.client_id).await.map_err(|e| {
@@ -623,7 +659,7 @@ impl Oidc {
             auth_time: session.created_at.unix(),
             browser_session: session.id.as_uuid(),
             expires_at: (self.clock.now() + CODE_TTL).unix(),
-            amr: "pwd".to_owned(),
+            amr: session.amr.clone(),
         };
         let code = seal_code(&self.code_key, &grant)?;
         let mut params = vec![("code", code)];
@@ -679,8 +715,10 @@ impl Oidc {
         let scope = clients::still_allowed(&record.scope, &registered.scopes);
         let browser = SessionId::from_uuid(record.browser_session);
         let from_code = FromCode { hash: &digest, delegated: !registered.first_party, browser_session: browser };
-        let started =
-            self.sessions.start_token_session(&user, &registered.client_id, &scope, Some(from_code), client).await;
+        let started = self
+            .sessions
+            .start_token_session(&user, &registered.client_id, &scope, &record.amr, Some(from_code), client)
+            .await;
         let mut pair = match started {
             Ok(pair) => pair,
             // Used before (or by an exchange racing this one): its session is the one to end.
@@ -714,7 +752,8 @@ impl Oidc {
                 auth_time: record.auth_time,
                 nonce: record.nonce.as_deref(),
                 sid: browser.to_string(),
-                amr: record.amr.split(' ').collect(),
+                amr: record.amr.split_ascii_whitespace().collect(),
+                acr: acr_of(&record.amr),
                 azp: &registered.client_id,
                 at_hash,
                 preferred_username: has("profile").then_some(user.username.as_str()),

@@ -12,13 +12,16 @@ use std::sync::Arc;
 use crate::auth::audit::Audit;
 use crate::auth::cache::{AuthCache, SessionEntry};
 use crate::auth::limits::{LimitError, RateLimiter};
+use crate::auth::mfa::{MFA_TOKEN_TTL, MfaChallenge, methods};
 use crate::auth::password::{HashError, PasswordHasher, Verified};
 use crate::auth::secret;
 use crate::auth::tokens::{AccessClaims, Holder, TokenService};
 use crate::clock::Clock;
 use crate::domain::{SessionId, UserId};
 use crate::settings::Settings;
-use crate::store::{Actor, EventType, NewSession, RotateOutcome, SessionRecord, Store, StoreError, UserRecord};
+use crate::store::{
+    Actor, ChallengeRecord, EventType, NewSession, RotateOutcome, SessionRecord, Store, StoreError, UserRecord,
+};
 
 /// Why a session could not be started, refreshed or found.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,18 @@ pub enum SessionError {
     /// The password hashing queue is full.
     #[error("too many password checks at once")]
     Busy,
+    /// The password was right and the account has a second factor: the sign-in
+    /// continues with the challenge's `mfa_token`.
+    #[error("a second factor is required")]
+    MfaRequired(MfaChallenge),
+    /// The password was right, but the account has a second factor and the caller
+    /// can take no second step (Basic `user:password`).
+    #[error("the password alone is not enough")]
+    PasswordNotEnough,
+    /// A second step that failed: a wrong or used code, or an unknown, expired or
+    /// exhausted `mfa_token`.
+    #[error("invalid second factor")]
+    InvalidSecondFactor,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -87,12 +102,23 @@ impl std::fmt::Debug for Client<'_> {
 
 /// What a login asks for beyond the password check.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LoginOptions {
+pub struct LoginOptions<'a> {
     /// Refuse an unverified address when `LATCH_REQUIRE_VERIFIED_EMAIL` is on. Basic
     /// `user:password` does not: the account's own routes decide.
     pub require_verified: bool,
     /// Issue a device cookie secret that proves this client at later logins.
     pub issue_device: bool,
+    /// The session a second step would start, for an account with a second factor;
+    /// `None` where there can be no second step, and such an account is refused.
+    pub second_step: Option<SecondStep<'a>>,
+}
+
+/// The session a sign-in starts once its second step is done.
+#[derive(Debug, Clone, Copy)]
+pub struct SecondStep<'a> {
+    /// The client (`browser` for a cookie session).
+    pub client_id: &'a str,
+    pub scope: &'a str,
 }
 
 /// A successful login: the user, and the secret of a new device cookie when one was
@@ -157,6 +183,9 @@ pub struct Sessions {
     pub(super) audit: Audit,
 }
 
+/// How a password-only sign-in is recorded (RFC 8176).
+pub const AMR_PASSWORD: &str = "pwd";
+
 impl Sessions {
     #[allow(clippy::too_many_arguments)] // the services a session coordinates, each shared
     pub fn new(
@@ -187,7 +216,7 @@ impl Sessions {
         login: &str,
         password: &str,
         client: Client<'_>,
-        options: LoginOptions,
+        options: LoginOptions<'_>,
     ) -> Result<LoggedIn, SessionError> {
         // No account name holds control characters (PostgreSQL would refuse a NUL).
         let plausible = !login.is_empty() && login.len() <= MAX_LOGIN_BYTES && !login.chars().any(char::is_control);
@@ -220,16 +249,29 @@ impl Sessions {
                 return Err(SessionError::InvalidCredentials);
             }
         };
-        let new_device = options.issue_device.then(secret::random_token);
-        let new_digest = new_device.as_deref().map(secret::digest);
-        self.limiter
-            .password_check_succeeded(
-                &attempt,
-                user.id,
-                &[&user.username, &user.email],
-                new_digest.as_ref().map(|d| &d[..]),
-            )
-            .await?;
+        let factors = match self.store.factors(user.id).await {
+            Ok(factors) => factors,
+            Err(e) => {
+                self.limiter.password_check_abandoned(&attempt).await?;
+                return Err(e.into());
+            }
+        };
+        // With a second factor the right password is only half a sign-in: its check
+        // neither fails nor clears the counters; the second step settles them.
+        let new_device = (options.issue_device && !factors.any()).then(secret::random_token);
+        if factors.any() {
+            self.limiter.password_check_abandoned(&attempt).await?;
+        } else {
+            let new_digest = new_device.as_deref().map(secret::digest);
+            self.limiter
+                .password_check_succeeded(
+                    &attempt,
+                    user.id,
+                    &[&user.username, &user.email],
+                    new_digest.as_ref().map(|d| &d[..]),
+                )
+                .await?;
+        }
         if user.disabled {
             // The right password, which the limits do not count: recorded quietly.
             let event = self
@@ -246,6 +288,23 @@ impl Sessions {
         }
         if rehash {
             self.upgrade_hash(&user, password).await;
+        }
+        if factors.any() {
+            let Some(next) = options.second_step else {
+                return Err(SessionError::PasswordNotEnough);
+            };
+            let token = secret::random_token();
+            let challenge = ChallengeRecord {
+                user_id: user.id,
+                client_id: next.client_id.to_owned(),
+                scope: next.scope.to_owned(),
+                amr: AMR_PASSWORD.to_owned(),
+                attempts: 0,
+                expires_at: self.clock.now() + MFA_TOKEN_TTL,
+            };
+            self.store.create_challenge(&secret::digest(&token), &challenge).await?;
+            tracing::info!(user = %user.id, "password accepted; a second factor is due");
+            return Err(SessionError::MfaRequired(MfaChallenge { token, methods: methods(&factors) }));
         }
         Ok(LoggedIn { user, device: new_device })
     }
@@ -342,9 +401,10 @@ impl Sessions {
         user: &UserRecord,
         client_id: &str,
         scope: &str,
+        amr: &str,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
-        self.start_token_session(user, client_id, scope, None, client).await
+        self.start_token_session(user, client_id, scope, amr, None, client).await
     }
 
     /// [`Self::start_token`] for the exchange of an authorization code, when `code`
@@ -354,6 +414,7 @@ impl Sessions {
         user: &UserRecord,
         client_id: &str,
         scope: &str,
+        amr: &str,
         code: Option<FromCode<'_>>,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
@@ -373,9 +434,10 @@ impl Sessions {
             delegated: code.is_some_and(|c| c.delegated),
             code_hash: code.map(|c| c.hash),
             code_browser_session: code.map(|c| c.browser_session),
+            amr,
         };
         self.create(new, client).await?;
-        let access_token = self.tokens.sign(user, sid, client_id, scope)?;
+        let access_token = self.tokens.sign(user, sid, client_id, scope, amr)?;
         tracing::info!(user = %user.id, client_id, "tokens issued");
         Ok(TokenPair {
             access_token,
@@ -386,8 +448,14 @@ impl Sessions {
         })
     }
 
-    /// Starts a browser session for `user`; returns the cookie secret.
-    pub async fn start_browser(&self, user: &UserRecord, client: Client<'_>) -> Result<String, SessionError> {
+    /// Starts a browser session for `user`, who signed in as `amr` says; returns the
+    /// cookie secret.
+    pub async fn start_browser(
+        &self,
+        user: &UserRecord,
+        amr: &str,
+        client: Client<'_>,
+    ) -> Result<String, SessionError> {
         let secret = secret::random_token();
         let new = NewSession {
             id: SessionId::generate(),
@@ -403,6 +471,7 @@ impl Sessions {
             delegated: false,
             code_hash: None,
             code_browser_session: None,
+            amr,
         };
         self.create(new, client).await?;
         tracing::info!(user = %user.id, "browser session started");
@@ -478,7 +547,7 @@ impl Sessions {
             }
         };
         let scope = scope(&session.scope, &session.client_id)?;
-        let access_token = self.tokens.sign(&user, session.id, &session.client_id, &scope)?;
+        let access_token = self.tokens.sign(&user, session.id, &session.client_id, &scope, &session.amr)?;
         Ok(TokenPair {
             access_token,
             refresh_token: Some(new_token),

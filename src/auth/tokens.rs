@@ -357,7 +357,14 @@ impl TokenService {
     }
 
     /// Signs a new access token of `user` (whose roles it carries) for the session `sid`.
-    pub fn sign(&self, user: &UserRecord, sid: SessionId, client_id: &str, scope: &str) -> anyhow::Result<String> {
+    pub fn sign(
+        &self,
+        user: &UserRecord,
+        sid: SessionId,
+        client_id: &str,
+        scope: &str,
+        amr: &str,
+    ) -> anyhow::Result<String> {
         let now = self.clock.now().unix();
         self.sign_claims(&latch_client::AccessClaims {
             iss: self.issuer.to_string(),
@@ -370,6 +377,7 @@ impl TokenService {
             client_id: client_id.to_owned(),
             scope: scope.to_owned(),
             roles: user.roles().map(str::to_owned).collect(),
+            amr: amr.split_ascii_whitespace().map(str::to_owned).collect(),
         })
     }
 
@@ -388,6 +396,7 @@ impl TokenService {
             client_id: client_id.to_string(),
             scope: scope.to_owned(),
             roles: Vec::new(),
+            amr: Vec::new(),
         })
     }
 
@@ -789,7 +798,7 @@ mod tests {
         assert_eq!(published, [old.kid.as_str(), new.kid.as_str()], "the signing key first");
 
         let claims = tokens
-            .verify(&tokens.sign(&user(UserId::generate()), SessionId::generate(), "latch", "openid").unwrap())
+            .verify(&tokens.sign(&user(UserId::generate()), SessionId::generate(), "latch", "openid", "pwd").unwrap())
             .unwrap();
         assert!(claims.key_still_trusted());
         let mut replacement = generate_key(SigningAlgorithm::EdDsa, t0, t0, None, ACCESS_KEYS).unwrap();
@@ -805,7 +814,7 @@ mod tests {
             let tokens = service(None);
             tokens.install(&[generate_key(algorithm, now, now, None, ACCESS_KEYS).unwrap()]).unwrap();
             let (user, sid) = (UserId::generate(), SessionId::generate());
-            let token = tokens.sign(&self::user(user), sid, "app", "openid email").unwrap();
+            let token = tokens.sign(&self::user(user), sid, "app", "openid email", "pwd").unwrap();
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, Algorithm::from_str(algorithm_name(algorithm)).unwrap());
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
@@ -848,7 +857,7 @@ mod tests {
 
         let tokens = service(Some(kek));
         tokens.install(&[key]).unwrap();
-        assert!(tokens.sign(&user(UserId::generate()), SessionId::generate(), "latch", "openid").is_ok());
+        assert!(tokens.sign(&user(UserId::generate()), SessionId::generate(), "latch", "openid", "pwd").is_ok());
         assert!(
             service(None)
                 .install(&[generate_key(

@@ -1,4 +1,4 @@
-//! `latch user create|list|show|disable|enable|delete|set-password`. Passwords come
+//! `latch user create|list|show|disable|enable|delete|set-password|roles|reset-mfa`. Passwords come
 //! from a prompt without echo or from one line of standard input, never from argv
 //! (which other local users can read in the process list), and follow the same rules
 //! as registration.
@@ -34,6 +34,7 @@ pub(super) async fn run(command: UserCommand, config: Config) -> anyhow::Result<
         UserCommand::Delete { user } => delete(&config, &user).await,
         UserCommand::SetPassword { user, password_stdin } => set_password(&config, &user, password_stdin).await,
         UserCommand::Roles { user, add, remove, json } => change_roles(&config, &user, &add, &remove, json).await,
+        UserCommand::ResetMfa { user } => reset_mfa(&config, &user).await,
     }
 }
 
@@ -197,13 +198,45 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
     println!("password of {} ({}) set; {ended} session(s) ended", user.username, user.id);
     // The owner learns of it as of any other change of password; the password is set
     // whether or not the notice goes out.
+    notify(config, &user, |theme| crate::mail::messages::password_changed(theme, &user)).await;
+    Ok(())
+}
+
+/// `latch user reset-mfa`: removes every factor and tells the owner.
+async fn reset_mfa(config: &Config, who: &str) -> anyhow::Result<()> {
+    let store = super::open_store(config).await?;
+    let user = super::find_user(&*store, who).await?;
+    let removed = event(EventType::FactorRemoved, user.id).detail("factor", "all");
+    if !store.reset_factors(user.id, &removed).await? {
+        println!("{} ({}) has no second factor", user.username, user.id);
+        return Ok(());
+    }
+    println!("second factors of {} ({}) removed; they sign in with their password", user.username, user.id);
+    notify(config, &user, |theme| {
+        crate::mail::messages::factor_changed(
+            theme,
+            &user,
+            "an administrator removed your second factors; sign in with your password",
+        )
+    })
+    .await;
+    Ok(())
+}
+
+/// Sends the owner of `user` a notice of an operator's change, now; a failure is a
+/// warning, since the change is made.
+async fn notify(
+    config: &Config,
+    user: &UserRecord,
+    message: impl FnOnce(&crate::settings::Theme) -> crate::mail::Outgoing,
+) {
     let theme = crate::settings::Theme::new(
         &config.ui_title,
         config.ui_logo_url.as_deref(),
         config.ui_accent_color.as_deref(),
         config.public_url.as_deref().unwrap_or_default(),
     );
-    let notice = crate::mail::messages::password_changed(&theme, &user);
+    let notice = message(&theme);
     match crate::mail::build(&config.mailer, &config.mail_from) {
         Ok(mailer) => match mailer.send_now(notice).await {
             Ok(()) => eprintln!("notice sent to {}", user.email),
@@ -211,7 +244,6 @@ async fn set_password(config: &Config, who: &str, from_stdin: bool) -> anyhow::R
         },
         Err(e) => eprintln!("warning: no mailer, the notice to {} was not sent: {e:#}", user.email),
     }
-    Ok(())
 }
 
 /// `latch user roles`: prints the roles after the change (`-` for none). The new set

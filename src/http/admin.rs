@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}", get(get_user).patch(update_user).delete(delete_user))
         .route("/admin/users/{id}/sessions", get(user_sessions).delete(end_user_sessions))
         .route("/admin/users/{id}/sessions/{sid}", axum::routing::delete(end_user_session))
+        .route("/admin/users/{id}/mfa", get(user_factors).delete(reset_user_factors))
         .route("/admin/clients", get(list_clients).post(create_client))
         .route("/admin/clients/{client_id}", get(get_client).patch(update_client).delete(delete_client))
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
@@ -553,6 +554,57 @@ async fn end_user_sessions(
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(path, UserId::parse)?;
     state.admin.end_sessions(&admin.actor, id, admin.client.client()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's second factors.
+#[utoipa::path(
+    get,
+    path = "/admin/users/{id}/mfa",
+    tag = "admin",
+    operation_id = "admin_user_factors",
+    summary = "A user's second factors",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The factors", body = crate::http::mfa::FactorsView),
+        (status = 404, description = "No such user (`not_found`)"),
+    ),
+)]
+async fn user_factors(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<JsonBody<crate::http::mfa::FactorsView>, ApiError> {
+    let id = path_id(path, UserId::parse)?;
+    let user = state.store.user_by_id(id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(JsonBody(state.factors.summary(user.id).await?.into()))
+}
+
+/// Removes every second factor of a user, for one who lost them all.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}/mfa",
+    tag = "admin",
+    operation_id = "admin_reset_user_factors",
+    summary = "Remove a user's second factors",
+    description = "The authenticator app and the recovery codes go; the user signs in with the password \
+                   alone until they enrol again, and is told so by email.",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The user has no second factor now"),
+        (status = 404, description = "No such user (`not_found`)"),
+    ),
+)]
+async fn reset_user_factors(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(path, UserId::parse)?;
+    let user = state.store.user_by_id(id).await?.ok_or_else(ApiError::not_found)?;
+    state.factors.reset(&user, admin.actor.clone(), admin.client.client()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

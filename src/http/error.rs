@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::auth::accounts::AccountError;
 use crate::auth::clients::ClientError;
+use crate::auth::mfa::{FactorError, MfaChallenge};
 use crate::auth::password::HashError;
 use crate::auth::sessions::SessionError;
 use crate::domain::FieldError;
@@ -40,6 +41,10 @@ pub enum ErrorCode {
     RateLimited,
     ServiceUnavailable,
     InternalError,
+    /// The password was right; a second factor is due (403, with an `mfa_token`).
+    MfaRequired,
+    /// A second step that failed (401; `invalid_grant` on `/token`).
+    InvalidSecondFactor,
 }
 
 impl ErrorCode {
@@ -63,6 +68,8 @@ impl ErrorCode {
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limited"),
             ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "temporarily_unavailable"),
             InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "server_error"),
+            MfaRequired => (StatusCode::FORBIDDEN, "mfa_required", "mfa_required"),
+            InvalidSecondFactor => (StatusCode::UNAUTHORIZED, "invalid_mfa", "invalid_grant"),
         }
     }
 
@@ -85,7 +92,7 @@ impl ErrorCode {
     pub fn oauth_status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            BadRequest | ValidationFailed | Unauthorized | InvalidCredentials | WrongPassword => {
+            BadRequest | ValidationFailed | Unauthorized | InvalidCredentials | WrongPassword | InvalidSecondFactor => {
                 StatusCode::BAD_REQUEST
             }
             _ => self.status(),
@@ -107,12 +114,30 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// A presented bearer token was refused: the challenge says `error="invalid_token"`.
     invalid_token: bool,
+    /// The second step a sign-in waits for (`mfa_required`).
+    mfa: Option<Box<MfaChallenge>>,
     source: Option<anyhow::Error>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), errors: Vec::new(), retry_after: None, invalid_token: false, source: None }
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            invalid_token: false,
+            mfa: None,
+            source: None,
+        }
+    }
+
+    /// 403 `mfa_required`: the password was right; the sign-in continues with the
+    /// challenge's `mfa_token` and one of its methods.
+    pub fn mfa_required(challenge: MfaChallenge) -> Self {
+        let mut e = Self::new(ErrorCode::MfaRequired, "a second factor is required to finish signing in");
+        e.mfa = Some(Box::new(challenge));
+        e
     }
 
     /// 401 for a bearer token that is invalid, expired or revoked (RFC 6750, section 3.1).
@@ -293,6 +318,33 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<FactorError> for ApiError {
+    fn from(e: FactorError) -> Self {
+        match e {
+            FactorError::AlreadyEnrolled => ApiError::new(
+                ErrorCode::Conflict,
+                "an authenticator app is enrolled already; remove it before enrolling another",
+            ),
+            FactorError::NotPending => ApiError::new(
+                ErrorCode::Conflict,
+                "no enrolment is waiting for a code; start one with POST /users/me/mfa/totp",
+            ),
+            FactorError::WrongCode => ApiError::field("code", "is not the app's current code"),
+            FactorError::WrongConfirmation(field) => {
+                let mut e =
+                    ApiError::new(ErrorCode::WrongPassword, format!("the {field} confirming the change is wrong"));
+                e.errors = vec![FieldError::new(field, "is wrong")];
+                e
+            }
+            FactorError::NoFactor => ApiError::not_found(),
+            FactorError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
+            FactorError::Busy => HashError::Busy.into(),
+            FactorError::Store(e) => e.into(),
+            FactorError::Internal(e) => e.into(),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
@@ -303,6 +355,14 @@ impl From<SessionError> for ApiError {
             SessionError::InvalidGrant => ApiError::bad_request(INVALID_REFRESH_TOKEN),
             SessionError::Ended => ApiError::unauthorized("the session has ended"),
             SessionError::Busy => HashError::Busy.into(),
+            SessionError::MfaRequired(challenge) => ApiError::mfa_required(challenge),
+            SessionError::PasswordNotEnough => ApiError::unauthorized(
+                "this account has a second factor: sign in through /token or /sessions, not with Basic credentials",
+            ),
+            SessionError::InvalidSecondFactor => ApiError::new(
+                ErrorCode::InvalidSecondFactor,
+                "the code is wrong or used, or the mfa_token is unknown, expired or out of attempts",
+            ),
             SessionError::Store(e) => e.into(),
             SessionError::Internal(e) => e.into(),
         }
@@ -332,6 +392,10 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldErrorBody<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_methods: Option<&'a [&'static str]>,
 }
 
 #[derive(Serialize)]
@@ -357,6 +421,8 @@ impl IntoResponse for ApiError {
             detail: &self.detail,
             code,
             errors: &errors,
+            mfa_token: self.mfa.as_ref().map(|m| m.token.as_str()),
+            mfa_methods: self.mfa.as_ref().map(|m| &m.methods[..]),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
@@ -386,12 +452,13 @@ pub struct OAuthError {
     error: &'static str,
     description: String,
     retry_after: Option<u64>,
+    mfa: Option<Box<MfaChallenge>>,
     source: Option<anyhow::Error>,
 }
 
 impl OAuthError {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into(), retry_after: None, source: None }
+        Self { status, error, description: description.into(), retry_after: None, mfa: None, source: None }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -452,7 +519,7 @@ impl From<ApiError> for OAuthError {
             Some(f) => format!("{}: {}", f.field, f.message),
             None => e.detail,
         };
-        Self { status, error, description, retry_after: e.retry_after, source: e.source }
+        Self { status, error, description, retry_after: e.retry_after, mfa: e.mfa, source: e.source }
     }
 }
 
@@ -472,6 +539,10 @@ impl From<anyhow::Error> for OAuthError {
 struct OAuthBody<'a> {
     error: &'a str,
     error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_methods: Option<&'a [&'static str]>,
 }
 
 impl IntoResponse for OAuthError {
@@ -481,8 +552,13 @@ impl IntoResponse for OAuthError {
         {
             tracing::error!(error = format!("{source:#}"), "token request failed");
         }
-        let body = serde_json::to_vec(&OAuthBody { error: self.error, error_description: &self.description })
-            .unwrap_or_default();
+        let body = serde_json::to_vec(&OAuthBody {
+            error: self.error,
+            error_description: &self.description,
+            mfa_token: self.mfa.as_ref().map(|m| m.token.as_str()),
+            mfa_methods: self.mfa.as_ref().map(|m| &m.methods[..]),
+        })
+        .unwrap_or_default();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -57,8 +57,8 @@ struct GrantLabels {
 }
 
 /// Every `result` of `latch_logins_total`.
-const LOGIN_RESULTS: [&str; 7] =
-    ["success", "failure", "rate_limited", "disabled", "unverified", "unavailable", "error"];
+const LOGIN_RESULTS: [&str; 8] =
+    ["success", "failure", "rate_limited", "disabled", "unverified", "unavailable", "mfa_required", "error"];
 
 /// Every `grant` of `latch_tokens_issued_total`.
 const GRANTS: [&str; 2] = ["password", "refresh_token"];
@@ -143,6 +143,8 @@ impl Metrics {
             Err(SessionError::NotVerified) => "unverified",
             Err(SessionError::RateLimited { .. }) => "rate_limited",
             Err(SessionError::Busy) => "unavailable",
+            Err(SessionError::MfaRequired(_)) => "mfa_required",
+            Err(SessionError::InvalidSecondFactor) => "failure",
             Err(_) => "error",
         };
         self.inner.logins.get_or_create(&LoginLabels { result }).inc();

@@ -11,6 +11,7 @@ pub mod extract;
 mod health;
 mod keep_alive;
 pub mod metrics;
+pub(crate) mod mfa;
 mod openapi;
 pub mod pages;
 mod password_reset;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Api {
         .merge(admin::router())
         .merge(tokens::router())
         .merge(sessions::router())
+        .merge(mfa::router())
         .merge(email::router())
         .merge(password_reset::router())
         .merge(resource::router())

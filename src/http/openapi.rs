@@ -24,7 +24,7 @@ use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr, R
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::http::{admin, email, health, metrics, password_reset, resource, sessions, tokens, users, well_known};
+use crate::http::{admin, email, health, metrics, mfa, password_reset, resource, sessions, tokens, users, well_known};
 use crate::settings::Settings;
 
 /// An RFC 9457 problem, as every endpoint but `/token` and `/revoke` answers errors.
@@ -48,12 +48,18 @@ pub struct Problem {
     /// `unauthorized`, `invalid_credentials`, `forbidden`, `not_found`, `conflict`,
     /// `payload_too_large`, `unsupported_media_type`, `email_not_verified`,
     /// `account_disabled`, `rate_limited`, `service_unavailable`, `method_not_allowed`,
-    /// `internal_error`.
+    /// `internal_error`, `mfa_required`, `invalid_mfa`.
     #[schema(example = "validation_failed")]
     code: String,
     /// One entry per offending field (validation and conflicts only).
     #[schema(required = false)]
     errors: Vec<ProblemField>,
+    /// `mfa_required` only: the token of the sign-in's second step (`POST /sessions/mfa`).
+    #[schema(required = false)]
+    mfa_token: String,
+    /// `mfa_required` only: what the second step accepts (`totp`, `recovery_code`).
+    #[schema(required = false)]
+    mfa_methods: Vec<String>,
 }
 
 /// A field named by a problem.
@@ -72,11 +78,19 @@ pub struct ProblemField {
 #[allow(dead_code)] // describes the body written by `OAuthError`
 pub struct OAuthErrorBody {
     /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `email_not_verified`,
-    /// `account_disabled`, `rate_limited`, `temporarily_unavailable` or `server_error`.
+    /// `account_disabled`, `mfa_required`, `rate_limited`, `temporarily_unavailable` or
+    /// `server_error`.
     #[schema(example = "invalid_grant")]
     error: String,
     #[schema(example = "invalid username or password")]
     error_description: String,
+    /// `mfa_required` only: the token of the second step
+    /// (`grant_type=urn:latch:grant-type:mfa`).
+    #[schema(required = false)]
+    mfa_token: String,
+    /// `mfa_required` only: what the second step accepts (`totp`, `recovery_code`).
+    #[schema(required = false)]
+    mfa_methods: Vec<String>,
 }
 
 /// The short answer of `/health`, `/ready` and the endpoints that accept work to do later.
@@ -111,6 +125,8 @@ pub struct Status {
         admin::delete_user,
         admin::user_sessions,
         admin::end_user_sessions,
+        admin::user_factors,
+        admin::reset_user_factors,
         admin::end_user_session,
         admin::list_clients,
         admin::create_client,
@@ -130,6 +146,12 @@ pub struct Status {
         sessions::end_current,
         sessions::list,
         sessions::end_one,
+        mfa::complete_session,
+        mfa::factors,
+        mfa::begin_totp,
+        mfa::confirm_totp,
+        mfa::remove_totp,
+        mfa::regenerate_recovery_codes,
         email::resend,
         email::confirm,
         password_reset::request,
@@ -146,6 +168,7 @@ pub struct Status {
         (name = "users", description = "Registration and account management"),
         (name = "tokens", description = "OAuth 2.0 tokens (RFC 6749, RFC 7009) and logout"),
         (name = "sessions", description = "Browser sessions and the user's sessions of every kind"),
+        (name = "mfa", description = "Second factors: authenticator apps (TOTP) and recovery codes"),
         (name = "email", description = "Email verification and password reset"),
         (name = "discovery", description = "Keys and metadata for token verifiers"),
         (name = "admin", description = "Users, sessions, clients and the audit log, for users with the `admin` role"),

@@ -10,7 +10,7 @@ use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::sessions::LoginOptions;
+use crate::auth::sessions::{AMR_PASSWORD, BROWSER_CLIENT_ID, LoginOptions, SecondStep};
 use crate::domain::{SessionId, Timestamp};
 use crate::http::cookies;
 use crate::http::error::ApiError;
@@ -54,8 +54,10 @@ struct LoginRequest {
         (status = 200, description = "Logged in: the private view", body = PrivateUser,
          headers(("Set-Cookie" = String, description = "The session cookie"))),
         (status = 401, description = "One answer for an unknown user and a wrong password (`invalid_credentials`)"),
-        (status = 403, description = "`account_disabled`, `email_not_verified` when verified emails are required, \
-                                      or a cross-site request (`forbidden`: login CSRF)"),
+        (status = 403, description = "`mfa_required` (the password was right; finish with `POST /sessions/mfa` \
+                                      and the answer's `mfa_token`), `account_disabled`, `email_not_verified` \
+                                      when verified emails are required, or a cross-site request (`forbidden`: \
+                                      login CSRF)"),
         (status = 422, description = "`username` (or `email`) or `password` is missing (`validation_failed`)"),
         (status = 429, description = "Too many failed logins (`rate_limited`); the password was not checked"),
     ),
@@ -81,11 +83,13 @@ async fn create(
         }
         return Err(ApiError::validation(missing));
     }
-    let options = LoginOptions { require_verified: true, issue_device: true };
+    let scope = crate::auth::clients::DEFAULT_SCOPES.join(" ");
+    let second_step = SecondStep { client_id: BROWSER_CLIENT_ID, scope: &scope };
+    let options = LoginOptions { require_verified: true, issue_device: true, second_step: Some(second_step) };
     let outcome = state.sessions.login(login, password, client.client(), options).await;
     state.metrics.login(&outcome);
     let logged_in = outcome?;
-    let secret = state.sessions.start_browser(&logged_in.user, client.client()).await?;
+    let secret = state.sessions.start_browser(&logged_in.user, AMR_PASSWORD, client.client()).await?;
     let mut response = JsonBody(PrivateUser::from(&logged_in.user)).into_response();
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, cookies::session(&state.settings, Some(&secret))?);

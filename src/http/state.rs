@@ -34,6 +34,8 @@ pub struct Services {
     /// The OpenID provider.
     pub oidc: crate::auth::oidc::Oidc,
     pub sessions: Sessions,
+    /// Second factors: enrolment and the second step of a sign-in.
+    pub factors: crate::auth::mfa::Factors,
     pub accounts: Accounts,
     /// What the admin API does.
     pub admin: Admin,

@@ -11,11 +11,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::clients::{self, Caller};
-use crate::auth::sessions::{LoginOptions, SessionError, TokenPair};
+use crate::auth::sessions::{AMR_PASSWORD, LoginOptions, SecondStep, SessionError, TokenPair};
 use crate::http::error::OAuthError;
 use crate::http::extract::{self, AuthUser, ClientInfo, Input, JsonOrForm};
+use crate::http::mfa::SecondStepRequest;
 use crate::http::state::AppState;
 use crate::store::SessionRecord;
+
+/// The grant that finishes a password grant with a second factor.
+pub const MFA_GRANT: &str = "urn:latch:grant-type:mfa";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token)).route("/revoke", post(revoke)).route("/logout", post(logout))
@@ -24,8 +28,8 @@ pub fn router() -> Router<AppState> {
 /// Parameters of `/token`. Unknown parameters are ignored, as RFC 6749 asks.
 #[derive(Deserialize, ToSchema)]
 struct TokenRequest {
-    /// `password` (the default), `refresh_token`, `authorization_code` or
-    /// `client_credentials`.
+    /// `password` (the default), `refresh_token`, `authorization_code`,
+    /// `client_credentials` or `urn:latch:grant-type:mfa`.
     #[schema(value_type = String, required = false, example = "password")]
     grant_type: Option<String>,
     /// An email or a username (password grant).
@@ -54,6 +58,15 @@ struct TokenRequest {
     /// A confidential client's secret (`client_secret_post`); or use HTTP Basic.
     #[schema(value_type = String, required = false, format = Password)]
     client_secret: Option<String>,
+    /// Second factor grant: the `mfa_token` of the password grant's `mfa_required` answer.
+    #[schema(value_type = String, required = false)]
+    mfa_token: Option<String>,
+    /// Second factor grant: a current code of the authenticator app.
+    #[schema(value_type = String, required = false, example = "123456")]
+    otp: Option<String>,
+    /// Second factor grant: an unused recovery code (used up).
+    #[schema(value_type = String, required = false)]
+    recovery_code: Option<String>,
     /// Space-separated scopes to grant (default `openid profile email`); each must be
     /// allowed for the client. On a refresh, a subset of the session's scopes.
     #[schema(value_type = String, required = false, example = "openid profile email")]
@@ -115,7 +128,10 @@ impl IntoResponse for TokenPair {
                    and the PKCE `code_verifier`) for a new session's tokens and, with scope `openid`, an ID \
                    token; a code works once, and a second use ends what the first started. \
                    `grant_type=client_credentials` gives a confidential client a token of its own (no \
-                   session, no refresh token). Responses carry `Cache-Control: no-store`.",
+                   session, no refresh token). For an account with a second factor the password grant answers \
+                   403 `mfa_required` with an `mfa_token`; `grant_type=urn:latch:grant-type:mfa` with that \
+                   `mfa_token` and `otp` (or `recovery_code`) then issues the pair, to the same client; a \
+                   refused second step is 400 `invalid_grant`. Responses carry `Cache-Control: no-store`.",
     request_body(content(
         (TokenRequest = "application/x-www-form-urlencoded"),
         (TokenRequest = "application/json"),
@@ -130,7 +146,10 @@ impl IntoResponse for TokenPair {
         (status = 401, description = "`invalid_client`: a secret for an unknown or public client, a wrong secret, a \
                                       confidential client without its secret, or an unregistered client when \
                                       `LATCH_REQUIRE_REGISTERED_CLIENTS` is on"),
-        (status = 403, description = "`account_disabled`, or `email_not_verified` when verified emails are required"),
+        (status = 403, description = "`mfa_required` (the password was right and the account has a second \
+                                      factor: the body's `mfa_token` and `mfa_methods` lead to the \
+                                      `urn:latch:grant-type:mfa` grant), `account_disabled`, or \
+                                      `email_not_verified` when verified emails are required"),
         (status = 429, description = "Too many failed logins (`rate_limited`); the password was not checked"),
     ),
 )]
@@ -146,6 +165,7 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
     match req.grant_type.as_deref().unwrap_or("password") {
         "password" => password_grant(&state, &client, &caller, req).await,
         "refresh_token" => refresh_grant(&state, &caller, &client, req).await,
+        MFA_GRANT => mfa_grant(&state, &client, &caller, req).await,
         "authorization_code" => {
             let pair = state
                 .oidc
@@ -169,8 +189,8 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             format!(
-                "grant_type {other} is not supported; use password, refresh_token, authorization_code or \
-                 client_credentials"
+                "grant_type {other} is not supported; use password, refresh_token, authorization_code, \
+                 client_credentials or {MFA_GRANT}"
             ),
         )),
     }
@@ -192,12 +212,35 @@ async fn password_grant(
     };
     // Checked before the password, so that a bad request costs no hash.
     let scope = clients::grant_scope(caller, req.scope.as_deref())?;
-    let options = LoginOptions { require_verified: true, issue_device: false };
+    let second_step = SecondStep { client_id: &caller.client_id, scope: &scope };
+    let options = LoginOptions { require_verified: true, issue_device: false, second_step: Some(second_step) };
     let outcome = state.sessions.login(username, password, client.client(), options).await;
     state.metrics.login(&outcome);
     let user = outcome?.user;
-    let pair = state.sessions.start_token(&user, &caller.client_id, &scope, client.client()).await?;
+    let pair = state.sessions.start_token(&user, &caller.client_id, &scope, AMR_PASSWORD, client.client()).await?;
     state.metrics.tokens_issued("password");
+    Ok(pair)
+}
+
+/// `grant_type=urn:latch:grant-type:mfa`: the second step of a password grant that
+/// answered `mfa_required`, by the same client.
+async fn mfa_grant(
+    state: &AppState,
+    client: &ClientInfo,
+    caller: &Caller,
+    req: TokenRequest,
+) -> Result<TokenPair, OAuthError> {
+    let step = SecondStepRequest { mfa_token: req.mfa_token, otp: req.otp, recovery_code: req.recovery_code };
+    let (token, proof) =
+        step.parts().map_err(|e| OAuthError::invalid_request(format!("{}: {}", e.field, e.message)))?;
+    let outcome = state.factors.complete(token, &caller.client_id, proof, false, client.client()).await;
+    state.metrics.login(&outcome);
+    let passed = outcome?;
+    let pair = state
+        .sessions
+        .start_token(&passed.user, &passed.client_id, &passed.scope, &passed.amr, client.client())
+        .await?;
+    state.metrics.tokens_issued(MFA_GRANT);
     Ok(pair)
 }
 

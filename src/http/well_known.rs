@@ -54,15 +54,16 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
         "userinfo_endpoint": format!("{base}/userinfo"),
-        "grant_types_supported": ["refresh_token", "client_credentials", "password"],
+        "grant_types_supported": ["refresh_token", "client_credentials", "password", crate::http::tokens::MFA_GRANT],
         "response_types_supported": ["none"],
         "subject_types_supported": ["public"],
         "scopes_supported": STANDARD_SCOPES,
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "azp", "at_hash",
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "azp", "at_hash",
             "preferred_username", "email", "email_verified", "roles"
         ],
         "code_challenge_methods_supported": ["S256"],
+        "acr_values_supported": crate::auth::oidc::ACR_VALUES,
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

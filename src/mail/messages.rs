@@ -92,6 +92,27 @@ pub fn password_changed(theme: &Theme, user: &UserRecord) -> Outgoing {
     Outgoing { to: user.email.clone(), subject: "Your password was changed".into(), text, html }
 }
 
+/// Tells the account's owner that a second factor was added or removed; `change` says
+/// what happened, as a sentence's end ("an authenticator app was added").
+pub fn factor_changed(theme: &Theme, user: &UserRecord, change: &str) -> Outgoing {
+    let text = format!(
+        "Hello {name},\n\non your account, {change}.\n\n\
+         If you did not do this, reset your password at once and contact the site's administrator.\n",
+        name = user.username
+    );
+    let html = layout(
+        theme,
+        "Your sign-in methods changed",
+        &format!(
+            "<p>Hello {name},</p><p>on your account, {change}.</p>\
+             <p>If you did not do this, reset your password at once and contact the site's administrator.</p>",
+            name = html_escape(&user.username),
+            change = html_escape(change),
+        ),
+    );
+    Outgoing { to: user.email.clone(), subject: "Your sign-in methods changed".into(), text, html }
+}
+
 /// A link as an accent-coloured button, with the address written out below it for mail
 /// readers that show no buttons.
 fn button(theme: &Theme, link: &str, label: &str) -> String {

@@ -38,11 +38,15 @@ pub enum EventType {
     ConsentRevoked,
     AuthorizationCodeReuse,
     ClientToken,
+    SecondFactor,
+    FactorAdded,
+    FactorRemoved,
+    RecoveryCodesRegenerated,
 }
 
 impl EventType {
     /// Every type, in the order the documentation lists them.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 30] = [
         Self::Registration,
         Self::Login,
         Self::Logout,
@@ -69,6 +73,10 @@ impl EventType {
         Self::ConsentRevoked,
         Self::AuthorizationCodeReuse,
         Self::ClientToken,
+        Self::SecondFactor,
+        Self::FactorAdded,
+        Self::FactorRemoved,
+        Self::RecoveryCodesRegenerated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +107,10 @@ impl EventType {
             Self::ConsentRevoked => "consent_revoked",
             Self::AuthorizationCodeReuse => "authorization_code_reuse",
             Self::ClientToken => "client_token",
+            Self::SecondFactor => "second_factor",
+            Self::FactorAdded => "factor_added",
+            Self::FactorRemoved => "factor_removed",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 

@@ -15,6 +15,7 @@ pub(crate) mod audit;
 mod clients;
 mod file_watch;
 mod keys;
+mod mfa;
 mod oidc;
 mod one_time_tokens;
 mod postgres;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 pub use audit::{Actor, AuditEvent, AuditStore, EventQuery, EventRecord, EventType, Outcome};
 pub use clients::{ClientRecord, ClientStore};
 pub use keys::{KeyStore, SealedKey, StoredKey};
+pub use mfa::{ChallengeRecord, FactorSummary, MfaStore, TotpRecord};
 pub use oidc::{ConsentRecord, OidcStore};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
@@ -57,6 +59,7 @@ pub trait Store:
     + RateLimitStore
     + AuditStore
     + OidcStore
+    + MfaStore
     + Send
     + Sync
     + 'static

@@ -151,3 +151,4 @@ super::clients::impl_client_store!(PgStore);
 super::rate_limits::impl_rate_limit_store!(PgStore);
 super::audit::impl_audit_store!(PgStore);
 super::oidc::impl_oidc_store!(PgStore);
+super::mfa::impl_mfa_store!(PgStore);

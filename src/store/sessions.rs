@@ -22,6 +22,8 @@ pub struct SessionRecord {
     /// Started by the authorization code flow for a third-party client: its tokens may
     /// not use Latch's own account and admin API.
     pub delegated: bool,
+    /// How the user signed in: RFC 8176 values, space-separated (`pwd otp mfa`).
+    pub amr: String,
 }
 
 impl SessionRecord {
@@ -88,6 +90,8 @@ pub struct NewSession<'a> {
     /// transaction commits (`Conflict("browser_session")` otherwise): a sign-out on
     /// another instance, which a cache may not know of yet, kills the code too.
     pub code_browser_session: Option<SessionId>,
+    /// See [`SessionRecord::amr`].
+    pub amr: &'a str,
 }
 
 /// What presenting a refresh token did.
@@ -190,8 +194,8 @@ macro_rules! impl_session_store {
                 sqlx::query(
                     "INSERT INTO sessions
                          (id, user_id, client_id, cookie_hash, user_agent, ip, created_at, last_seen_at, expires_at, scope,
-                          delegated)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)",
+                          delegated, amr)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)",
                 )
                 .bind(s.id)
                 .bind(s.user_id)
@@ -203,6 +207,7 @@ macro_rules! impl_session_store {
                 .bind(s.expires_at)
                 .bind(s.scope)
                 .bind(s.delegated)
+                .bind(s.amr)
                 .execute(&mut *tx)
                 .await?;
                 if let Some(hash) = s.refresh_hash {

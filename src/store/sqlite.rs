@@ -147,3 +147,4 @@ super::clients::impl_client_store!(SqliteStore);
 super::rate_limits::impl_rate_limit_store!(SqliteStore);
 super::audit::impl_audit_store!(SqliteStore);
 super::oidc::impl_oidc_store!(SqliteStore);
+super::mfa::impl_mfa_store!(SqliteStore);

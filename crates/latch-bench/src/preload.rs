@@ -150,6 +150,7 @@ pub async fn refresh_tokens(
             now,
             expires_at,
             delegated: false,
+            amr: "pwd",
             code_hash: None,
             code_browser_session: None,
         };
@@ -201,6 +202,7 @@ pub async fn browser_session(store: &dyn Store, user: UserId) -> anyhow::Result<
         now,
         expires_at: now + Duration::from_secs(30 * 86_400),
         delegated: false,
+        amr: "pwd",
         code_hash: None,
         code_browser_session: None,
     };

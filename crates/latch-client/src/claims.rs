@@ -58,6 +58,10 @@ pub struct AccessClaims {
     /// The user's roles; absent from the token when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// How the user signed in (RFC 8176): `pwd`, `otp`, `hwk`, `swk`, and `mfa` when
+    /// two factors were used. Absent from a client's own token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 impl AccessClaims {
@@ -135,6 +139,7 @@ mod tests {
             client_id: "latch".into(),
             scope: "openid profile".into(),
             roles: Vec::new(),
+            amr: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ use minijinja::context;
 use super::signin::by_field;
 use super::{Csrf, Page, PageForm, login_then, message, posted, see_other, signed_in, too_many, with_cookies};
 use crate::auth::accounts::AccountError;
+use crate::auth::mfa::{Confirmation, Enrolment, FactorError};
 use crate::domain::input::ProfileUpdate;
 use crate::domain::{SessionId, Timestamp};
 use crate::http::cookies;
@@ -25,6 +26,8 @@ use crate::http::state::AppState;
 use crate::store::{KeepSessions, UserRecord};
 
 const HEADING: &str = "Your account";
+const SETUP_HEADING: &str = "Set up an authenticator app";
+const CODES_HEADING: &str = "Your recovery codes";
 const PATH: &str = "/account";
 const NOT_VERIFIED: &str = "Confirm your email address first: open the link we emailed you.";
 
@@ -41,6 +44,7 @@ fn done_notice(key: &str, user: &UserRecord) -> Option<String> {
         "password" => "Password changed. Your other sessions have ended.".to_owned(),
         "session" => "The session has ended.".to_owned(),
         "consent" => "Access withdrawn. The application will ask again next time.".to_owned(),
+        "mfa-removed" => "The authenticator app is removed; your password alone signs you in now.".to_owned(),
         _ => return None,
     })
 }
@@ -201,9 +205,14 @@ async fn render(state: &AppState, user: &UserRecord, current: Option<SessionId>,
             context! { client_id => c.client_id, name, scope => c.scope, granted => when(c.granted_at) }
         })
         .collect();
+    let factors = match state.factors.summary(user.id).await {
+        Ok(factors) => factors,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let locked = state.settings.require_verified_email && !user.email_verified;
     let values = context! {
         consents,
+        mfa => context! { totp => factors.totp, recovery_codes_left => factors.recovery_codes },
         user => context! { username => user.username, email => user.email, email_verified => user.email_verified },
         locked,
         sessions,
@@ -392,6 +401,141 @@ pub(super) async fn delete(State(state): State<AppState>, client: ClientInfo, re
             with_cookies(page, vec![cookies::session(&state.settings, None)])
         }
         Err(e) => match refused(e, &[("password", "delete-password")]) {
+            Ok(view) => answer(&state, &auth, csrf, view).await,
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+/// A refusal of the factors service as the page shows it; `key` is the id of the input
+/// that carried the password or code.
+fn factor_refused(e: FactorError, key: &str) -> Result<View, ApiError> {
+    let mut view = match e {
+        FactorError::AlreadyEnrolled => View::failed(StatusCode::CONFLICT, "An authenticator app is set up already."),
+        FactorError::NotPending => {
+            View::failed(StatusCode::CONFLICT, "That setup has ended. Start setting up the app again.")
+        }
+        FactorError::NoFactor => View::failed(StatusCode::NOT_FOUND, "There is no authenticator app to remove."),
+        FactorError::WrongConfirmation(_) | FactorError::WrongCode => {
+            View::failed(StatusCode::FORBIDDEN, "The password is not right.")
+        }
+        FactorError::RateLimited { retry_after } => View {
+            retry_after: Some(retry_after),
+            ..View::failed(StatusCode::TOO_MANY_REQUESTS, too_many(retry_after))
+        },
+        e => return Err(ApiError::from(e)),
+    };
+    if view.status == StatusCode::FORBIDDEN {
+        view.errors.insert(key.to_owned(), "The password is not right.".to_owned());
+    }
+    Ok(view)
+}
+
+/// The setup page: the QR code of the new key, the key itself, and the form for the
+/// app's first code.
+fn setup_page(
+    state: &AppState,
+    csrf: Csrf,
+    enrolment: &Enrolment,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let qr = match qrcode::QrCode::new(enrolment.otpauth_uri.as_bytes()) {
+        Ok(code) => code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build(),
+        Err(e) => return ApiError::internal(anyhow::anyhow!("no QR code for the key: {e}")).into_response(),
+    };
+    // Spaced in fours, as apps show keys, for typing.
+    let spaced: Vec<String> =
+        enrolment.secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let values = context! {
+        qr => minijinja::Value::from_safe_string(qr),
+        secret => spaced.join(" "),
+        otpauth_uri => enrolment.otpauth_uri,
+        error,
+    };
+    Page::new("mfa_setup.html", SETUP_HEADING, values, csrf).status(status).render(state)
+}
+
+fn codes_page(state: &AppState, csrf: Csrf, codes: &[String], first: bool) -> Response {
+    let values = context! { codes, first };
+    Page::new("recovery_codes.html", CODES_HEADING, values, csrf).render(state)
+}
+
+/// Starts setting up an authenticator app.
+pub(super) async fn begin_totp(State(state): State<AppState>, req: Request) -> Response {
+    let (auth, _, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, csrf, view).await;
+    }
+    match state.factors.begin_totp(&auth.user).await {
+        Ok(enrolment) => setup_page(&state, csrf, &enrolment, None, StatusCode::OK),
+        Err(e) => match factor_refused(e, "mfa") {
+            Ok(view) => answer(&state, &auth, csrf, view).await,
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+/// Confirms the app with its first code, and shows the recovery codes once.
+pub(super) async fn confirm_totp(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, csrf, view).await;
+    }
+    let code = form.code.as_deref().map(str::trim).unwrap_or_default();
+    let outcome = if code.is_empty() {
+        Err(FactorError::WrongCode)
+    } else {
+        state.factors.confirm_totp(&auth.user, code, client.client()).await
+    };
+    let (error, status) = match outcome {
+        Ok(codes) => return codes_page(&state, csrf, &codes, true),
+        Err(FactorError::WrongCode) => {
+            ("That is not the app's current code. Enter the code it shows now.", StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => {
+            return match factor_refused(e, "mfa") {
+                Ok(view) => answer(&state, &auth, csrf, view).await,
+                Err(e) => e.into_response(),
+            };
+        }
+    };
+    match state.factors.pending_totp(&auth.user).await {
+        Ok(Some(enrolment)) => setup_page(&state, csrf, &enrolment, Some(error), status),
+        Ok(None) => answer(&state, &auth, csrf, View::failed(StatusCode::CONFLICT, "That setup has ended.")).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// What confirms a change of factors on the page: the password.
+fn page_confirmation(form: &PageForm) -> Confirmation<'_> {
+    Confirmation::Password(form.password.as_deref().unwrap_or_default())
+}
+
+/// Removes the authenticator app, confirmed by the password.
+pub(super) async fn remove_totp(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, csrf, view).await;
+    }
+    match state.factors.remove_totp(&auth.user, page_confirmation(&form), client.client()).await {
+        Ok(()) => done("mfa-removed"),
+        Err(e) => match factor_refused(e, "mfa-remove-password") {
+            Ok(view) => answer(&state, &auth, csrf, view).await,
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+/// Replaces the recovery codes, confirmed by the password, and shows the new ones once.
+pub(super) async fn recovery_codes(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, csrf, view).await;
+    }
+    match state.factors.regenerate_recovery_codes(&auth.user, page_confirmation(&form), client.client()).await {
+        Ok(codes) => codes_page(&state, csrf, &codes, false),
+        Err(e) => match factor_refused(e, "mfa-codes-password") {
             Ok(view) => answer(&state, &auth, csrf, view).await,
             Err(e) => e.into_response(),
         },

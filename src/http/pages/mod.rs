@@ -46,7 +46,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("login.html", include_str!("templates/login.html")),
     ("signup.html", include_str!("templates/signup.html")),
     ("logout.html", include_str!("templates/logout.html")),
+    ("login_mfa.html", include_str!("templates/login_mfa.html")),
     ("account.html", include_str!("templates/account.html")),
+    ("mfa_setup.html", include_str!("templates/mfa_setup.html")),
+    ("recovery_codes.html", include_str!("templates/recovery_codes.html")),
     ("consent.html", include_str!("templates/consent.html")),
     ("end_session.html", include_str!("templates/end_session.html")),
     ("style.css", include_str!("templates/style.css")),
@@ -64,6 +67,7 @@ pub fn router(settings: &Settings) -> Router<AppState> {
         .route("/reset-password", get(links::reset_password_page).post(links::reset_password))
         .route("/forgot-password", get(links::forgot_password_page).post(links::forgot_password))
         .route("/login", get(signin::login_page).post(signin::login))
+        .route("/login/mfa", post(signin::login_second_step))
         .route("/signup", get(signin::signup_page).post(signin::signup))
         .route("/logout", get(signin::logout_page))
         .route("/account", get(account::page))
@@ -74,6 +78,10 @@ pub fn router(settings: &Settings) -> Router<AppState> {
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/delete", post(account::delete))
         .route("/account/consents/revoke", post(account::revoke_consent))
+        .route("/account/mfa/totp", post(account::begin_totp))
+        .route("/account/mfa/totp/confirm", post(account::confirm_totp))
+        .route("/account/mfa/totp/remove", post(account::remove_totp))
+        .route("/account/mfa/recovery-codes", post(account::recovery_codes))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/end_session", get(authorize::end_session).post(authorize::end_session_post))
 }
@@ -371,6 +379,10 @@ struct PageForm {
     return_to: Option<String>,
     session: Option<String>,
     client_id: Option<String>,
+    mfa_token: Option<String>,
+    otp: Option<String>,
+    recovery_code: Option<String>,
+    code: Option<String>,
 }
 
 /// A form posted to a page, once its CSRF token and origin are checked. A refused form

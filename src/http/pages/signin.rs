@@ -9,17 +9,20 @@ use minijinja::context;
 
 use super::{Csrf, Page, message, posted, see_other, signed_in, too_many, with_cookies};
 use crate::auth::accounts::AccountError;
-use crate::auth::sessions::{LoginOptions, SessionError};
+use crate::auth::mfa::Proof;
+use crate::auth::sessions::{AMR_PASSWORD, BROWSER_CLIENT_ID, LoginOptions, SecondStep, SessionError};
 use crate::domain::FieldError;
 use crate::domain::input::NewAccount;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::ClientInfo;
+use crate::http::mfa::given;
 use crate::http::state::AppState;
 use crate::settings::Settings;
 
 pub(super) const LOGIN_HEADING: &str = "Sign in";
 const SIGNUP_HEADING: &str = "Create an account";
+const SECOND_STEP_HEADING: &str = "Two-step verification";
 const LOGOUT_HEADING: &str = "Sign out";
 /// Where a sign-in or sign-up lands without a `return_to`.
 const HOME: &str = "/account";
@@ -92,11 +95,17 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
         return page(StatusCode::UNPROCESSABLE_ENTITY, "Enter your email or username and your password.", csrf)
             .render(&state);
     }
-    let options = LoginOptions { require_verified: true, issue_device: true };
+    let scope = crate::auth::clients::DEFAULT_SCOPES.join(" ");
+    let second_step = SecondStep { client_id: BROWSER_CLIENT_ID, scope: &scope };
+    let options = LoginOptions { require_verified: true, issue_device: true, second_step: Some(second_step) };
     let outcome = state.sessions.login(&login, password, client.client(), options).await;
     state.metrics.login(&outcome);
     let logged_in = match outcome {
         Ok(logged_in) => logged_in,
+        Err(SessionError::MfaRequired(challenge)) => {
+            return second_step_page(&state, csrf, &challenge.token, &challenge.methods, return_to.as_deref(), None)
+                .render(&state);
+        }
         Err(e) => {
             let (status, message, retry_after) = match &e {
                 SessionError::InvalidCredentials => {
@@ -116,15 +125,90 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
             return page(status, &message, csrf).render_error(&state, retry_after);
         }
     };
-    let secret = match state.sessions.start_browser(&logged_in.user, client.client()).await {
+    signed_in_to(&state, &logged_in.user, AMR_PASSWORD, logged_in.device.as_deref(), return_to.as_deref(), &client)
+        .await
+}
+
+/// Starts the browser session and sends the browser on.
+async fn signed_in_to(
+    state: &AppState,
+    user: &crate::store::UserRecord,
+    amr: &str,
+    device: Option<&str>,
+    return_to: Option<&str>,
+    client: &ClientInfo,
+) -> Response {
+    let secret = match state.sessions.start_browser(user, amr, client.client()).await {
         Ok(secret) => secret,
         Err(e) => return ApiError::from(e).into_response(),
     };
     let mut set = vec![cookies::session(&state.settings, Some(&secret))];
-    if let Some(device) = &logged_in.device {
+    if let Some(device) = device {
         set.push(cookies::device(&state.settings, device));
     }
-    with_cookies(see_other(return_to.as_deref().unwrap_or(HOME)), set)
+    with_cookies(see_other(return_to.unwrap_or(HOME)), set)
+}
+
+/// The second step of a sign-in: the app's code, or a recovery code.
+fn second_step_page(
+    state: &AppState,
+    csrf: Csrf,
+    mfa_token: &str,
+    methods: &[&str],
+    return_to: Option<&str>,
+    error: Option<&str>,
+) -> Page {
+    let recovery = methods.contains(&"recovery_code");
+    Page::new(
+        "login_mfa.html",
+        SECOND_STEP_HEADING,
+        context! { mfa_token, return_to, error, totp => methods.contains(&"totp"), recovery },
+        csrf,
+    )
+    .returning_to(state, return_to)
+}
+
+/// Checks the second step's code (`POST /sessions/mfa`'s rules) and signs the browser in.
+pub(super) async fn login_second_step(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (form, csrf) = match posted(&state, req).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
+    };
+    let return_to = allowed_return_to(&state, form.return_to.as_deref());
+    let token = form.mfa_token.as_deref().unwrap_or("");
+    let proof = match (given(&form.otp), given(&form.recovery_code)) {
+        (Some(otp), _) => Some(Proof::Otp(otp)),
+        (None, Some(code)) => Some(Proof::RecoveryCode(code)),
+        (None, None) => None,
+    };
+    let methods = ["totp", "recovery_code"];
+    let Some(proof) = proof.filter(|_| !token.is_empty()) else {
+        let error = "Enter the code from your authenticator app, or a recovery code.";
+        return second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error))
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state);
+    };
+    let outcome = state.factors.complete(token, BROWSER_CLIENT_ID, proof, true, client.client()).await;
+    state.metrics.login(&outcome);
+    match outcome {
+        Ok(passed) => {
+            signed_in_to(&state, &passed.user, &passed.amr, passed.device.as_deref(), return_to.as_deref(), &client)
+                .await
+        }
+        Err(SessionError::InvalidSecondFactor) => {
+            let error = "That code is not right, or was used already. Try the current code, or sign in again \
+                         if this keeps failing.";
+            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error))
+                .status(StatusCode::UNAUTHORIZED)
+                .render(&state)
+        }
+        Err(SessionError::RateLimited { retry_after }) => {
+            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(&too_many(retry_after)))
+                .status(StatusCode::TOO_MANY_REQUESTS)
+                .render_error(&state, Some(retry_after))
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// What the sign-in and sign-up forms need — the CSRF token and the allowed
@@ -212,7 +296,7 @@ pub(super) async fn signup(State(state): State<AppState>, client: ClientInfo, re
         };
         return message(&state, csrf, StatusCode::OK, "Check your email", &text, Some((&sign_in, "Sign in")));
     }
-    match state.sessions.start_browser(&user, client.client()).await {
+    match state.sessions.start_browser(&user, AMR_PASSWORD, client.client()).await {
         Ok(secret) => with_cookies(
             see_other(return_to.as_deref().unwrap_or(HOME)),
             vec![cookies::session(&state.settings, Some(&secret))],

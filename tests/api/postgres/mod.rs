@@ -36,6 +36,9 @@ mod errors;
 #[path = "../suite/limits.rs"]
 mod limits;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/mfa.rs"]
+mod mfa;
+#[cfg(latch_postgres_tests)]
 mod multi_instance;
 #[cfg(latch_postgres_tests)]
 #[path = "../suite/oidc.rs"]

@@ -26,6 +26,8 @@ mod email;
 mod errors;
 #[path = "../suite/limits.rs"]
 mod limits;
+#[path = "../suite/mfa.rs"]
+mod mfa;
 #[path = "../suite/oidc.rs"]
 mod oidc;
 #[path = "../suite/ops.rs"]

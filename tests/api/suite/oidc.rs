@@ -937,3 +937,93 @@ async fn client_credentials_issue_a_client_token_that_can_use_the_admin_api_with
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_second_factor_is_asked_on_the_way_and_named_in_amr_and_acr() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let client = client(&app, &["--first-party"]).await;
+    let id = id_of(&client);
+    let mut browser = Browser::new(&app);
+    let (_, tokens) = signed_in_through(&app, &mut browser, id).await;
+    let claims = verified_id_token(&app, tokens["id_token"].as_str().unwrap(), id).await;
+    assert_eq!(
+        (claims["amr"].clone(), claims["acr"].clone()),
+        (serde_json::json!(["pwd"]), "urn:latch:acr:pwd".into())
+    );
+
+    // Alice enrols an authenticator app.
+    let access = app.login("alice").await.access_token;
+    let begun: Value =
+        app.client.post(app.url("/users/me/mfa/totp")).bearer_auth(&access).send().await.unwrap().json().await.unwrap();
+    let key = data_encoding::BASE32_NOPAD.decode(begun["secret"].as_str().unwrap().as_bytes()).unwrap();
+    let code = |app: &TestApp| {
+        let now = u64::try_from(app.clock.clock().now().unix()).unwrap();
+        totp_lite::totp_custom::<totp_lite::Sha1>(30, 6, &key, now)
+    };
+    let r = app
+        .client
+        .post(app.url("/users/me/mfa/totp/confirm"))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"code": code(&app)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Her browser session is of the password alone: asked for two factors, she signs in
+    // again, and the sign-in page asks for the app's code after the password.
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(id, APP, &challenge, &[("acr_values", "urn:latch:acr:mfa")]);
+    let r = browser.get(&url).await;
+    let login = location(&r);
+    assert!(login.starts_with("/login?"), "{login}");
+    let html = browser.get(&login).await.text().await.unwrap();
+    let return_to = hidden(&html, "return_to");
+    let csrf = browser.csrf();
+    let r = browser
+        .post("/login", &[("csrf", &csrf), ("username", "alice"), ("password", PASSWORD), ("return_to", &return_to)])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "the second step's page");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("authenticator app"), "{html}");
+    let mfa_token = hidden(&html, "mfa_token");
+    assert_eq!(hidden(&html, "return_to"), return_to);
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let wrong = browser
+        .post("/login/mfa", &[("csrf", &csrf), ("mfa_token", &mfa_token), ("otp", "000000"), ("return_to", &return_to)])
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.unwrap().contains("not right"));
+    let r = browser
+        .post(
+            "/login/mfa",
+            &[("csrf", &csrf), ("mfa_token", &mfa_token), ("otp", &code(&app)), ("return_to", &return_to)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = browser.get(&location(&r)).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let q = query_of(&location(&r));
+    let form = [("code", q["code"].as_str()), ("redirect_uri", APP), ("client_id", id), ("code_verifier", &verifier)];
+    let tokens: Value = exchange(&app, &form).await.json().await.unwrap();
+    let claims = verified_id_token(&app, tokens["id_token"].as_str().unwrap(), id).await;
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(claims["acr"], "urn:latch:acr:mfa");
+    let access = jwt_parts(tokens["access_token"].as_str().unwrap()).1;
+    assert_eq!(access["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+
+    // The session has two factors now: asked again, no sign-in.
+    let r = browser.get(&authorize_url(id, APP, &challenge, &[("acr_values", "urn:latch:acr:mfa")])).await;
+    assert!(query_of(&location(&r)).contains_key("code"));
+    // max_age forces a fresh sign-in, with its second step.
+    app.clock.advance(std::time::Duration::from_secs(120));
+    let r = browser.get(&authorize_url(id, APP, &challenge, &[("max_age", "60")])).await;
+    let login = location(&r);
+    let html = browser.get(&login).await.text().await.unwrap();
+    let return_to = hidden(&html, "return_to");
+    let r = browser
+        .post("/login", &[("csrf", &csrf), ("username", "alice"), ("password", PASSWORD), ("return_to", &return_to)])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "a fresh sign-in asks for the code again");
+}

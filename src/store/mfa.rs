@@ -1,0 +1,362 @@
+//! Second factors (SPEC §9): the TOTP authenticator of an account, its recovery codes
+//! (SHA-256 digests, each deleted when used) and the sign-ins waiting for their second
+//! step (`mfa_token` digests).
+
+use super::{AuditEvent, StoreError};
+use crate::domain::{Timestamp, UserId};
+
+/// An account's TOTP authenticator.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TotpRecord {
+    /// The key, sealed with the key-encryption key `kek_id` when that is set.
+    pub secret: Vec<u8>,
+    pub kek_id: Option<String>,
+    /// False while the enrolment waits for its first code.
+    pub confirmed: bool,
+    /// The time step of the last code accepted.
+    pub last_step: i64,
+}
+
+/// The second factors an account has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactorSummary {
+    /// A confirmed TOTP authenticator.
+    pub totp: bool,
+    /// Recovery codes not yet used.
+    pub recovery_codes: i64,
+}
+
+impl FactorSummary {
+    /// Whether a sign-in needs a second step. Recovery codes alone are no factor: they
+    /// stand in for one.
+    pub fn any(&self) -> bool {
+        self.totp
+    }
+}
+
+/// A sign-in waiting for its second step.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChallengeRecord {
+    pub user_id: UserId,
+    /// The session it will start: its client (`browser` for a cookie) and scopes.
+    pub client_id: String,
+    pub scope: String,
+    /// How the first step went (`pwd`).
+    pub amr: String,
+    /// Second steps tried, this one included.
+    pub attempts: i64,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait::async_trait]
+pub trait MfaStore {
+    /// The factors `user` has.
+    async fn factors(&self, user: UserId) -> Result<FactorSummary, StoreError>;
+    /// The TOTP authenticator of `user`, confirmed or pending.
+    async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, StoreError>;
+    /// Starts (or restarts) a TOTP enrolment; false, changing nothing, when a confirmed
+    /// authenticator exists.
+    async fn begin_totp(
+        &self,
+        user: UserId,
+        secret: &[u8],
+        kek_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Confirms the pending enrolment with the code of time step `step` and replaces
+    /// the recovery codes with `codes` (digests); false when nothing was pending.
+    /// Records `event`.
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: i64,
+        codes: &[[u8; 32]],
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Accepts the code of time step `step` once: false when a code of that step or a
+    /// later one was accepted before, or there is no confirmed authenticator.
+    async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool, StoreError>;
+    /// Uses up a recovery code; false when `user` has no such unused code.
+    async fn use_recovery_code(&self, user: UserId, hash: &[u8]) -> Result<bool, StoreError>;
+    /// Replaces the recovery codes; false (changing nothing) when `user` has no factor.
+    /// Records `event`.
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        codes: &[[u8; 32]],
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Removes the TOTP authenticator, and the recovery codes with the last factor;
+    /// false when there was none. Records `event`.
+    async fn remove_totp(&self, user: UserId, event: &AuditEvent) -> Result<bool, StoreError>;
+    /// Removes every factor and recovery code of `user`, and the sign-ins waiting for
+    /// a second step; false when there was none. Records `event`.
+    async fn reset_factors(&self, user: UserId, event: &AuditEvent) -> Result<bool, StoreError>;
+    /// Records a sign-in waiting for its second step under the digest `hash`.
+    async fn create_challenge(&self, hash: &[u8], challenge: &ChallengeRecord) -> Result<(), StoreError>;
+    /// Counts an attempt at the second step of `hash` and returns it, with the attempt
+    /// counted; `None` when it is unknown, expired at `now` or out of attempts (`max`).
+    async fn attempt_challenge(
+        &self,
+        hash: &[u8],
+        now: Timestamp,
+        max: i64,
+    ) -> Result<Option<ChallengeRecord>, StoreError>;
+    /// Deletes the challenge `hash`; false when it was gone (used by a racing request).
+    async fn consume_challenge(&self, hash: &[u8]) -> Result<bool, StoreError>;
+    /// Forgets the challenges that expired before `before`; returns how many.
+    async fn delete_expired_challenges(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Replaces the recovery codes of `$user` with `$codes` inside the transaction `$tx`.
+macro_rules! replace_codes_in {
+    ($tx:ident, $user:expr, $codes:expr) => {
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind($user).execute(&mut *$tx).await?;
+        for code in $codes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind($user)
+                .bind(&code[..])
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use replace_codes_in;
+
+macro_rules! impl_mfa_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::MfaStore for $store {
+            async fn factors(
+                &self,
+                user: $crate::domain::UserId,
+            ) -> Result<$crate::store::FactorSummary, $crate::store::StoreError> {
+                let (totp, recovery_codes): (bool, i64) = sqlx::query_as(
+                    "SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 AND confirmed),
+                            (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1)",
+                )
+                .bind(user)
+                .fetch_one(self.read())
+                .await?;
+                Ok($crate::store::FactorSummary { totp, recovery_codes })
+            }
+
+            async fn totp(
+                &self,
+                user: $crate::domain::UserId,
+            ) -> Result<Option<$crate::store::TotpRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT secret, kek_id, confirmed, last_step FROM totp_factors WHERE user_id = $1")
+                    .bind(user)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
+            async fn begin_totp(
+                &self,
+                user: $crate::domain::UserId,
+                secret: &[u8],
+                kek_id: Option<&str>,
+                now: $crate::domain::Timestamp,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO totp_factors (user_id, secret, kek_id, confirmed, last_step, created_at)
+                     VALUES ($1, $2, $3, FALSE, 0, $4)
+                     ON CONFLICT (user_id) DO UPDATE
+                         SET secret = excluded.secret, kek_id = excluded.kek_id, created_at = excluded.created_at
+                         WHERE NOT totp_factors.confirmed",
+                )
+                .bind(user)
+                .bind(secret)
+                .bind(kek_id)
+                .bind(now)
+                .execute(self.write())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn confirm_totp(
+                &self,
+                user: $crate::domain::UserId,
+                step: i64,
+                codes: &[[u8; 32]],
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
+                let done = sqlx::query(
+                    "UPDATE totp_factors SET confirmed = TRUE, last_step = $2 WHERE user_id = $1 AND NOT confirmed",
+                )
+                .bind(user)
+                .bind(step)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                $crate::store::mfa::replace_codes_in!(tx, user, codes);
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                Ok(true)
+            }
+
+            async fn use_totp_step(
+                &self,
+                user: $crate::domain::UserId,
+                step: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE totp_factors SET last_step = $2 WHERE user_id = $1 AND confirmed AND last_step < $2",
+                )
+                .bind(user)
+                .bind(step)
+                .execute(self.write())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn use_recovery_code(
+                &self,
+                user: $crate::domain::UserId,
+                hash: &[u8],
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2")
+                    .bind(user)
+                    .bind(hash)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn replace_recovery_codes(
+                &self,
+                user: $crate::domain::UserId,
+                codes: &[[u8; 32]],
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
+                let has_factor: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 AND confirmed)")
+                        .bind(user)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if !has_factor {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                $crate::store::mfa::replace_codes_in!(tx, user, codes);
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                Ok(true)
+            }
+
+            async fn remove_totp(
+                &self,
+                user: $crate::domain::UserId,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
+                let done = sqlx::query("DELETE FROM totp_factors WHERE user_id = $1 AND confirmed")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                // TOTP is the only factor recovery codes stand in for.
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                self.changed($crate::store::Change::User(user)).await;
+                Ok(true)
+            }
+
+            async fn reset_factors(
+                &self,
+                user: $crate::domain::UserId,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
+                let mut removed = 0;
+                for sql in [
+                    "DELETE FROM totp_factors WHERE user_id = $1",
+                    "DELETE FROM recovery_codes WHERE user_id = $1",
+                    "DELETE FROM mfa_challenges WHERE user_id = $1",
+                ] {
+                    removed += sqlx::query(sql).bind(user).execute(&mut *tx).await?.rows_affected();
+                }
+                if removed == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                self.changed($crate::store::Change::User(user)).await;
+                Ok(true)
+            }
+
+            async fn create_challenge(
+                &self,
+                hash: &[u8],
+                c: &$crate::store::ChallengeRecord,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO mfa_challenges (token_hash, user_id, client_id, scope, amr, attempts, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(hash)
+                .bind(c.user_id)
+                .bind(&c.client_id)
+                .bind(&c.scope)
+                .bind(&c.amr)
+                .bind(c.attempts)
+                .bind(c.expires_at)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn attempt_challenge(
+                &self,
+                hash: &[u8],
+                now: $crate::domain::Timestamp,
+                max: i64,
+            ) -> Result<Option<$crate::store::ChallengeRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "UPDATE mfa_challenges SET attempts = attempts + 1
+                     WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3
+                     RETURNING user_id, client_id, scope, amr, attempts, expires_at",
+                )
+                .bind(hash)
+                .bind(now)
+                .bind(max)
+                .fetch_optional(self.write())
+                .await?)
+            }
+
+            async fn consume_challenge(&self, hash: &[u8]) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1")
+                    .bind(hash)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_expired_challenges(
+                &self,
+                before: $crate::domain::Timestamp,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use impl_mfa_store;
