@@ -27,6 +27,11 @@ use crate::config::{Limit, Limits};
 use crate::domain::{Timestamp, UserId};
 use crate::store::{Counter, Settle, Store, StoreError};
 
+/// Wrong second-factor codes an account takes from clients it does not know, per hour,
+/// until a right one: ten, so that guessing a 6-digit code (three in a million per
+/// guess, with a step either side) takes centuries, not weeks.
+pub const CODE_FAILURES: Limit = Limit { max: 10, window: std::time::Duration::from_secs(3600) };
+
 /// How long a successful login makes its address (or device cookie) known to the account.
 pub const KNOWN_CLIENT_TTL: Duration = Duration::days(30);
 
@@ -115,6 +120,31 @@ impl RateLimiter {
         ip: Option<IpAddr>,
         device: Option<&[u8]>,
     ) -> Result<PasswordAttempt, LimitError> {
+        self.begin_check(identifiers, user, ip, device, false).await
+    }
+
+    /// Counts a second factor's code of `user` like a password check, and also against
+    /// the account's own limit of [`CODE_FAILURES`] (which a known client skips, as it
+    /// skips the per-identifier counter): an attacker who has the password gets few
+    /// guesses at a code from however many addresses.
+    pub async fn begin_code_check(
+        &self,
+        identifiers: &[&str],
+        user: UserId,
+        ip: Option<IpAddr>,
+        device: Option<&[u8]>,
+    ) -> Result<PasswordAttempt, LimitError> {
+        self.begin_check(identifiers, Some(user), ip, device, true).await
+    }
+
+    async fn begin_check(
+        &self,
+        identifiers: &[&str],
+        user: Option<UserId>,
+        ip: Option<IpAddr>,
+        device: Option<&[u8]>,
+        code: bool,
+    ) -> Result<PasswordAttempt, LimitError> {
         let l = &self.limits;
         if !l.enabled {
             return Ok(PasswordAttempt::default());
@@ -147,6 +177,11 @@ impl RateLimiter {
                 attempt.clear.push(format!("login:id-ip:{id}|{client}"));
                 keys.push((format!("login:id-ip:{id}|{client}"), l.login_account_ip));
             }
+        }
+        if code && !by_address && by_device.is_none() {
+            let key = format!("code:{owner}");
+            attempt.clear.push(key.clone());
+            keys.push((key, CODE_FAILURES));
         }
         if let Some(device) = by_device {
             let key = format!("login:{device}");

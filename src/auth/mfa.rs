@@ -13,9 +13,9 @@ use crate::auth::emails::Emails;
 use crate::auth::kek::KeyEncryptionKey;
 use crate::auth::limits::LimitError;
 use crate::auth::secret;
-use crate::auth::sessions::{Client, SessionError, Sessions};
+use crate::auth::sessions::{Client, SessionError, Sessions, TokenPair};
 use crate::domain::{Timestamp, UserId};
-use crate::store::{Actor, EventType, FactorSummary, StoreError, UserRecord};
+use crate::store::{Actor, EventType, FactorSummary, ProofUse, SecondStepUse, StoreError, UserRecord};
 
 /// How long an `mfa_token` lives.
 pub const MFA_TOKEN_TTL: Duration = Duration::minutes(5);
@@ -94,15 +94,38 @@ impl Confirmation<'_> {
     }
 }
 
-/// A completed second step: the session it starts.
-pub struct Passed {
-    pub user: UserRecord,
-    pub client_id: String,
-    pub scope: String,
-    /// How the user signed in, space-separated RFC 8176 values.
-    pub amr: String,
-    /// A new device cookie's secret, when one was asked for.
-    pub device: Option<String>,
+/// The kind of session a completed second step starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Token,
+    Browser,
+}
+
+/// A completed second step: the session it started.
+pub enum Completed {
+    Token(TokenPair),
+    Browser {
+        user: UserRecord,
+        /// The session cookie's secret.
+        cookie: String,
+        /// A new device cookie's secret (see [`crate::auth::limits`]).
+        device: Option<String>,
+    },
+}
+
+/// A good code, as the store spends it.
+enum Spend {
+    TotpStep(i64),
+    RecoveryCode([u8; 32]),
+}
+
+impl Spend {
+    fn as_use(&self) -> ProofUse<'_> {
+        match self {
+            Self::TotpStep(step) => ProofUse::TotpStep(*step),
+            Self::RecoveryCode(hash) => ProofUse::RecoveryCode(hash),
+        }
+    }
 }
 
 /// A TOTP enrolment waiting for its first code.
@@ -202,8 +225,11 @@ impl Factors {
         code: &str,
         client: Client<'_>,
     ) -> Result<Vec<String>, FactorError> {
-        let stored =
-            self.sessions.store.totp(user.id).await?.filter(|t| !t.confirmed).ok_or(FactorError::NotPending)?;
+        let stored = match self.sessions.store.totp(user.id).await? {
+            Some(stored) if stored.confirmed => return Err(FactorError::AlreadyEnrolled),
+            Some(stored) => stored,
+            None => return Err(FactorError::NotPending),
+        };
         let attempt = self.sessions.begin_code_check(user, client).await?;
         let key = self.open(user.id, &stored)?;
         let Some(step) = matching_step(&key, code, self.sessions.clock.now()) else {
@@ -213,7 +239,7 @@ impl Factors {
         self.sessions.limiter.password_check_abandoned(&attempt).await?;
         let (codes, digests) = recovery_codes();
         let event = self.factor_event(EventType::FactorAdded, user.id, client).detail("factor", "totp");
-        if !self.sessions.store.confirm_totp(user.id, step as i64, &digests, &event).await? {
+        if !self.sessions.store.confirm_totp(user.id, &stored.secret, step as i64, &digests, &event).await? {
             return Err(FactorError::NotPending);
         }
         tracing::info!(user = %user.id, "authenticator app enrolled");
@@ -283,16 +309,17 @@ impl Factors {
     }
 
     /// The second step of the sign-in `mfa_token` for the client `client_id` (`browser`
-    /// for a cookie session). A wrong code counts like a wrong password; a completed
-    /// step clears the counters and uses the token up.
+    /// for a cookie session), and the session it starts. A wrong code counts like a
+    /// wrong password; a completed step clears the counters, and uses up the token and
+    /// the code in the session's own transaction.
     pub async fn complete(
         &self,
         mfa_token: &str,
         client_id: &str,
         proof: Proof<'_>,
-        issue_device: bool,
+        start: Start,
         client: Client<'_>,
-    ) -> Result<Passed, SessionError> {
+    ) -> Result<Completed, SessionError> {
         let s = &self.sessions;
         let hash = secret::digest(mfa_token);
         let now = s.clock.now();
@@ -305,62 +332,89 @@ impl Factors {
             _ => return Err(SessionError::InvalidSecondFactor),
         };
         let attempt = s.begin_code_check(&user, client).await?;
-        let accepted = match self.check_proof(&user, proof, now).await {
-            Ok(accepted) => accepted,
+        let spend = match self.spendable(&user, proof, now).await {
+            Ok(Some(spend)) => spend,
+            Ok(None) => {
+                s.code_check_failed(&attempt, &user, client, proof.method(), "wrong_code").await?;
+                return Err(SessionError::InvalidSecondFactor);
+            }
             Err(e) => {
                 s.limiter.password_check_abandoned(&attempt).await?;
                 return Err(e);
             }
         };
-        if !accepted {
-            s.code_check_failed(&attempt, &user, client, proof.method(), "wrong_code").await?;
-            return Err(SessionError::InvalidSecondFactor);
-        }
-        // Of two racing second steps with good codes, one starts a session.
-        if !s.store.consume_challenge(&hash).await? {
-            s.limiter.password_check_abandoned(&attempt).await?;
-            return Err(SessionError::InvalidSecondFactor);
-        }
-        let device = issue_device.then(secret::random_token);
-        let new_digest = device.as_deref().map(secret::digest);
-        s.limiter
-            .password_check_succeeded(
-                &attempt,
-                user.id,
-                &[&user.username, &user.email],
-                new_digest.as_ref().map(|d| &d[..]),
-            )
-            .await?;
         let event = s
             .audit
             .event_from(EventType::SecondFactor, Actor::User(Some(user.id)), client)
+            .user(user.id)
             .detail("method", proof.method());
-        s.audit.record(event).await;
+        let used = SecondStepUse { challenge: &hash, proof: spend.as_use(), event: &event };
         let amr = format!("{} otp mfa", challenge.amr);
-        Ok(Passed { user, client_id: challenge.client_id, scope: challenge.scope, amr, device })
+        let started = match start {
+            Start::Token => s
+                .start_token_session(&user, &challenge.client_id, &challenge.scope, &amr, None, Some(used), client)
+                .await
+                .map(Completed::Token),
+            Start::Browser => s
+                .start_browser_session(&user, &amr, Some(used), client)
+                .await
+                .map(|cookie| Completed::Browser { user: user.clone(), cookie, device: Some(secret::random_token()) }),
+        };
+        match started {
+            Ok(completed) => {
+                let device = match &completed {
+                    Completed::Browser { device, .. } => device.as_deref().map(secret::digest),
+                    Completed::Token(_) => None,
+                };
+                let ids = [user.username.as_str(), user.email.as_str()];
+                s.limiter.password_check_succeeded(&attempt, user.id, &ids, device.as_ref().map(|d| &d[..])).await?;
+                Ok(completed)
+            }
+            // A code spent by a racing request, or one of a step already used.
+            Err(SessionError::Store(StoreError::Conflict("mfa_code"))) => {
+                s.code_check_failed(&attempt, &user, client, proof.method(), "used_code").await?;
+                Err(SessionError::InvalidSecondFactor)
+            }
+            Err(e) => {
+                s.limiter.password_check_abandoned(&attempt).await?;
+                match e {
+                    SessionError::Store(StoreError::Conflict("mfa_token")) => Err(SessionError::InvalidSecondFactor),
+                    e => Err(e),
+                }
+            }
+        }
+    }
+
+    /// What `proof` would spend, when it is a good code of `user`; the store decides,
+    /// when it is spent, whether it was spent before.
+    async fn spendable(
+        &self,
+        user: &UserRecord,
+        proof: Proof<'_>,
+        now: Timestamp,
+    ) -> Result<Option<Spend>, SessionError> {
+        match proof {
+            Proof::Otp(code) => {
+                let Some(stored) = self.sessions.store.totp(user.id).await?.filter(|t| t.confirmed) else {
+                    return Ok(None);
+                };
+                let key = self.open(user.id, &stored).map_err(SessionError::Internal)?;
+                Ok(matching_step(&key, code, now).map(|step| Spend::TotpStep(step as i64)))
+            }
+            Proof::RecoveryCode(code) => {
+                Ok(normalize_recovery_code(code).map(|normal| Spend::RecoveryCode(secret::digest(&normal))))
+            }
+        }
     }
 
     /// Whether `proof` is a good, unused code of `user`; a good one is used up.
     async fn check_proof(&self, user: &UserRecord, proof: Proof<'_>, now: Timestamp) -> Result<bool, SessionError> {
         let store = &self.sessions.store;
-        match proof {
-            Proof::Otp(code) => {
-                let Some(stored) = store.totp(user.id).await?.filter(|t| t.confirmed) else {
-                    return Ok(false);
-                };
-                let key = self.open(user.id, &stored).map_err(SessionError::Internal)?;
-                match matching_step(&key, code, now) {
-                    Some(step) => Ok(store.use_totp_step(user.id, step as i64).await?),
-                    None => Ok(false),
-                }
-            }
-            Proof::RecoveryCode(code) => {
-                let Some(normal) = normalize_recovery_code(code) else {
-                    return Ok(false);
-                };
-                Ok(store.use_recovery_code(user.id, &secret::digest(&normal)).await?)
-            }
-        }
+        Ok(match self.spendable(user, proof, now).await? {
+            Some(Spend::TotpStep(step)) => store.use_totp_step(user.id, step).await?,
+            Some(Spend::RecoveryCode(hash)) => store.use_recovery_code(user.id, &hash).await?,
+            None => false,
+        })
     }
 
     /// Checks what confirms a change of factors, under the login limits.
@@ -433,7 +487,7 @@ impl Sessions {
     ) -> Result<crate::auth::limits::PasswordAttempt, LimitError> {
         let device = client.device.map(secret::digest);
         let ids = [user.username.as_str(), user.email.as_str()];
-        self.limiter.begin_password_check(&ids, Some(user.id), client.ip, device.as_ref().map(|d| &d[..])).await
+        self.limiter.begin_code_check(&ids, user.id, client.ip, device.as_ref().map(|d| &d[..])).await
     }
 
     /// Settles a wrong code like a wrong password, and records it.
@@ -471,7 +525,9 @@ fn totp(key: Vec<u8>, issuer: Option<String>, account: String) -> TOTP {
 /// The time step whose code `code` is, within one step of `now`'s; `None` for a wrong
 /// code. Every candidate is compared, in constant time.
 fn matching_step(key: &[u8], code: &str, now: Timestamp) -> Option<u64> {
-    let code = code.trim();
+    // Apps show codes as "123 456"; a pasted one keeps the space.
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let code = code.as_str();
     if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

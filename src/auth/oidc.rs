@@ -717,7 +717,7 @@ impl Oidc {
         let from_code = FromCode { hash: &digest, delegated: !registered.first_party, browser_session: browser };
         let started = self
             .sessions
-            .start_token_session(&user, &registered.client_id, &scope, &record.amr, Some(from_code), client)
+            .start_token_session(&user, &registered.client_id, &scope, &record.amr, Some(from_code), None, client)
             .await;
         let mut pair = match started {
             Ok(pair) => pair,

@@ -20,7 +20,8 @@ use crate::clock::Clock;
 use crate::domain::{SessionId, UserId};
 use crate::settings::Settings;
 use crate::store::{
-    Actor, ChallengeRecord, EventType, NewSession, RotateOutcome, SessionRecord, Store, StoreError, UserRecord,
+    Actor, ChallengeRecord, EventType, NewSession, RotateOutcome, SecondStepUse, SessionRecord, Store, StoreError,
+    UserRecord,
 };
 
 /// Why a session could not be started, refreshed or found.
@@ -404,11 +405,13 @@ impl Sessions {
         amr: &str,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
-        self.start_token_session(user, client_id, scope, amr, None, client).await
+        self.start_token_session(user, client_id, scope, amr, None, None, client).await
     }
 
     /// [`Self::start_token`] for the exchange of an authorization code, when `code`
-    /// says which (see [`NewSession::code_hash`]; a used code is `Conflict("code")`).
+    /// says which (see [`NewSession::code_hash`]; a used code is `Conflict("code")`),
+    /// or at the end of a second step (see [`NewSession::second_step`]).
+    #[allow(clippy::too_many_arguments)] // each says what the session starts from
     pub async fn start_token_session(
         &self,
         user: &UserRecord,
@@ -416,6 +419,7 @@ impl Sessions {
         scope: &str,
         amr: &str,
         code: Option<FromCode<'_>>,
+        second_step: Option<SecondStepUse<'_>>,
         client: Client<'_>,
     ) -> Result<TokenPair, SessionError> {
         let sid = SessionId::generate();
@@ -435,6 +439,7 @@ impl Sessions {
             code_hash: code.map(|c| c.hash),
             code_browser_session: code.map(|c| c.browser_session),
             amr,
+            second_step,
         };
         self.create(new, client).await?;
         let access_token = self.tokens.sign(user, sid, client_id, scope, amr)?;
@@ -456,6 +461,17 @@ impl Sessions {
         amr: &str,
         client: Client<'_>,
     ) -> Result<String, SessionError> {
+        self.start_browser_session(user, amr, None, client).await
+    }
+
+    /// [`Self::start_browser`] at the end of a second step.
+    pub(super) async fn start_browser_session(
+        &self,
+        user: &UserRecord,
+        amr: &str,
+        second_step: Option<SecondStepUse<'_>>,
+        client: Client<'_>,
+    ) -> Result<String, SessionError> {
         let secret = secret::random_token();
         let new = NewSession {
             id: SessionId::generate(),
@@ -472,6 +488,7 @@ impl Sessions {
             code_hash: None,
             code_browser_session: None,
             amr,
+            second_step,
         };
         self.create(new, client).await?;
         tracing::info!(user = %user.id, "browser session started");

@@ -11,7 +11,7 @@ use axum::{Json as JsonBody, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::mfa::{self, Confirmation, Proof};
+use crate::auth::mfa::{self, Completed, Confirmation, Proof, Start};
 use crate::auth::sessions::BROWSER_CLIENT_ID;
 use crate::domain::FieldError;
 use crate::http::cookies;
@@ -158,7 +158,9 @@ struct ConfirmationRequest {
 
 impl ConfirmationRequest {
     fn confirmation(&self) -> Result<Confirmation<'_>, ApiError> {
-        match (given(&self.password), given(&self.otp), given(&self.recovery_code)) {
+        // A password is checked exactly as given; codes are forgiven their spaces.
+        let password = self.password.as_deref().filter(|p| !p.is_empty());
+        match (password, given(&self.otp), given(&self.recovery_code)) {
             (Some(p), None, None) => Ok(Confirmation::Password(p)),
             (None, Some(o), None) => Ok(Confirmation::Factor(Proof::Otp(o))),
             (None, None, Some(r)) => Ok(Confirmation::Factor(Proof::RecoveryCode(r))),
@@ -287,14 +289,15 @@ async fn complete_session(
 ) -> Result<Response, ApiError> {
     refuse_cross_site(&method, &headers, &state)?;
     let (token, proof) = req.parts()?;
-    let outcome = state.factors.complete(token, BROWSER_CLIENT_ID, proof, true, client.client()).await;
+    let outcome = state.factors.complete(token, BROWSER_CLIENT_ID, proof, Start::Browser, client.client()).await;
     state.metrics.login(&outcome);
-    let passed = outcome?;
-    let secret = state.sessions.start_browser(&passed.user, &passed.amr, client.client()).await?;
-    let mut response = JsonBody(PrivateUser::from(&passed.user)).into_response();
+    let Completed::Browser { user, cookie, device } = outcome? else {
+        return Err(anyhow::anyhow!("a browser sign-in started a token session").into());
+    };
+    let mut response = JsonBody(PrivateUser::from(&user)).into_response();
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, cookies::session(&state.settings, Some(&secret))?);
-    if let Some(device) = passed.device {
+    headers.append(header::SET_COOKIE, cookies::session(&state.settings, Some(&cookie))?);
+    if let Some(device) = device {
         headers.append(header::SET_COOKIE, cookies::device(&state.settings, &device)?);
     }
     Ok(response)

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::clients::{self, Caller};
-use crate::auth::sessions::{AMR_PASSWORD, LoginOptions, SecondStep, SessionError, TokenPair};
+use crate::auth::mfa::{Completed, Start};
+use crate::auth::sessions::{AMR_PASSWORD, BROWSER_CLIENT_ID, LoginOptions, SecondStep, SessionError, TokenPair};
 use crate::http::error::OAuthError;
 use crate::http::extract::{self, AuthUser, ClientInfo, Input, JsonOrForm};
 use crate::http::mfa::SecondStepRequest;
@@ -161,6 +162,12 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
     if credentials.id.as_deref().is_some_and(|id| !valid_client_id(id)) {
         return Err(OAuthError::invalid_request("client_id must be at most 255 printable ASCII characters"));
     }
+    // Browser sessions are recorded under this name; no token client may pass as one.
+    if credentials.id.as_deref() == Some(BROWSER_CLIENT_ID) {
+        return Err(OAuthError::invalid_request(format!(
+            "client_id {BROWSER_CLIENT_ID} is reserved for browser sessions"
+        )));
+    }
     let caller = state.clients.caller(&credentials)?;
     match req.grant_type.as_deref().unwrap_or("password") {
         "password" => password_grant(&state, &client, &caller, req).await,
@@ -233,15 +240,17 @@ async fn mfa_grant(
     let step = SecondStepRequest { mfa_token: req.mfa_token, otp: req.otp, recovery_code: req.recovery_code };
     let (token, proof) =
         step.parts().map_err(|e| OAuthError::invalid_request(format!("{}: {}", e.field, e.message)))?;
-    let outcome = state.factors.complete(token, &caller.client_id, proof, false, client.client()).await;
+    let outcome = state.factors.complete(token, &caller.client_id, proof, Start::Token, client.client()).await;
     state.metrics.login(&outcome);
-    let passed = outcome?;
-    let pair = state
-        .sessions
-        .start_token(&passed.user, &passed.client_id, &passed.scope, &passed.amr, client.client())
-        .await?;
-    state.metrics.tokens_issued(MFA_GRANT);
-    Ok(pair)
+    match outcome? {
+        Completed::Token(pair) => {
+            state.metrics.tokens_issued(MFA_GRANT);
+            Ok(pair)
+        }
+        Completed::Browser { .. } => {
+            Err(OAuthError::from(anyhow::anyhow!("a token sign-in started a browser session")))
+        }
+    }
 }
 
 async fn refresh_grant(

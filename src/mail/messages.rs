@@ -97,7 +97,8 @@ pub fn password_changed(theme: &Theme, user: &UserRecord) -> Outgoing {
 pub fn factor_changed(theme: &Theme, user: &UserRecord, change: &str) -> Outgoing {
     let text = format!(
         "Hello {name},\n\non your account, {change}.\n\n\
-         If you did not do this, reset your password at once and contact the site's administrator.\n",
+         If you did not do this, reset your password at once and ask the site's administrator to remove \
+         the second factors of your account.\n",
         name = user.username
     );
     let html = layout(
@@ -105,7 +106,8 @@ pub fn factor_changed(theme: &Theme, user: &UserRecord, change: &str) -> Outgoin
         "Your sign-in methods changed",
         &format!(
             "<p>Hello {name},</p><p>on your account, {change}.</p>\
-             <p>If you did not do this, reset your password at once and contact the site's administrator.</p>",
+             <p>If you did not do this, reset your password at once and ask the site's administrator to \
+             remove the second factors of your account.</p>",
             name = html_escape(&user.username),
             change = html_escape(change),
         ),

@@ -63,12 +63,13 @@ pub trait MfaStore {
         kek_id: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Confirms the pending enrolment with the code of time step `step` and replaces
-    /// the recovery codes with `codes` (digests); false when nothing was pending.
-    /// Records `event`.
+    /// Confirms the pending enrolment of the key `secret` (as stored) with the code of
+    /// time step `step` and replaces the recovery codes with `codes` (digests); false
+    /// when that key is not pending (another enrolment replaced it). Records `event`.
     async fn confirm_totp(
         &self,
         user: UserId,
+        secret: &[u8],
         step: i64,
         codes: &[[u8; 32]],
         event: &AuditEvent,
@@ -90,7 +91,8 @@ pub trait MfaStore {
     /// false when there was none. Records `event`.
     async fn remove_totp(&self, user: UserId, event: &AuditEvent) -> Result<bool, StoreError>;
     /// Removes every factor and recovery code of `user`, and the sign-ins waiting for
-    /// a second step; false when there was none. Records `event`.
+    /// a second step; false when there was none. Records `event` (with `removed`)
+    /// either way.
     async fn reset_factors(&self, user: UserId, event: &AuditEvent) -> Result<bool, StoreError>;
     /// Records a sign-in waiting for its second step under the digest `hash`.
     async fn create_challenge(&self, hash: &[u8], challenge: &ChallengeRecord) -> Result<(), StoreError>;
@@ -177,16 +179,19 @@ macro_rules! impl_mfa_store {
             async fn confirm_totp(
                 &self,
                 user: $crate::domain::UserId,
+                secret: &[u8],
                 step: i64,
                 codes: &[[u8; 32]],
                 event: &$crate::store::AuditEvent,
             ) -> Result<bool, $crate::store::StoreError> {
                 let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
                 let done = sqlx::query(
-                    "UPDATE totp_factors SET confirmed = TRUE, last_step = $2 WHERE user_id = $1 AND NOT confirmed",
+                    "UPDATE totp_factors SET confirmed = TRUE, last_step = $2
+                     WHERE user_id = $1 AND NOT confirmed AND secret = $3",
                 )
                 .bind(user)
                 .bind(step)
+                .bind(secret)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -265,8 +270,10 @@ macro_rules! impl_mfa_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                // TOTP is the only factor recovery codes stand in for.
+                // TOTP is the only factor recovery codes stand in for; a sign-in waiting for
+                // a code of the removed app waits for nothing.
                 sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
                 $crate::store::audit::record_in!(tx, event);
                 tx.commit().await?;
                 event.log();
@@ -288,15 +295,12 @@ macro_rules! impl_mfa_store {
                 ] {
                     removed += sqlx::query(sql).bind(user).execute(&mut *tx).await?.rows_affected();
                 }
-                if removed == 0 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                $crate::store::audit::record_in!(tx, event);
+                let event = event.clone().detail("removed", removed > 0);
+                $crate::store::audit::record_in!(tx, &event);
                 tx.commit().await?;
                 event.log();
                 self.changed($crate::store::Change::User(user)).await;
-                Ok(true)
+                Ok(removed > 0)
             }
 
             async fn create_challenge(

@@ -34,7 +34,7 @@ pub use oidc::{ConsentRecord, OidcStore};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;
 pub use rate_limits::{Counter, RateLimitStore, Settle};
-pub use sessions::{NewSession, RotateOutcome, SessionRecord, SessionStore};
+pub use sessions::{NewSession, ProofUse, RotateOutcome, SecondStepUse, SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
 pub use users::{
     AdminChange, AdminDelete, AdminPlan, AdminUpdate, IMPORT_BATCH_ROWS, ImportedUser, KeepSessions, NewUser,

@@ -92,6 +92,29 @@ pub struct NewSession<'a> {
     pub code_browser_session: Option<SessionId>,
     /// See [`SessionRecord::amr`].
     pub amr: &'a str,
+    /// The second step that completes the sign-in: its challenge is used up and its code
+    /// spent in the session's own transaction, which fails with `Conflict("mfa_token")`
+    /// or `Conflict("mfa_code")` when a racing request used either first.
+    pub second_step: Option<SecondStepUse<'a>>,
+}
+
+/// What a completed second step uses up.
+#[derive(Debug, Clone, Copy)]
+pub struct SecondStepUse<'a> {
+    /// The digest of the `mfa_token`.
+    pub challenge: &'a [u8],
+    pub proof: ProofUse<'a>,
+    /// Recorded with the session (`second_factor`).
+    pub event: &'a AuditEvent,
+}
+
+/// The code a second step spends.
+#[derive(Debug, Clone, Copy)]
+pub enum ProofUse<'a> {
+    /// The authenticator app's code of this time step (and every older one).
+    TotpStep(i64),
+    /// The recovery code with this digest.
+    RecoveryCode(&'a [u8]),
 }
 
 /// What presenting a refresh token did.
@@ -181,6 +204,32 @@ macro_rules! impl_session_store {
                         return Err($crate::store::StoreError::Conflict("code"));
                     }
                 }
+                if let Some(step) = s.second_step {
+                    let consumed = sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1")
+                        .bind(step.challenge)
+                        .execute(&mut *tx)
+                        .await?;
+                    let spent = match step.proof {
+                        $crate::store::ProofUse::TotpStep(n) => sqlx::query(
+                            "UPDATE totp_factors SET last_step = $2 WHERE user_id = $1 AND confirmed AND last_step < $2",
+                        )
+                        .bind(s.user_id)
+                        .bind(n),
+                        $crate::store::ProofUse::RecoveryCode(hash) => {
+                            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2")
+                                .bind(s.user_id)
+                                .bind(hash)
+                        }
+                    }
+                    .execute(&mut *tx)
+                    .await?;
+                    if consumed.rows_affected() == 0 || spent.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        let what = if consumed.rows_affected() == 0 { "mfa_token" } else { "mfa_code" };
+                        return Err($crate::store::StoreError::Conflict(what));
+                    }
+                    $crate::store::audit::record_in!(tx, step.event);
+                }
                 if let Some(browser) = s.code_browser_session {
                     let live: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)")
                         .bind(browser)
@@ -220,6 +269,9 @@ macro_rules! impl_session_store {
                 }
                 $crate::store::audit::record_in!(tx, event);
                 tx.commit().await?;
+                if let Some(step) = s.second_step {
+                    step.event.log();
+                }
                 event.log();
                 Ok(())
             }

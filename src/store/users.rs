@@ -310,8 +310,10 @@ macro_rules! set_password_in {
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected();
-            // A reset link issued before must not undo the change.
+            // A reset link issued before must not undo the change, nor a sign-in that
+            // proved the old password finish its second step.
             sqlx::query($crate::store::VOID_RESET_LINKS).bind($id).execute(&mut *$tx).await?;
+            sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1").bind($id).execute(&mut *$tx).await?;
             Some(ended)
         }
     }};

@@ -269,7 +269,7 @@ impl Browser {
     }
 
     /// The HTTP status of the page shown.
-    async fn status(&self) -> u16 {
+    pub(crate) async fn status(&self) -> u16 {
         let status = self.script("return performance.getEntriesByType('navigation')[0].responseStatus").await;
         u16::try_from(status.as_u64().expect("a status")).unwrap()
     }
@@ -297,20 +297,20 @@ impl Browser {
         }
     }
 
-    async fn fill(&self, id: &str, text: &str) {
+    pub(crate) async fn fill(&self, id: &str, text: &str) {
         let input = self.find(&format!("#{id}")).await;
         input.clear().await.unwrap();
         input.send_keys(text).await.unwrap();
     }
 
     /// The value of the input with this id.
-    async fn value(&self, id: &str) -> String {
+    pub(crate) async fn value(&self, id: &str) -> String {
         self.find(&format!("#{id}")).await.prop("value").await.unwrap().unwrap_or_default()
     }
 
     /// The error shown beside the input with this id: the `p.field-error` that its
     /// `aria-describedby` names, with `aria-invalid="true"` on the input.
-    async fn field_error(&self, id: &str) -> String {
+    pub(crate) async fn field_error(&self, id: &str) -> String {
         let input = format!("#{id}");
         assert_eq!(self.attr(&input, "aria-invalid").await.as_deref(), Some("true"), "{id} is not marked invalid");
         let described = self.attr(&input, "aria-describedby").await.unwrap_or_default();
@@ -358,12 +358,12 @@ impl Browser {
     }
 
     /// Follows the link with this text.
-    async fn follow(&self, text: &str) {
+    pub(crate) async fn follow(&self, text: &str) {
         let link = self.client.find(Locator::LinkText(text)).await.unwrap();
         self.click_and_wait(&link).await;
     }
 
-    async fn cookie_names(&self) -> BTreeSet<String> {
+    pub(crate) async fn cookie_names(&self) -> BTreeSet<String> {
         self.client.get_all_cookies().await.unwrap().iter().map(|c| c.name().to_owned()).collect()
     }
 

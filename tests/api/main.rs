@@ -14,6 +14,7 @@ mod helpers;
 
 mod architecture;
 mod browser;
+mod browser_mfa;
 mod browser_oidc;
 mod cli;
 mod ecosystem;

@@ -183,6 +183,29 @@ end
     )
 }
 
+/// `POST /token` with `grant_type=urn:latch:grant-type:mfa`: every second step of
+/// `seed` (`mfa_token=…&otp=…`) presented exactly once.
+pub fn mfa_grant(seed: &[String], threads: u32) -> String {
+    format!(
+        r#"-- second factor: every mfa_token is presented exactly once, with its code.
+{SETUP}
+local seed = {seed}
+local nthreads = {threads}
+local headers = {{ ["Content-Type"] = "application/x-www-form-urlencoded" }}
+local next_step = 0
+function init(args)
+  next_step = tid + 1
+end
+function request()
+  local step = seed[next_step] or "mfa_token=exhausted&otp=000000"
+  next_step = next_step + nthreads
+  return wrk.format("POST", "/token", headers, "grant_type=urn%3Alatch%3Agrant-type%3Amfa&" .. step)
+end
+"#,
+        seed = array(seed),
+    )
+}
+
 /// `&k=v…`, percent-encoded as a form.
 fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();

@@ -151,6 +151,7 @@ pub async fn refresh_tokens(
             expires_at,
             delegated: false,
             amr: "pwd",
+            second_step: None,
             code_hash: None,
             code_browser_session: None,
         };
@@ -203,6 +204,7 @@ pub async fn browser_session(store: &dyn Store, user: UserId) -> anyhow::Result<
         expires_at: now + Duration::from_secs(30 * 86_400),
         delegated: false,
         amr: "pwd",
+        second_step: None,
         code_hash: None,
         code_browser_session: None,
     };
@@ -255,4 +257,68 @@ pub async fn codes(
 fn rand_key() -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret::random_token()).unwrap_or_default()
+}
+
+/// Sign-ins waiting for their second step at `/token` (client `latch`), `count` of them:
+/// accounts `mfa{i}` with an authenticator app and ten recovery codes, each account
+/// good for eleven second steps (its app's code once, each recovery code once).
+/// Returns each step's form fields after the grant type (`mfa_token=…&otp=…`). The
+/// app codes are of the coming time step, which the server accepts for the next
+/// minute at least.
+pub async fn mfa_steps(store: &dyn Store, count: usize) -> anyhow::Result<Vec<String>> {
+    const CODES: usize = 10;
+    let accounts = count.div_ceil(CODES + 1);
+    let now = Clock::system().now();
+    let password_hash = hash(&argon2()?, PASSWORD)?;
+    let batch: Vec<ImportedUser> = (0..accounts)
+        .map(|i| ImportedUser {
+            id: UserId::generate(),
+            username: format!("mfa{i}"),
+            email: format!("mfa{i}@bench.example"),
+            email_verified: true,
+            password_hash: password_hash.clone(),
+        })
+        .collect();
+    let event = AuditEvent::new(EventType::UsersImported, Actor::System, now).detail("via", "latch-bench");
+    store.import_users(&batch, now, &|_| {}, &event).await.context("cannot insert the second-factor users")?;
+    let step = u64::try_from(now.unix()).unwrap_or_default() / 30 + 1;
+    let mut steps = Vec::with_capacity(accounts * (CODES + 1));
+    for user in &batch {
+        let key: Vec<u8> = secret::digest(&secret::random_token())[..20].to_vec();
+        store.begin_totp(user.id, &key, None, now).await?;
+        // Ten characters of Crockford's base32, as Latch makes them.
+        let codes: Vec<String> = (0..CODES)
+            .map(|_| {
+                secret::random_token()
+                    .bytes()
+                    .take(10)
+                    .map(|b| char::from(b"0123456789abcdefghjkmnpqrstvwxyz"[usize::from(b & 31)]))
+                    .collect()
+            })
+            .collect();
+        let digests: Vec<[u8; 32]> = codes.iter().map(|c| secret::digest(c)).collect();
+        let event = AuditEvent::new(EventType::FactorAdded, Actor::User(Some(user.id)), now).user(user.id);
+        if !store.confirm_totp(user.id, &key, 0, &digests, &event).await? {
+            bail!("the authenticator app of {} was not confirmed", user.username);
+        }
+        let otp = totp_lite::totp_custom::<totp_lite::Sha1>(30, 6, &key, step * 30);
+        let proofs = std::iter::once(format!("otp={otp}")).chain(codes.iter().map(|c| format!("recovery_code={c}")));
+        for proof in proofs {
+            let token = secret::random_token();
+            let challenge = latch::store::ChallengeRecord {
+                user_id: user.id,
+                client_id: "latch".to_owned(),
+                scope: "openid profile email".to_owned(),
+                amr: "pwd".to_owned(),
+                attempts: 0,
+                expires_at: now + Duration::from_secs(3600),
+            };
+            store.create_challenge(&secret::digest(&token), &challenge).await?;
+            steps.push(format!("mfa_token={token}&{proof}"));
+        }
+    }
+    // Apart, so that no two requests in flight are the same account's.
+    steps.sort_by_key(|s| secret::digest(s));
+    steps.truncate(count);
+    Ok(steps)
 }

@@ -270,6 +270,30 @@ impl<'a> Bench<'a> {
             self.scenario(latch, "code-exchange", &script(warm_codes), &script(main_codes), args.connections)
         })?;
 
+        eprintln!("second factor…");
+        // Sign-ins waiting for their second step, prepared through the store, each
+        // finished once: enough for twice the refresh grant's rate.
+        let warm_count = (per_sec * warmup.as_secs_f64()) as usize + 64;
+        let main_count = (per_sec * duration.as_secs_f64()) as usize + 64;
+        let steps = self.runtime.block_on(preload::mfa_steps(&*store, 1 + warm_count + main_count))?;
+        let (probe, steps) = steps.split_first().context("no second steps")?;
+        let (warm_steps, main_steps) = steps.split_at(warm_count.min(steps.len()));
+        let mfa_grant = self.with_latch(&data_dir, "mfa-grant", |latch| {
+            let body = format!("grant_type=urn%3Alatch%3Agrant-type%3Amfa&{probe}");
+            let form = "application/x-www-form-urlencoded";
+            let res = http::request(latch.addr(), "POST", "/token", &[], form, &body)?;
+            if res.status != 200 || !res.body.contains("\"refresh_token\"") {
+                bail!("the mfa grant answered {}: {}", res.status, res.body);
+            }
+            self.scenario(
+                latch,
+                "mfa-grant",
+                &lua::mfa_grant(warm_steps, 1),
+                &lua::mfa_grant(main_steps, 1),
+                args.connections,
+            )
+        })?;
+
         eprintln!("introspect…");
         // A confidential client, registered before the server starts, asks about a
         // live access token.
@@ -373,6 +397,7 @@ impl<'a> Bench<'a> {
             refresh,
             authorize,
             code_exchange,
+            mfa_grant,
             introspect,
             login_page,
             admin_search,
@@ -543,7 +568,7 @@ impl<'a> Bench<'a> {
 /// only needs some successes.)
 fn problems(r: &Results) -> Vec<String> {
     let mut problems = Vec::new();
-    let checks: [(&str, &Report); 12] = [
+    let checks: [(&str, &Report); 13] = [
         ("bare ceiling", &r.bare),
         ("register", &r.register),
         ("login", &r.login),
@@ -552,6 +577,7 @@ fn problems(r: &Results) -> Vec<String> {
         ("refresh", &r.refresh),
         ("authorize", &r.authorize),
         ("code exchange", &r.code_exchange),
+        ("mfa grant", &r.mfa_grant),
         ("introspect", &r.introspect),
         ("login page", &r.login_page),
         ("login flood", &r.flood_login),

@@ -409,13 +409,16 @@ pub(super) async fn delete(State(state): State<AppState>, client: ClientInfo, re
 
 /// A refusal of the factors service as the page shows it; `key` is the id of the input
 /// that carried the password or code.
-fn factor_refused(e: FactorError, key: &str) -> Result<View, ApiError> {
+fn factor_refused(e: FactorError, key: &str, empty_password: bool) -> Result<View, ApiError> {
     let mut view = match e {
         FactorError::AlreadyEnrolled => View::failed(StatusCode::CONFLICT, "An authenticator app is set up already."),
         FactorError::NotPending => {
             View::failed(StatusCode::CONFLICT, "That setup has ended. Start setting up the app again.")
         }
         FactorError::NoFactor => View::failed(StatusCode::NOT_FOUND, "There is no authenticator app to remove."),
+        FactorError::WrongConfirmation(_) | FactorError::WrongCode if empty_password => {
+            View::failed(StatusCode::UNPROCESSABLE_ENTITY, "Enter your password.")
+        }
         FactorError::WrongConfirmation(_) | FactorError::WrongCode => {
             View::failed(StatusCode::FORBIDDEN, "The password is not right.")
         }
@@ -425,8 +428,9 @@ fn factor_refused(e: FactorError, key: &str) -> Result<View, ApiError> {
         },
         e => return Err(ApiError::from(e)),
     };
-    if view.status == StatusCode::FORBIDDEN {
-        view.errors.insert(key.to_owned(), "The password is not right.".to_owned());
+    if view.status == StatusCode::FORBIDDEN || empty_password {
+        let message = if empty_password { "Enter your password." } else { "The password is not right." };
+        view.errors.insert(key.to_owned(), message.to_owned());
     }
     Ok(view)
 }
@@ -469,7 +473,7 @@ pub(super) async fn begin_totp(State(state): State<AppState>, req: Request) -> R
     }
     match state.factors.begin_totp(&auth.user).await {
         Ok(enrolment) => setup_page(&state, csrf, &enrolment, None, StatusCode::OK),
-        Err(e) => match factor_refused(e, "mfa") {
+        Err(e) => match factor_refused(e, "mfa", false) {
             Ok(view) => answer(&state, &auth, csrf, view).await,
             Err(e) => e.into_response(),
         },
@@ -494,7 +498,7 @@ pub(super) async fn confirm_totp(State(state): State<AppState>, client: ClientIn
             ("That is not the app's current code. Enter the code it shows now.", StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e) => {
-            return match factor_refused(e, "mfa") {
+            return match factor_refused(e, "mfa", false) {
                 Ok(view) => answer(&state, &auth, csrf, view).await,
                 Err(e) => e.into_response(),
             };
@@ -520,7 +524,7 @@ pub(super) async fn remove_totp(State(state): State<AppState>, client: ClientInf
     }
     match state.factors.remove_totp(&auth.user, page_confirmation(&form), client.client()).await {
         Ok(()) => done("mfa-removed"),
-        Err(e) => match factor_refused(e, "mfa-remove-password") {
+        Err(e) => match factor_refused(e, "mfa-remove-password", form.password.as_deref().unwrap_or("").is_empty()) {
             Ok(view) => answer(&state, &auth, csrf, view).await,
             Err(e) => e.into_response(),
         },
@@ -535,7 +539,7 @@ pub(super) async fn recovery_codes(State(state): State<AppState>, client: Client
     }
     match state.factors.regenerate_recovery_codes(&auth.user, page_confirmation(&form), client.client()).await {
         Ok(codes) => codes_page(&state, csrf, &codes, false),
-        Err(e) => match factor_refused(e, "mfa-codes-password") {
+        Err(e) => match factor_refused(e, "mfa-codes-password", form.password.as_deref().unwrap_or("").is_empty()) {
             Ok(view) => answer(&state, &auth, csrf, view).await,
             Err(e) => e.into_response(),
         },

@@ -67,7 +67,7 @@ pub fn router(settings: &Settings) -> Router<AppState> {
         .route("/reset-password", get(links::reset_password_page).post(links::reset_password))
         .route("/forgot-password", get(links::forgot_password_page).post(links::forgot_password))
         .route("/login", get(signin::login_page).post(signin::login))
-        .route("/login/mfa", post(signin::login_second_step))
+        .route("/login/mfa", get(signin::restart_login).post(signin::login_second_step))
         .route("/signup", get(signin::signup_page).post(signin::signup))
         .route("/logout", get(signin::logout_page))
         .route("/account", get(account::page))

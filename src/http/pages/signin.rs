@@ -9,7 +9,7 @@ use minijinja::context;
 
 use super::{Csrf, Page, message, posted, see_other, signed_in, too_many, with_cookies};
 use crate::auth::accounts::AccountError;
-use crate::auth::mfa::Proof;
+use crate::auth::mfa::{Completed, Proof, Start};
 use crate::auth::sessions::{AMR_PASSWORD, BROWSER_CLIENT_ID, LoginOptions, SecondStep, SessionError};
 use crate::domain::FieldError;
 use crate::domain::input::NewAccount;
@@ -103,7 +103,8 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
     let logged_in = match outcome {
         Ok(logged_in) => logged_in,
         Err(SessionError::MfaRequired(challenge)) => {
-            return second_step_page(&state, csrf, &challenge.token, &challenge.methods, return_to.as_deref(), None)
+            let methods = &challenge.methods;
+            return second_step_page(&state, csrf, &challenge.token, methods, return_to.as_deref(), None, false)
                 .render(&state);
         }
         Err(e) => {
@@ -149,7 +150,8 @@ async fn signed_in_to(
     with_cookies(see_other(return_to.unwrap_or(HOME)), set)
 }
 
-/// The second step of a sign-in: the app's code, or a recovery code.
+/// The second step of a sign-in: the app's code, or a recovery code. `recovering`
+/// opens the recovery code's form, where the error (if any) belongs.
 fn second_step_page(
     state: &AppState,
     csrf: Csrf,
@@ -157,15 +159,22 @@ fn second_step_page(
     methods: &[&str],
     return_to: Option<&str>,
     error: Option<&str>,
+    recovering: bool,
 ) -> Page {
     let recovery = methods.contains(&"recovery_code");
     Page::new(
         "login_mfa.html",
         SECOND_STEP_HEADING,
-        context! { mfa_token, return_to, error, totp => methods.contains(&"totp"), recovery },
+        context! { mfa_token, return_to, error, totp => methods.contains(&"totp"), recovery, recovering },
         csrf,
     )
     .returning_to(state, return_to)
+}
+
+/// The second step's address opened again (a reload, the history): its form is gone
+/// with the request, so the sign-in starts over.
+pub(super) async fn restart_login() -> Response {
+    see_other("/login")
 }
 
 /// Checks the second step's code (`POST /sessions/mfa`'s rules) and signs the browser in.
@@ -182,28 +191,36 @@ pub(super) async fn login_second_step(State(state): State<AppState>, client: Cli
         (None, None) => None,
     };
     let methods = ["totp", "recovery_code"];
+    let recovering = form.recovery_code.is_some();
     let Some(proof) = proof.filter(|_| !token.is_empty()) else {
         let error = "Enter the code from your authenticator app, or a recovery code.";
-        return second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error))
+        return second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error), recovering)
             .status(StatusCode::UNPROCESSABLE_ENTITY)
             .render(&state);
     };
-    let outcome = state.factors.complete(token, BROWSER_CLIENT_ID, proof, true, client.client()).await;
+    let outcome = state.factors.complete(token, BROWSER_CLIENT_ID, proof, Start::Browser, client.client()).await;
     state.metrics.login(&outcome);
     match outcome {
-        Ok(passed) => {
-            signed_in_to(&state, &passed.user, &passed.amr, passed.device.as_deref(), return_to.as_deref(), &client)
-                .await
+        Ok(Completed::Browser { cookie, device, .. }) => {
+            let mut set = vec![cookies::session(&state.settings, Some(&cookie))];
+            if let Some(device) = &device {
+                set.push(cookies::device(&state.settings, device));
+            }
+            with_cookies(see_other(return_to.as_deref().unwrap_or(HOME)), set)
+        }
+        Ok(Completed::Token(_)) => {
+            ApiError::internal(anyhow::anyhow!("a browser sign-in started a token session")).into_response()
         }
         Err(SessionError::InvalidSecondFactor) => {
             let error = "That code is not right, or was used already. Try the current code, or sign in again \
                          if this keeps failing.";
-            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error))
+            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error), recovering)
                 .status(StatusCode::UNAUTHORIZED)
                 .render(&state)
         }
         Err(SessionError::RateLimited { retry_after }) => {
-            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(&too_many(retry_after)))
+            let error = too_many(retry_after);
+            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(&error), recovering)
                 .status(StatusCode::TOO_MANY_REQUESTS)
                 .render_error(&state, Some(retry_after))
         }
