@@ -119,6 +119,8 @@ impl App {
                 config.ui_accent_color.as_deref(),
                 &public_url,
             ),
+            webauthn: crate::settings::webauthn(&public_url, config.webauthn_rp_id.as_deref(), &config.ui_title)?
+                .map(Arc::new),
         });
         let metrics = crate::http::metrics::Metrics::new(hasher.abandoned());
         let limiter = RateLimiter::new(store.clone(), config.limits.clone(), clock.clone());

@@ -28,6 +28,7 @@ const KEYS: &[Key] = &[
     Key { name: "database_url", help: "sqlite://… or postgres://…" },
     Key { name: "public_url", help: "token issuer and base of links in emails" },
     Key { name: "token_audience", help: "aud of access tokens" },
+    Key { name: "webauthn_rp_id", help: "passkeys' relying party id: the public URL's host or a parent domain" },
     Key { name: "mailer", help: "log, file:<dir>, smtp://… or smtps://…" },
     Key { name: "mail_from", help: "From address of emails" },
     Key { name: "access_token_ttl", help: "access token lifetime" },
@@ -173,6 +174,8 @@ impl RawConfig {
         };
         let public_url = self.parse("public_url", parse_public_url)?;
         let token_audience = self.parse("token_audience", |v| non_empty(v).map(str::to_owned))?;
+        let webauthn_rp_id =
+            self.parse("webauthn_rp_id", |v| non_empty(v).map(|v| v.trim_end_matches('.').to_ascii_lowercase()))?;
         let mailer = self.parse("mailer", parse_mailer)?.unwrap_or(MailerConfig::Log);
         let mail_from = self
             .parse("mail_from", |v| {
@@ -273,6 +276,7 @@ impl RawConfig {
             database_url,
             public_url,
             token_audience,
+            webauthn_rp_id,
             mailer,
             mail_from,
             access_token_ttl,
@@ -585,6 +589,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `None` means the public URL.
     pub token_audience: Option<String>,
+    /// `None` means the public URL's host.
+    pub webauthn_rp_id: Option<String>,
     pub mailer: MailerConfig,
     pub mail_from: String,
     pub access_token_ttl: Duration,

@@ -27,6 +27,27 @@ pub struct Settings {
     pub ui: bool,
     /// How the pages and emails look.
     pub theme: Theme,
+    /// The passkeys' relying party; `None` when the public URL's host is an IP address,
+    /// which no passkey can name.
+    pub webauthn: Option<std::sync::Arc<webauthn_rs::Webauthn>>,
+}
+
+/// The passkeys' relying party for `public_url`: its host, or `rp_id` when that is the
+/// host or a parent domain of it. `None` for an IP address (or a URL without a host).
+pub fn webauthn(public_url: &str, rp_id: Option<&str>, name: &str) -> anyhow::Result<Option<webauthn_rs::Webauthn>> {
+    let url = url::Url::parse(public_url)?;
+    let host = match url.host() {
+        Some(url::Host::Domain(host)) => host.to_ascii_lowercase(),
+        _ => return Ok(None),
+    };
+    let rp_id = rp_id.unwrap_or(&host);
+    if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+        anyhow::bail!("LATCH_WEBAUTHN_RP_ID {rp_id} is neither the public URL's host {host} nor a parent domain of it");
+    }
+    let webauthn = webauthn_rs::WebauthnBuilder::new(rp_id, &url)
+        .and_then(|b| b.rp_name(name).build())
+        .map_err(|e| anyhow::anyhow!("passkeys cannot use {rp_id} for {public_url}: {e}"))?;
+    Ok(Some(webauthn))
 }
 
 /// The branding of the hosted pages and the HTML part of emails: `LATCH_UI_TITLE`,

@@ -14,7 +14,7 @@ use crate::auth::kek::KeyEncryptionKey;
 use crate::auth::limits::LimitError;
 use crate::auth::secret;
 use crate::auth::sessions::{Client, SessionError, Sessions, TokenPair};
-use crate::domain::{Timestamp, UserId};
+use crate::domain::{PasskeyId, Timestamp, UserId};
 use crate::store::{Actor, EventType, FactorSummary, ProofUse, SecondStepUse, StoreError, UserRecord};
 
 /// How long an `mfa_token` lives.
@@ -40,6 +40,9 @@ pub fn methods(factors: &FactorSummary) -> Vec<&'static str> {
     if factors.totp {
         methods.push("totp");
     }
+    if factors.passkeys > 0 {
+        methods.push("webauthn");
+    }
     if factors.recovery_codes > 0 {
         methods.push("recovery_code");
     }
@@ -51,6 +54,9 @@ pub struct MfaChallenge {
     /// The `mfa_token`: opaque, single-use, five minutes.
     pub token: String,
     pub methods: Vec<&'static str>,
+    /// The options for `navigator.credentials.get` (`{"publicKey": …}`), when the
+    /// account has passkeys.
+    pub webauthn: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for MfaChallenge {
@@ -65,13 +71,16 @@ pub enum Proof<'a> {
     /// A code of the authenticator app.
     Otp(&'a str),
     RecoveryCode(&'a str),
+    /// A passkey's answer to the challenge's options (`PublicKeyCredential` as JSON).
+    Passkey(&'a serde_json::Value),
 }
 
 impl Proof<'_> {
-    fn method(self) -> &'static str {
+    pub(super) fn method(self) -> &'static str {
         match self {
             Self::Otp(_) => "totp",
             Self::RecoveryCode(_) => "recovery_code",
+            Self::Passkey(_) => "webauthn",
         }
     }
 }
@@ -90,6 +99,7 @@ impl Confirmation<'_> {
             Self::Password(_) => "password",
             Self::Factor(Proof::Otp(_)) => "otp",
             Self::Factor(Proof::RecoveryCode(_)) => "recovery_code",
+            Self::Factor(Proof::Passkey(_)) => "webauthn",
         }
     }
 }
@@ -117,6 +127,8 @@ pub enum Completed {
 enum Spend {
     TotpStep(i64),
     RecoveryCode([u8; 32]),
+    /// The passkey, its credential as the assertion updated it, and whether it syncs.
+    Passkey(PasskeyId, String, bool),
 }
 
 impl Spend {
@@ -124,6 +136,15 @@ impl Spend {
         match self {
             Self::TotpStep(step) => ProofUse::TotpStep(*step),
             Self::RecoveryCode(hash) => ProofUse::RecoveryCode(hash),
+            Self::Passkey(id, passkey, _) => ProofUse::Passkey { id: *id, passkey },
+        }
+    }
+
+    /// How the second step is recorded in `amr` (RFC 8176).
+    fn amr(&self) -> &'static str {
+        match self {
+            Self::TotpStep(_) | Self::RecoveryCode(_) => "otp",
+            Self::Passkey(_, _, synced) => crate::auth::passkeys::amr_of(*synced),
         }
     }
 }
@@ -154,6 +175,12 @@ pub enum FactorError {
     /// There is no such factor (or none at all).
     #[error("no such factor")]
     NoFactor,
+    /// A field that cannot be used: its name and what is wrong.
+    #[error("invalid {0}")]
+    Invalid(&'static str, &'static str),
+    /// The public URL's host is an IP address: no passkey can name it.
+    #[error("passkeys are unavailable")]
+    PasskeysUnavailable,
     #[error("rate limited")]
     RateLimited { retry_after: u64 },
     /// The password hashing queue is full.
@@ -177,8 +204,8 @@ impl From<LimitError> for FactorError {
 /// The factors service. Cheap to clone.
 #[derive(Clone)]
 pub struct Factors {
-    sessions: Sessions,
-    emails: Emails,
+    pub(super) sessions: Sessions,
+    pub(super) emails: Emails,
     kek: Option<KeyEncryptionKey>,
 }
 
@@ -332,7 +359,7 @@ impl Factors {
             _ => return Err(SessionError::InvalidSecondFactor),
         };
         let attempt = s.begin_code_check(&user, client).await?;
-        let spend = match self.spendable(&user, proof, now).await {
+        let spend = match self.spendable(&user, proof, challenge.webauthn.as_deref(), now).await {
             Ok(Some(spend)) => spend,
             Ok(None) => {
                 s.code_check_failed(&attempt, &user, client, proof.method(), "wrong_code").await?;
@@ -348,8 +375,8 @@ impl Factors {
             .event_from(EventType::SecondFactor, Actor::User(Some(user.id)), client)
             .user(user.id)
             .detail("method", proof.method());
-        let used = SecondStepUse { challenge: &hash, proof: spend.as_use(), event: &event };
-        let amr = format!("{} otp mfa", challenge.amr);
+        let used = SecondStepUse { challenge: Some(&hash), proof: spend.as_use(), event: &event };
+        let amr = format!("{} {} mfa", challenge.amr, spend.amr());
         let started = match start {
             Start::Token => s
                 .start_token_session(&user, &challenge.client_id, &challenge.scope, &amr, None, Some(used), client)
@@ -360,6 +387,19 @@ impl Factors {
                 .await
                 .map(|cookie| Completed::Browser { user: user.clone(), cookie, device: Some(secret::random_token()) }),
         };
+        self.settle(started, &attempt, &user, proof.method(), client).await
+    }
+
+    /// Settles the limits of a second step by the session it started, or did not.
+    pub(super) async fn settle(
+        &self,
+        started: Result<Completed, SessionError>,
+        attempt: &crate::auth::limits::PasswordAttempt,
+        user: &UserRecord,
+        method: &str,
+        client: Client<'_>,
+    ) -> Result<Completed, SessionError> {
+        let s = &self.sessions;
         match started {
             Ok(completed) => {
                 let device = match &completed {
@@ -367,16 +407,16 @@ impl Factors {
                     Completed::Token(_) => None,
                 };
                 let ids = [user.username.as_str(), user.email.as_str()];
-                s.limiter.password_check_succeeded(&attempt, user.id, &ids, device.as_ref().map(|d| &d[..])).await?;
+                s.limiter.password_check_succeeded(attempt, user.id, &ids, device.as_ref().map(|d| &d[..])).await?;
                 Ok(completed)
             }
             // A code spent by a racing request, or one of a step already used.
             Err(SessionError::Store(StoreError::Conflict("mfa_code"))) => {
-                s.code_check_failed(&attempt, &user, client, proof.method(), "used_code").await?;
+                s.code_check_failed(attempt, user, client, method, "used_code").await?;
                 Err(SessionError::InvalidSecondFactor)
             }
             Err(e) => {
-                s.limiter.password_check_abandoned(&attempt).await?;
+                s.limiter.password_check_abandoned(attempt).await?;
                 match e {
                     SessionError::Store(StoreError::Conflict("mfa_token")) => Err(SessionError::InvalidSecondFactor),
                     e => Err(e),
@@ -385,12 +425,14 @@ impl Factors {
         }
     }
 
-    /// What `proof` would spend, when it is a good code of `user`; the store decides,
-    /// when it is spent, whether it was spent before.
+    /// What `proof` would spend, when it is a good code of `user` (a passkey's answer
+    /// to the assertion `webauthn` waits for); the store decides, when it is spent,
+    /// whether it was spent before.
     async fn spendable(
         &self,
         user: &UserRecord,
         proof: Proof<'_>,
+        webauthn: Option<&str>,
         now: Timestamp,
     ) -> Result<Option<Spend>, SessionError> {
         match proof {
@@ -404,21 +446,26 @@ impl Factors {
             Proof::RecoveryCode(code) => {
                 Ok(normalize_recovery_code(code).map(|normal| Spend::RecoveryCode(secret::digest(&normal))))
             }
+            Proof::Passkey(credential) => Ok(self
+                .check_assertion(user, webauthn, credential)
+                .await?
+                .map(|(id, passkey, synced)| Spend::Passkey(id, passkey, synced))),
         }
     }
 
     /// Whether `proof` is a good, unused code of `user`; a good one is used up.
     async fn check_proof(&self, user: &UserRecord, proof: Proof<'_>, now: Timestamp) -> Result<bool, SessionError> {
         let store = &self.sessions.store;
-        Ok(match self.spendable(user, proof, now).await? {
+        Ok(match self.spendable(user, proof, None, now).await? {
             Some(Spend::TotpStep(step)) => store.use_totp_step(user.id, step).await?,
             Some(Spend::RecoveryCode(hash)) => store.use_recovery_code(user.id, &hash).await?,
-            None => false,
+            // A passkey confirms nothing without a challenge of its own.
+            Some(Spend::Passkey(..)) | None => false,
         })
     }
 
     /// Checks what confirms a change of factors, under the login limits.
-    async fn confirm(
+    pub(super) async fn confirm(
         &self,
         user: &UserRecord,
         confirmation: Confirmation<'_>,
@@ -543,7 +590,7 @@ fn matching_step(key: &[u8], code: &str, now: Timestamp) -> Option<u64> {
 }
 
 /// New recovery codes (`xxxxx-xxxxx`) and their digests.
-fn recovery_codes() -> (Vec<String>, Vec<[u8; 32]>) {
+pub(crate) fn recovery_codes() -> (Vec<String>, Vec<[u8; 32]>) {
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     let mut digests = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {

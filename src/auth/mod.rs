@@ -14,6 +14,7 @@ pub mod kek;
 pub mod limits;
 pub mod mfa;
 pub mod oidc;
+pub mod passkeys;
 pub mod password;
 pub mod registry;
 pub mod secret;

@@ -295,6 +295,13 @@ impl Sessions {
                 return Err(SessionError::PasswordNotEnough);
             };
             let token = secret::random_token();
+            let assertion = if factors.passkeys > 0 {
+                let webauthn = self.settings.webauthn.as_deref();
+                crate::auth::passkeys::assertion_options(&*self.store, webauthn, user.id).await?
+            } else {
+                None
+            };
+            let (webauthn, state) = assertion.unzip();
             let challenge = ChallengeRecord {
                 user_id: user.id,
                 client_id: next.client_id.to_owned(),
@@ -302,10 +309,12 @@ impl Sessions {
                 amr: AMR_PASSWORD.to_owned(),
                 attempts: 0,
                 expires_at: self.clock.now() + MFA_TOKEN_TTL,
+                webauthn: state,
             };
             self.store.create_challenge(&secret::digest(&token), &challenge).await?;
             tracing::info!(user = %user.id, "password accepted; a second factor is due");
-            return Err(SessionError::MfaRequired(MfaChallenge { token, methods: methods(&factors) }));
+            let methods = methods(&factors);
+            return Err(SessionError::MfaRequired(MfaChallenge { token, methods, webauthn }));
         }
         Ok(LoggedIn { user, device: new_device })
     }

@@ -53,6 +53,19 @@ id_type!(
     EventId
 );
 
+id_type!(
+    /// A passkey's id in Latch (not its WebAuthn credential id, which is the
+    /// authenticator's).
+    PasskeyId
+);
+
+impl PasskeyId {
+    /// A UUIDv7: an account's passkeys list in the order they were added.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
 impl EventId {
     pub fn generate() -> Self {
         Self(Uuid::now_v7())

@@ -11,7 +11,7 @@ mod timestamp;
 mod username;
 
 pub use email::{Email, is_hidden};
-pub use ids::{EventId, SessionId, UserId};
+pub use ids::{EventId, PasskeyId, SessionId, UserId};
 pub use password::{NewPassword, PasswordPolicy};
 pub use timestamp::Timestamp;
 pub use username::Username;

@@ -578,7 +578,7 @@ async fn user_factors(
 ) -> Result<JsonBody<crate::http::mfa::FactorsView>, ApiError> {
     let id = path_id(path, UserId::parse)?;
     let user = state.store.user_by_id(id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(JsonBody(state.factors.summary(user.id).await?.into()))
+    Ok(JsonBody(crate::http::mfa::FactorsView::of(&state, user.id).await?))
 }
 
 /// Removes every second factor of a user, for one who lost them all.

@@ -337,6 +337,11 @@ impl From<FactorError> for ApiError {
                 e
             }
             FactorError::NoFactor => ApiError::not_found(),
+            FactorError::Invalid(field, message) => ApiError::field(field, message),
+            FactorError::PasskeysUnavailable => ApiError::new(
+                ErrorCode::Conflict,
+                "passkeys need the public URL to name a host, not an IP address (LATCH_PUBLIC_URL)",
+            ),
             FactorError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
             FactorError::Busy => HashError::Busy.into(),
             FactorError::Store(e) => e.into(),
@@ -396,6 +401,8 @@ struct Problem<'a> {
     mfa_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mfa_methods: Option<&'a [&'static str]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webauthn: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -423,6 +430,7 @@ impl IntoResponse for ApiError {
             errors: &errors,
             mfa_token: self.mfa.as_ref().map(|m| m.token.as_str()),
             mfa_methods: self.mfa.as_ref().map(|m| &m.methods[..]),
+            webauthn: self.mfa.as_ref().and_then(|m| m.webauthn.as_ref()),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
@@ -543,6 +551,8 @@ struct OAuthBody<'a> {
     mfa_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mfa_methods: Option<&'a [&'static str]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webauthn: Option<&'a serde_json::Value>,
 }
 
 impl IntoResponse for OAuthError {
@@ -557,6 +567,7 @@ impl IntoResponse for OAuthError {
             error_description: &self.description,
             mfa_token: self.mfa.as_ref().map(|m| m.token.as_str()),
             mfa_methods: self.mfa.as_ref().map(|m| &m.methods[..]),
+            webauthn: self.mfa.as_ref().and_then(|m| m.webauthn.as_ref()),
         })
         .unwrap_or_default();
         let mut response = (self.status, body).into_response();

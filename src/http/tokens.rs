@@ -21,6 +21,8 @@ use crate::store::SessionRecord;
 
 /// The grant that finishes a password grant with a second factor.
 pub const MFA_GRANT: &str = "urn:latch:grant-type:mfa";
+/// The grant that signs in with a passkey alone.
+pub const PASSKEY_GRANT: &str = "urn:latch:grant-type:passkey";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token)).route("/revoke", post(revoke)).route("/logout", post(logout))
@@ -68,6 +70,16 @@ struct TokenRequest {
     /// Second factor grant: an unused recovery code (used up).
     #[schema(value_type = String, required = false)]
     recovery_code: Option<String>,
+    /// Second factor grant: a passkey's answer to the `webauthn` options of the
+    /// `mfa_required` answer, `credential.toJSON()` as a JSON string.
+    #[schema(value_type = String, required = false)]
+    webauthn: Option<String>,
+    /// Passkey grant: the ceremony of `POST /passkeys/options`.
+    #[schema(value_type = String, required = false)]
+    ceremony: Option<String>,
+    /// Passkey grant: the browser's answer, `credential.toJSON()` as a JSON string.
+    #[schema(value_type = String, required = false)]
+    credential: Option<String>,
     /// Space-separated scopes to grant (default `openid profile email`); each must be
     /// allowed for the client. On a refresh, a subset of the session's scopes.
     #[schema(value_type = String, required = false, example = "openid profile email")]
@@ -173,6 +185,7 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
         "password" => password_grant(&state, &client, &caller, req).await,
         "refresh_token" => refresh_grant(&state, &caller, &client, req).await,
         MFA_GRANT => mfa_grant(&state, &client, &caller, req).await,
+        PASSKEY_GRANT => passkey_grant(&state, &client, &caller, req).await,
         "authorization_code" => {
             let pair = state
                 .oidc
@@ -197,7 +210,7 @@ async fn token(State(state): State<AppState>, client: ClientInfo, req: Request) 
             "unsupported_grant_type",
             format!(
                 "grant_type {other} is not supported; use password, refresh_token, authorization_code, \
-                 client_credentials or {MFA_GRANT}"
+                 client_credentials, {MFA_GRANT} or {PASSKEY_GRANT}"
             ),
         )),
     }
@@ -229,6 +242,37 @@ async fn password_grant(
     Ok(pair)
 }
 
+/// `grant_type=urn:latch:grant-type:passkey`: a sign-in with a passkey alone, for the
+/// ceremony of `POST /passkeys/options`.
+async fn passkey_grant(
+    state: &AppState,
+    client: &ClientInfo,
+    caller: &Caller,
+    req: TokenRequest,
+) -> Result<TokenPair, OAuthError> {
+    let scope = clients::grant_scope(caller, req.scope.as_deref())?;
+    let step = crate::http::mfa::PasskeySignInRequest {
+        ceremony: req.ceremony,
+        credential: req.credential.map(serde_json::Value::String),
+    };
+    let (ceremony, credential) =
+        step.parts().map_err(|e| OAuthError::invalid_request(format!("{}: {}", e.field, e.message)))?;
+    let outcome = state
+        .factors
+        .finish_sign_in(&ceremony, &credential, Start::Token, &caller.client_id, &scope, client.client())
+        .await;
+    state.metrics.login(&outcome);
+    match outcome? {
+        Completed::Token(pair) => {
+            state.metrics.tokens_issued(PASSKEY_GRANT);
+            Ok(pair)
+        }
+        Completed::Browser { .. } => {
+            Err(OAuthError::from(anyhow::anyhow!("a token sign-in started a browser session")))
+        }
+    }
+}
+
 /// `grant_type=urn:latch:grant-type:mfa`: the second step of a password grant that
 /// answered `mfa_required`, by the same client.
 async fn mfa_grant(
@@ -237,7 +281,12 @@ async fn mfa_grant(
     caller: &Caller,
     req: TokenRequest,
 ) -> Result<TokenPair, OAuthError> {
-    let step = SecondStepRequest { mfa_token: req.mfa_token, otp: req.otp, recovery_code: req.recovery_code };
+    let mut step = SecondStepRequest {
+        mfa_token: req.mfa_token,
+        otp: req.otp,
+        recovery_code: req.recovery_code,
+        webauthn: req.webauthn.map(serde_json::Value::String),
+    };
     let (token, proof) =
         step.parts().map_err(|e| OAuthError::invalid_request(format!("{}: {}", e.field, e.message)))?;
     let outcome = state.factors.complete(token, &caller.client_id, proof, Start::Token, client.client()).await;

@@ -1,9 +1,24 @@
-//! Second factors (SPEC §9): the TOTP authenticator of an account, its recovery codes
-//! (SHA-256 digests, each deleted when used) and the sign-ins waiting for their second
-//! step (`mfa_token` digests).
+//! Second factors (SPEC §9): the TOTP authenticator of an account, its passkeys, its
+//! recovery codes (SHA-256 digests, each deleted when used), the sign-ins waiting for
+//! their second step (`mfa_token` digests) and WebAuthn ceremonies under way.
 
 use super::{AuditEvent, StoreError};
-use crate::domain::{Timestamp, UserId};
+use crate::domain::{PasskeyId, Timestamp, UserId};
+
+/// A passkey of an account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PasskeyRecord {
+    pub id: PasskeyId,
+    pub user_id: UserId,
+    pub credential_id: Vec<u8>,
+    pub name: String,
+    /// The credential as webauthn-rs keeps it, JSON.
+    pub passkey: String,
+    /// A synced passkey (`swk`), rather than one bound to a device (`hwk`).
+    pub backup_eligible: bool,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
 
 /// An account's TOTP authenticator.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -24,13 +39,15 @@ pub struct FactorSummary {
     pub totp: bool,
     /// Recovery codes not yet used.
     pub recovery_codes: i64,
+    /// Passkeys.
+    pub passkeys: i64,
 }
 
 impl FactorSummary {
     /// Whether a sign-in needs a second step. Recovery codes alone are no factor: they
     /// stand in for one.
     pub fn any(&self) -> bool {
-        self.totp
+        self.totp || self.passkeys > 0
     }
 }
 
@@ -46,6 +63,9 @@ pub struct ChallengeRecord {
     /// Second steps tried, this one included.
     pub attempts: i64,
     pub expires_at: Timestamp,
+    /// The passkey assertion it waits for (webauthn-rs state, JSON), when the account
+    /// has passkeys.
+    pub webauthn: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -106,9 +126,62 @@ pub trait MfaStore {
     ) -> Result<Option<ChallengeRecord>, StoreError>;
     /// Deletes the challenge `hash`; false when it was gone (used by a racing request).
     async fn consume_challenge(&self, hash: &[u8]) -> Result<bool, StoreError>;
-    /// Forgets the challenges that expired before `before`; returns how many.
+    /// Forgets the challenges and ceremonies that expired before `before`; returns how many.
     async fn delete_expired_challenges(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// The passkeys of `user`, oldest first.
+    async fn passkeys(&self, user: UserId) -> Result<Vec<PasskeyRecord>, StoreError>;
+    /// The passkey with this WebAuthn credential id.
+    async fn passkey_by_credential(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError>;
+    /// Adds a passkey; with `codes`, the recovery codes are replaced in the same
+    /// transaction (the account's first factor). `Conflict("passkey")` when the
+    /// credential is registered already. Records `event`.
+    async fn add_passkey(
+        &self,
+        passkey: &PasskeyRecord,
+        codes: Option<&[[u8; 32]]>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Renames a passkey of `user`; false when there is no such passkey.
+    async fn rename_passkey(&self, user: UserId, id: PasskeyId, name: &str) -> Result<bool, StoreError>;
+    /// Removes a passkey of `user` (and the recovery codes and waiting sign-ins with the
+    /// last factor); false when there is no such passkey. Records `event`.
+    async fn remove_passkey(&self, user: UserId, id: PasskeyId, event: &AuditEvent) -> Result<bool, StoreError>;
+    /// Records a use of a passkey: its credential as updated (the counter) and the time.
+    async fn passkey_used(&self, id: PasskeyId, passkey: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Records a WebAuthn ceremony under the digest of its id.
+    async fn create_ceremony(
+        &self,
+        hash: &[u8],
+        user: Option<UserId>,
+        kind: &str,
+        state: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Takes (deletes and returns) the live ceremony `hash` of `kind`: its user and state.
+    async fn take_ceremony(
+        &self,
+        hash: &[u8],
+        kind: &str,
+        now: Timestamp,
+    ) -> Result<Option<(Option<UserId>, String)>, StoreError>;
 }
+
+/// Whether the user `$1` has a factor that recovery codes stand in for.
+pub(crate) const HAS_FACTOR: &str = "SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 AND confirmed)
+     OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)";
+
+/// After a factor of `$user` is removed inside `$tx`: with the last one, the recovery
+/// codes go; a sign-in waiting for a second step waits for nothing either way.
+macro_rules! after_removal_in {
+    ($tx:ident, $user:expr) => {
+        let left: bool = sqlx::query_scalar($crate::store::mfa::HAS_FACTOR).bind($user).fetch_one(&mut *$tx).await?;
+        if !left {
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind($user).execute(&mut *$tx).await?;
+        }
+        sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1").bind($user).execute(&mut *$tx).await?;
+    };
+}
+pub(crate) use after_removal_in;
 
 /// Replaces the recovery codes of `$user` with `$codes` inside the transaction `$tx`.
 macro_rules! replace_codes_in {
@@ -133,14 +206,15 @@ macro_rules! impl_mfa_store {
                 &self,
                 user: $crate::domain::UserId,
             ) -> Result<$crate::store::FactorSummary, $crate::store::StoreError> {
-                let (totp, recovery_codes): (bool, i64) = sqlx::query_as(
+                let (totp, recovery_codes, passkeys): (bool, i64, i64) = sqlx::query_as(
                     "SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 AND confirmed),
-                            (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1)",
+                            (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1),
+                            (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
                 )
                 .bind(user)
                 .fetch_one(self.read())
                 .await?;
-                Ok($crate::store::FactorSummary { totp, recovery_codes })
+                Ok($crate::store::FactorSummary { totp, recovery_codes, passkeys })
             }
 
             async fn totp(
@@ -240,11 +314,10 @@ macro_rules! impl_mfa_store {
                 event: &$crate::store::AuditEvent,
             ) -> Result<bool, $crate::store::StoreError> {
                 let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
-                let has_factor: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 AND confirmed)")
-                        .bind(user)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let has_factor: bool = sqlx::query_scalar($crate::store::mfa::HAS_FACTOR)
+                    .bind(user)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 if !has_factor {
                     tx.rollback().await?;
                     return Ok(false);
@@ -270,10 +343,7 @@ macro_rules! impl_mfa_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                // TOTP is the only factor recovery codes stand in for; a sign-in waiting for
-                // a code of the removed app waits for nothing.
-                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
-                sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+                $crate::store::mfa::after_removal_in!(tx, user);
                 $crate::store::audit::record_in!(tx, event);
                 tx.commit().await?;
                 event.log();
@@ -290,6 +360,7 @@ macro_rules! impl_mfa_store {
                 let mut removed = 0;
                 for sql in [
                     "DELETE FROM totp_factors WHERE user_id = $1",
+                    "DELETE FROM passkeys WHERE user_id = $1",
                     "DELETE FROM recovery_codes WHERE user_id = $1",
                     "DELETE FROM mfa_challenges WHERE user_id = $1",
                 ] {
@@ -309,8 +380,8 @@ macro_rules! impl_mfa_store {
                 c: &$crate::store::ChallengeRecord,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
-                    "INSERT INTO mfa_challenges (token_hash, user_id, client_id, scope, amr, attempts, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO mfa_challenges (token_hash, user_id, client_id, scope, amr, attempts, expires_at, webauthn)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(hash)
                 .bind(c.user_id)
@@ -319,6 +390,7 @@ macro_rules! impl_mfa_store {
                 .bind(&c.amr)
                 .bind(c.attempts)
                 .bind(c.expires_at)
+                .bind(&c.webauthn)
                 .execute(self.write())
                 .await?;
                 Ok(())
@@ -333,7 +405,7 @@ macro_rules! impl_mfa_store {
                 Ok(sqlx::query_as(
                     "UPDATE mfa_challenges SET attempts = attempts + 1
                      WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3
-                     RETURNING user_id, client_id, scope, amr, attempts, expires_at",
+                     RETURNING user_id, client_id, scope, amr, attempts, expires_at, webauthn",
                 )
                 .bind(hash)
                 .bind(now)
@@ -354,11 +426,158 @@ macro_rules! impl_mfa_store {
                 &self,
                 before: $crate::domain::Timestamp,
             ) -> Result<u64, $crate::store::StoreError> {
-                let done = sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < $1")
-                    .bind(before)
+                let mut deleted = 0;
+                for sql in
+                    ["DELETE FROM mfa_challenges WHERE expires_at < $1", "DELETE FROM webauthn_ceremonies WHERE expires_at < $1"]
+                {
+                    deleted += sqlx::query(sql).bind(before).execute(self.write()).await?.rows_affected();
+                }
+                Ok(deleted)
+            }
+
+            async fn passkeys(
+                &self,
+                user: $crate::domain::UserId,
+            ) -> Result<Vec<$crate::store::PasskeyRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM passkeys WHERE user_id = $1 ORDER BY created_at, id")
+                    .bind(user)
+                    .fetch_all(self.read())
+                    .await?)
+            }
+
+            async fn passkey_by_credential(
+                &self,
+                credential_id: &[u8],
+            ) -> Result<Option<$crate::store::PasskeyRecord>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM passkeys WHERE credential_id = $1")
+                    .bind(credential_id)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
+            async fn add_passkey(
+                &self,
+                p: &$crate::store::PasskeyRecord,
+                codes: Option<&[[u8; 32]]>,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
+                let added = sqlx::query(
+                    "INSERT INTO passkeys (id, user_id, credential_id, name, passkey, backup_eligible, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (credential_id) DO NOTHING",
+                )
+                .bind(p.id)
+                .bind(p.user_id)
+                .bind(&p.credential_id)
+                .bind(&p.name)
+                .bind(&p.passkey)
+                .bind(p.backup_eligible)
+                .bind(p.created_at)
+                .execute(&mut *tx)
+                .await?;
+                if added.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Err($crate::store::StoreError::Conflict("passkey"));
+                }
+                if let Some(codes) = codes {
+                    $crate::store::mfa::replace_codes_in!(tx, p.user_id, codes);
+                }
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                Ok(())
+            }
+
+            async fn rename_passkey(
+                &self,
+                user: $crate::domain::UserId,
+                id: $crate::domain::PasskeyId,
+                name: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("UPDATE passkeys SET name = $3 WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user)
+                    .bind(name)
                     .execute(self.write())
                     .await?;
-                Ok(done.rows_affected())
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn remove_passkey(
+                &self,
+                user: $crate::domain::UserId,
+                id: $crate::domain::PasskeyId,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.write().begin_with(<$store>::BEGIN_WRITE).await?;
+                let done = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                $crate::store::mfa::after_removal_in!(tx, user);
+                $crate::store::audit::record_in!(tx, event);
+                tx.commit().await?;
+                event.log();
+                self.changed($crate::store::Change::User(user)).await;
+                Ok(true)
+            }
+
+            async fn passkey_used(
+                &self,
+                id: $crate::domain::PasskeyId,
+                passkey: &str,
+                now: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE passkeys SET passkey = $2, last_used_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(passkey)
+                    .bind(now)
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_ceremony(
+                &self,
+                hash: &[u8],
+                user: Option<$crate::domain::UserId>,
+                kind: &str,
+                state: &str,
+                expires_at: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO webauthn_ceremonies (id_hash, user_id, kind, state, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(hash)
+                .bind(user)
+                .bind(kind)
+                .bind(state)
+                .bind(expires_at)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn take_ceremony(
+                &self,
+                hash: &[u8],
+                kind: &str,
+                now: $crate::domain::Timestamp,
+            ) -> Result<Option<(Option<$crate::domain::UserId>, String)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "DELETE FROM webauthn_ceremonies WHERE id_hash = $1 AND kind = $2 AND expires_at > $3
+                     RETURNING user_id, state",
+                )
+                .bind(hash)
+                .bind(kind)
+                .bind(now)
+                .fetch_optional(self.write())
+                .await?)
             }
         }
     };

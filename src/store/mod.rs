@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub use audit::{Actor, AuditEvent, AuditStore, EventQuery, EventRecord, EventType, Outcome};
 pub use clients::{ClientRecord, ClientStore};
 pub use keys::{KeyStore, SealedKey, StoredKey};
-pub use mfa::{ChallengeRecord, FactorSummary, MfaStore, TotpRecord};
+pub use mfa::{ChallengeRecord, FactorSummary, MfaStore, PasskeyRecord, TotpRecord};
 pub use oidc::{ConsentRecord, OidcStore};
 pub use one_time_tokens::{NewOneTimeToken, OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 pub use postgres::PgStore;

@@ -4,7 +4,7 @@
 //! because their `sid` no longer resolves.
 
 use super::{AuditEvent, StoreError};
-use crate::domain::{SessionId, Timestamp, UserId};
+use crate::domain::{PasskeyId, SessionId, Timestamp, UserId};
 
 /// A live or expired session row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,8 +101,8 @@ pub struct NewSession<'a> {
 /// What a completed second step uses up.
 #[derive(Debug, Clone, Copy)]
 pub struct SecondStepUse<'a> {
-    /// The digest of the `mfa_token`.
-    pub challenge: &'a [u8],
+    /// The digest of the `mfa_token`; none for a sign-in with a passkey alone.
+    pub challenge: Option<&'a [u8]>,
     pub proof: ProofUse<'a>,
     /// Recorded with the session (`second_factor`).
     pub event: &'a AuditEvent,
@@ -115,6 +115,8 @@ pub enum ProofUse<'a> {
     TotpStep(i64),
     /// The recovery code with this digest.
     RecoveryCode(&'a [u8]),
+    /// The passkey `id` of the user, its credential as the assertion updated it.
+    Passkey { id: PasskeyId, passkey: &'a str },
 }
 
 /// What presenting a refresh token did.
@@ -205,10 +207,14 @@ macro_rules! impl_session_store {
                     }
                 }
                 if let Some(step) = s.second_step {
-                    let consumed = sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1")
-                        .bind(step.challenge)
-                        .execute(&mut *tx)
-                        .await?;
+                    let consumed = match step.challenge {
+                        Some(challenge) => sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1")
+                            .bind(challenge)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected(),
+                        None => 1,
+                    };
                     let spent = match step.proof {
                         $crate::store::ProofUse::TotpStep(n) => sqlx::query(
                             "UPDATE totp_factors SET last_step = $2 WHERE user_id = $1 AND confirmed AND last_step < $2",
@@ -220,12 +226,19 @@ macro_rules! impl_session_store {
                                 .bind(s.user_id)
                                 .bind(hash)
                         }
+                        $crate::store::ProofUse::Passkey { id, passkey } => sqlx::query(
+                            "UPDATE passkeys SET passkey = $3, last_used_at = $4 WHERE user_id = $1 AND id = $2",
+                        )
+                        .bind(s.user_id)
+                        .bind(id)
+                        .bind(passkey)
+                        .bind(s.now),
                     }
                     .execute(&mut *tx)
                     .await?;
-                    if consumed.rows_affected() == 0 || spent.rows_affected() == 0 {
+                    if consumed == 0 || spent.rows_affected() == 0 {
                         tx.rollback().await?;
-                        let what = if consumed.rows_affected() == 0 { "mfa_token" } else { "mfa_code" };
+                        let what = if consumed == 0 { "mfa_token" } else { "mfa_code" };
                         return Err($crate::store::StoreError::Conflict(what));
                     }
                     $crate::store::audit::record_in!(tx, step.event);

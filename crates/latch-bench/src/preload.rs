@@ -312,6 +312,7 @@ pub async fn mfa_steps(store: &dyn Store, count: usize) -> anyhow::Result<Vec<St
                 amr: "pwd".to_owned(),
                 attempts: 0,
                 expires_at: now + Duration::from_secs(3600),
+                webauthn: None,
             };
             store.create_challenge(&secret::digest(&token), &challenge).await?;
             steps.push(format!("mfa_token={token}&{proof}"));

@@ -494,6 +494,7 @@ mod tests {
             metrics_apart: false,
             ui: true,
             theme: Theme::new("Acme", Some("/logo.png"), None, "http://127.0.0.1:8080"),
+            webauthn: None,
         };
         let templates = Templates::new(&settings, None).unwrap();
         let token = secret::random_token();

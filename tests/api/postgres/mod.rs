@@ -52,6 +52,9 @@ mod outage;
 #[path = "../suite/pages.rs"]
 mod pages;
 #[cfg(latch_postgres_tests)]
+#[path = "../suite/passkeys.rs"]
+mod passkeys;
+#[cfg(latch_postgres_tests)]
 #[path = "../suite/sessions.rs"]
 mod sessions;
 #[cfg(latch_postgres_tests)]

@@ -34,6 +34,8 @@ mod oidc;
 mod ops;
 #[path = "../suite/pages.rs"]
 mod pages;
+#[path = "../suite/passkeys.rs"]
+mod passkeys;
 #[path = "../suite/sessions.rs"]
 mod sessions;
 #[path = "../suite/signing_keys.rs"]

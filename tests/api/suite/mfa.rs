@@ -91,7 +91,10 @@ async fn an_enrolled_app_makes_the_password_grant_ask_for_a_code() {
     app.create_user("alice").await;
     let access = app.login("alice").await.access_token;
     let r = call(&app, Method::GET, "/users/me/mfa", &access, None).await;
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"totp": false, "recovery_codes_left": 0, "methods": []}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"totp": false, "passkeys": [], "recovery_codes_left": 0, "methods": []})
+    );
 
     let begun: Value = call(&app, Method::POST, "/users/me/mfa/totp", &access, None).await.json().await.unwrap();
     let key = data_encoding::BASE32_NOPAD.decode(begun["secret"].as_str().unwrap().as_bytes()).unwrap();
@@ -109,7 +112,7 @@ async fn an_enrolled_app_makes_the_password_grant_ask_for_a_code() {
     let r = call(&app, Method::GET, "/users/me/mfa", &access, None).await;
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({"totp": true, "recovery_codes_left": 10, "methods": ["totp", "recovery_code"]})
+        json!({"totp": true, "passkeys": [], "recovery_codes_left": 10, "methods": ["totp", "recovery_code"]})
     );
     app.email_arriving("alice@example.com", "authenticator app was added").await;
 
@@ -313,7 +316,10 @@ async fn removing_the_app_or_making_new_codes_needs_the_password_or_a_factor() {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.token("kim", PASSWORD).await.status(), StatusCode::OK);
     let r = call(&app, Method::GET, "/users/me/mfa", token, None).await;
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"totp": false, "recovery_codes_left": 0, "methods": []}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"totp": false, "passkeys": [], "recovery_codes_left": 0, "methods": []})
+    );
     app.email_arriving("kim@example.com", "authenticator app was removed").await;
     let r = call(&app, Method::DELETE, "/users/me/mfa/totp", token, Some(json!({"password": PASSWORD}))).await;
     assert_problem(r, StatusCode::NOT_FOUND, "not_found").await;
