@@ -376,6 +376,11 @@ impl Browser {
         }
     }
 
+    /// Runs a DevTools command in this browser and returns its result.
+    pub(crate) async fn cdp(&self, cmd: &'static str, params: Value) -> Value {
+        self.client.issue_cmd(Cdp { cmd, params }).await.unwrap()
+    }
+
     async fn screenshot(&self, name: &str) {
         use base64::Engine as _;
         let cmd =

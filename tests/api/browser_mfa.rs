@@ -344,3 +344,123 @@ async fn a_person_who_lost_the_phone_signs_in_with_a_recovery_code_and_sets_up_a
     b.finish().await;
     eprintln!("browser: a lost phone took {:?}", started.elapsed());
 }
+
+/// A server whose public URL names a host (`localhost`), as passkeys need; the
+/// browser is sent there.
+async fn passkey_app() -> TestApp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    spawn_app_with(|c| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.public_url = Some(format!("http://localhost:{port}"));
+    })
+    .await
+}
+
+/// Gives the browser a platform authenticator that makes discoverable credentials and
+/// verifies its user without asking (Chromium's virtual authenticator, through
+/// DevTools); returns its id.
+async fn with_virtual_authenticator(b: &Browser) -> String {
+    b.cdp("WebAuthn.enable", json!({ "enableUI": false })).await;
+    let options = json!({ "options": {
+        "protocol": "ctap2", "ctap2Version": "ctap2_1", "transport": "internal",
+        "hasResidentKey": true, "hasUserVerification": true, "isUserVerified": true,
+        "automaticPresenceSimulation": true,
+    }});
+    let added = b.cdp("WebAuthn.addVirtualAuthenticator", options).await;
+    let id = added["authenticatorId"].as_str().or(added["value"]["authenticatorId"].as_str());
+    id.expect("a virtual authenticator").to_owned()
+}
+
+/// Whether the virtual authenticator answers by itself, as a person touching it would.
+/// Off, a waiting request (the sign-in page's autofill) stays waiting.
+async fn touches(b: &Browser, authenticator: &str, enabled: bool) {
+    let params = json!({ "authenticatorId": authenticator, "enabled": enabled });
+    b.cdp("WebAuthn.setAutomaticPresenceSimulation", params).await;
+}
+
+/// Waits for the page at `path`, which a script navigates to.
+async fn wait_for_path(b: &Browser, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.path().await != path {
+        assert!(Instant::now() < deadline, "still at {} with {}", b.path().await, b.text().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_person_adds_a_passkey_and_signs_in_with_it_without_a_password() {
+    let Some(tools) = tools("browser: passkeys") else { return };
+    let app = passkey_app().await;
+    app.create_user("pia").await;
+    let base = app.config.public_url.clone().unwrap();
+    let driver = Chromedriver::start(&tools).await;
+    let b = Browser::open(&driver, &tools, &base, Kind::Desktop).await;
+    let authenticator = with_virtual_authenticator(&b).await;
+
+    b.goto("/login").await;
+    b.sign_in("pia", PASSWORD).await;
+    assert_eq!(b.path().await, "/account", "{}", b.text().await);
+
+    // Adding a passkey: the browser makes it, and as the first factor it brings the
+    // recovery codes, shown once.
+    b.fill("passkey-name", "This laptop").await;
+    b.find("#passkey-add button[type=submit]").await.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.find("#passkey-codes").await.is_displayed().await.unwrap() {
+        let error = b.client.find(Locator::Id("passkey-add-error")).await.unwrap().text().await.unwrap();
+        assert!(Instant::now() < deadline, "no passkey was added: {error}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let codes = b.client.find_all(Locator::Css("#passkey-codes-list li code")).await.unwrap();
+    assert_eq!(codes.len(), 10);
+    b.check("account-passkey-added").await;
+    app.email_arriving("pia@example.com", "passkey named").await;
+    b.goto("/account").await;
+    let section = mfa_section(&b).await;
+    assert!(section.contains("This laptop"), "{section}");
+    b.check("account-passkeys").await;
+
+    // Signed out, the sign-in page offers the passkey: the button, and the browser's
+    // autofill, which with the authenticator answering by itself signs in at once.
+    sign_out(&b).await;
+    touches(&b, &authenticator, false).await;
+    b.goto("/login").await;
+    assert!(b.find("#passkey-sign-in").await.is_displayed().await.unwrap());
+    assert_eq!(b.find("#username").await.attr("autocomplete").await.unwrap().as_deref(), Some("username webauthn"));
+    b.check("login-passkey").await;
+    touches(&b, &authenticator, true).await;
+    b.find("#passkey-sign-in").await.click().await.unwrap();
+    wait_for_path(&b, "/account").await;
+    assert!(mfa_section(&b).await.contains("last used"), "{}", b.text().await);
+    let store = latch::store::open(&app.config.database_url).await.unwrap();
+    let pia = latch::store::find_user(&*store, "pia").await.unwrap().unwrap();
+    let now = app.clock.clock().now();
+    let sessions = store.list_sessions(pia.id, now, now - Duration::from_secs(3600)).await.unwrap();
+    let amrs: Vec<&str> = sessions.iter().map(|s| s.amr.as_str()).collect();
+    assert!(amrs.contains(&"hwk mfa"), "a passwordless session: {amrs:?}");
+
+    sign_out(&b).await;
+    b.goto("/login").await;
+    wait_for_path(&b, "/account").await;
+
+    // With the password, the passkey is the second step.
+    sign_out(&b).await;
+    touches(&b, &authenticator, false).await;
+    b.goto("/login").await;
+    b.sign_in("pia", PASSWORD).await;
+    assert_eq!(b.heading().await, SECOND_STEP, "{}", b.text().await);
+    b.check("login-mfa-passkey").await;
+    touches(&b, &authenticator, true).await;
+    b.find("#passkey-step").await.click().await.unwrap();
+    wait_for_path(&b, "/account").await;
+
+    // Removing it, with the password, takes the recovery codes with the last factor.
+    assert_eq!(store.factors(pia.id).await.unwrap().recovery_codes, 10);
+    b.fill("passkey-remove-1", PASSWORD).await;
+    b.press("/account/passkeys/remove", "Remove").await;
+    assert_eq!(b.path().await, "/account?done=passkey-removed", "{}", b.text().await);
+    assert_eq!(store.factors(pia.id).await.unwrap().passkeys, 0);
+    assert_eq!(store.factors(pia.id).await.unwrap().recovery_codes, 0);
+    assert_eq!(app.token("pia", PASSWORD).await.status(), StatusCode::OK);
+    b.finish().await;
+}

@@ -44,7 +44,9 @@ fn done_notice(key: &str, user: &UserRecord) -> Option<String> {
         "password" => "Password changed. Your other sessions have ended.".to_owned(),
         "session" => "The session has ended.".to_owned(),
         "consent" => "Access withdrawn. The application will ask again next time.".to_owned(),
-        "mfa-removed" => "The authenticator app is removed; your password alone signs you in now.".to_owned(),
+        "mfa-removed" => "The authenticator app is removed.".to_owned(),
+        "passkey" => "The passkey is added.".to_owned(),
+        "passkey-removed" => "The passkey is removed.".to_owned(),
         _ => return None,
     })
 }
@@ -205,14 +207,23 @@ async fn render(state: &AppState, user: &UserRecord, current: Option<SessionId>,
             context! { client_id => c.client_id, name, scope => c.scope, granted => when(c.granted_at) }
         })
         .collect();
-    let factors = match state.factors.summary(user.id).await {
-        Ok(factors) => factors,
-        Err(e) => return ApiError::from(e).into_response(),
+    let (factors, passkeys) = match (state.factors.summary(user.id).await, state.factors.passkeys(user.id).await) {
+        (Ok(factors), Ok(passkeys)) => (factors, passkeys),
+        (Err(e), _) | (_, Err(e)) => return ApiError::from(e).into_response(),
     };
+    let passkeys: Vec<_> = passkeys
+        .iter()
+        .map(|p| {
+            context! {
+                id => p.id.to_string(), name => p.name, synced => p.backup_eligible,
+                created => when(p.created_at), last_used => p.last_used_at.map(when),
+            }
+        })
+        .collect();
     let locked = state.settings.require_verified_email && !user.email_verified;
     let values = context! {
         consents,
-        mfa => context! { totp => factors.totp, recovery_codes_left => factors.recovery_codes },
+        mfa => context! { totp => factors.totp, recovery_codes_left => factors.recovery_codes, passkeys },
         user => context! { username => user.username, email => user.email, email_verified => user.email_verified },
         locked,
         sessions,
@@ -540,6 +551,34 @@ pub(super) async fn recovery_codes(State(state): State<AppState>, client: Client
     match state.factors.regenerate_recovery_codes(&auth.user, page_confirmation(&form), client.client()).await {
         Ok(codes) => codes_page(&state, csrf, &codes, false),
         Err(e) => match factor_refused(e, "mfa-codes-password", form.password.as_deref().unwrap_or("").is_empty()) {
+            Ok(view) => answer(&state, &auth, csrf, view).await,
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+/// Removes a passkey, confirmed by the password.
+pub(super) async fn remove_passkey(State(state): State<AppState>, client: ClientInfo, req: Request) -> Response {
+    let (auth, form, csrf) = account_form!(state, req);
+    if let Some(view) = locked(&state, &auth) {
+        return answer(&state, &auth, csrf, view).await;
+    }
+    let Some(id) = form.passkey.as_deref().and_then(crate::domain::PasskeyId::parse) else {
+        let view = View::failed(StatusCode::UNPROCESSABLE_ENTITY, "Choose a passkey to remove.");
+        return answer(&state, &auth, csrf, view).await;
+    };
+    // The input's id on the page: the passkey's place in the list.
+    let key = match state.factors.passkeys(auth.user.id).await {
+        Ok(passkeys) => passkeys.iter().position(|p| p.id == id).map(|i| format!("passkey-remove-{}", i + 1)),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let empty = form.password.as_deref().unwrap_or("").is_empty();
+    match state.factors.remove_passkey(&auth.user, id, page_confirmation(&form), client.client()).await {
+        Ok(()) => done("passkey-removed"),
+        Err(FactorError::NoFactor) => {
+            answer(&state, &auth, csrf, View::failed(StatusCode::NOT_FOUND, "That passkey is gone already.")).await
+        }
+        Err(e) => match factor_refused(e, key.as_deref().unwrap_or("passkey"), empty) {
             Ok(view) => answer(&state, &auth, csrf, view).await,
             Err(e) => e.into_response(),
         },

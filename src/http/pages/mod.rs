@@ -63,6 +63,7 @@ pub fn router(settings: &Settings) -> Router<AppState> {
     }
     Router::new()
         .route("/ui/style.css", get(style))
+        .route("/ui/passkeys.js", get(passkeys_script))
         .route("/verify-email", get(links::verify_email_page).post(links::verify_email))
         .route("/reset-password", get(links::reset_password_page).post(links::reset_password))
         .route("/forgot-password", get(links::forgot_password_page).post(links::forgot_password))
@@ -82,6 +83,7 @@ pub fn router(settings: &Settings) -> Router<AppState> {
         .route("/account/mfa/totp/confirm", post(account::confirm_totp))
         .route("/account/mfa/totp/remove", post(account::remove_totp))
         .route("/account/mfa/recovery-codes", post(account::recovery_codes))
+        .route("/account/passkeys/remove", post(account::remove_passkey))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/end_session", get(authorize::end_session).post(authorize::end_session_post))
 }
@@ -155,6 +157,10 @@ impl Templates {
             Some(origin) => format!("img-src 'self' {origin}"),
             None => "img-src 'self'".to_owned(),
         };
+        // Passkeys need the pages' one script, which asks Latch's API for the WebAuthn
+        // options and answers; without passkeys the pages run no script at all.
+        let img =
+            if settings.webauthn.is_some() { format!("{img}; script-src 'self'; connect-src 'self'") } else { img };
         let csp = HeaderValue::from_str(&csp(&img, None))?;
         let mut fixed = HashMap::new();
         for &(template, heading) in FIXED {
@@ -274,6 +280,7 @@ fn page_values(settings: &Settings, heading: &str, csrf: &str, own: Value) -> Va
         heading,
         theme => &settings.theme,
         csrf,
+        passkeys => settings.webauthn.is_some(),
         ..own
     }
 }
@@ -361,6 +368,13 @@ fn refuse_other_origins(method: &Method, headers: &HeaderMap, public_url: &str) 
     }
 }
 
+/// The pages' script: passkeys on the account, sign-in and second-step pages.
+async fn passkeys_script() -> Response {
+    let headers =
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")];
+    (headers, include_str!("templates/passkeys.js")).into_response()
+}
+
 async fn style(State(state): State<AppState>) -> Response {
     let headers = [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")];
     (headers, state.templates.0.css.clone()).into_response()
@@ -382,7 +396,9 @@ struct PageForm {
     mfa_token: Option<String>,
     otp: Option<String>,
     recovery_code: Option<String>,
+    webauthn: Option<String>,
     code: Option<String>,
+    passkey: Option<String>,
 }
 
 /// A form posted to a page, once its CSRF token and origin are checked. A refused form

@@ -103,9 +103,18 @@ pub(super) async fn login(State(state): State<AppState>, client: ClientInfo, req
     let logged_in = match outcome {
         Ok(logged_in) => logged_in,
         Err(SessionError::MfaRequired(challenge)) => {
-            let methods = &challenge.methods;
-            return second_step_page(&state, csrf, &challenge.token, methods, return_to.as_deref(), None, false)
-                .render(&state);
+            let (methods, webauthn) = (&challenge.methods, challenge.webauthn.as_ref());
+            return second_step_page(
+                &state,
+                csrf,
+                &challenge.token,
+                methods,
+                webauthn,
+                return_to.as_deref(),
+                None,
+                false,
+            )
+            .render(&state);
         }
         Err(e) => {
             let (status, message, retry_after) = match &e {
@@ -152,23 +161,24 @@ async fn signed_in_to(
 
 /// The second step of a sign-in: the app's code, or a recovery code. `recovering`
 /// opens the recovery code's form, where the error (if any) belongs.
+#[allow(clippy::too_many_arguments)] // the page's parts
 fn second_step_page(
     state: &AppState,
     csrf: Csrf,
     mfa_token: &str,
     methods: &[&str],
+    webauthn: Option<&serde_json::Value>,
     return_to: Option<&str>,
     error: Option<&str>,
     recovering: bool,
 ) -> Page {
     let recovery = methods.contains(&"recovery_code");
-    Page::new(
-        "login_mfa.html",
-        SECOND_STEP_HEADING,
-        context! { mfa_token, return_to, error, totp => methods.contains(&"totp"), recovery, recovering },
-        csrf,
-    )
-    .returning_to(state, return_to)
+    let webauthn = webauthn.map(serde_json::Value::to_string);
+    let values = context! {
+        mfa_token, return_to, error, recovery, recovering, webauthn,
+        totp => methods.contains(&"totp"),
+    };
+    Page::new("login_mfa.html", SECOND_STEP_HEADING, values, csrf).returning_to(state, return_to)
 }
 
 /// The second step's address opened again (a reload, the history): its form is gone
@@ -185,16 +195,18 @@ pub(super) async fn login_second_step(State(state): State<AppState>, client: Cli
     };
     let return_to = allowed_return_to(&state, form.return_to.as_deref());
     let token = form.mfa_token.as_deref().unwrap_or("");
-    let proof = match (given(&form.otp), given(&form.recovery_code)) {
-        (Some(otp), _) => Some(Proof::Otp(otp)),
-        (None, Some(code)) => Some(Proof::RecoveryCode(code)),
-        (None, None) => None,
+    let webauthn = given(&form.webauthn).and_then(|w| serde_json::from_str::<serde_json::Value>(w).ok());
+    let proof = match (given(&form.otp), given(&form.recovery_code), webauthn.as_ref()) {
+        (Some(otp), _, _) => Some(Proof::Otp(otp)),
+        (None, Some(code), _) => Some(Proof::RecoveryCode(code)),
+        (None, None, Some(answer)) => Some(Proof::Passkey(answer)),
+        (None, None, None) => None,
     };
     let methods = ["totp", "recovery_code"];
     let recovering = form.recovery_code.is_some();
     let Some(proof) = proof.filter(|_| !token.is_empty()) else {
         let error = "Enter the code from your authenticator app, or a recovery code.";
-        return second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error), recovering)
+        return second_step_page(&state, csrf, token, &methods, None, return_to.as_deref(), Some(error), recovering)
             .status(StatusCode::UNPROCESSABLE_ENTITY)
             .render(&state);
     };
@@ -214,13 +226,13 @@ pub(super) async fn login_second_step(State(state): State<AppState>, client: Cli
         Err(SessionError::InvalidSecondFactor) => {
             let error = "That code is not right, or was used already. Try the current code, or sign in again \
                          if this keeps failing.";
-            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(error), recovering)
+            second_step_page(&state, csrf, token, &methods, None, return_to.as_deref(), Some(error), recovering)
                 .status(StatusCode::UNAUTHORIZED)
                 .render(&state)
         }
         Err(SessionError::RateLimited { retry_after }) => {
             let error = too_many(retry_after);
-            second_step_page(&state, csrf, token, &methods, return_to.as_deref(), Some(&error), recovering)
+            second_step_page(&state, csrf, token, &methods, None, return_to.as_deref(), Some(&error), recovering)
                 .status(StatusCode::TOO_MANY_REQUESTS)
                 .render_error(&state, Some(retry_after))
         }
