@@ -57,6 +57,11 @@ fn log_panics_without_payload() {
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    // webauthn-rs logs what it could not parse, bytes and all, at ERROR: a caller's
+    // data, at a caller's rate. Latch logs the refusal itself.
+    let filter = filter
+        .add_directive("webauthn_rs_core=off".parse().unwrap_or_default())
+        .add_directive("webauthn_rs=off".parse().unwrap_or_default());
     // Colours only for a terminal: in a file or a log collector they are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

@@ -127,8 +127,9 @@ pub enum Completed {
 enum Spend {
     TotpStep(i64),
     RecoveryCode([u8; 32]),
-    /// The passkey, its credential as the assertion updated it, and whether it syncs.
-    Passkey(PasskeyId, String, bool),
+    /// The passkey, its credential as stored and as the assertion updated it, and
+    /// whether it syncs.
+    Passkey(PasskeyId, String, String, bool),
 }
 
 impl Spend {
@@ -136,7 +137,7 @@ impl Spend {
         match self {
             Self::TotpStep(step) => ProofUse::TotpStep(*step),
             Self::RecoveryCode(hash) => ProofUse::RecoveryCode(hash),
-            Self::Passkey(id, passkey, _) => ProofUse::Passkey { id: *id, passkey },
+            Self::Passkey(id, before, passkey, _) => ProofUse::Passkey { id: *id, before, passkey },
         }
     }
 
@@ -144,7 +145,7 @@ impl Spend {
     fn amr(&self) -> &'static str {
         match self {
             Self::TotpStep(_) | Self::RecoveryCode(_) => "otp",
-            Self::Passkey(_, _, synced) => crate::auth::passkeys::amr_of(*synced),
+            Self::Passkey(_, _, _, synced) => crate::auth::passkeys::amr_of(*synced),
         }
     }
 }
@@ -449,7 +450,7 @@ impl Factors {
             Proof::Passkey(credential) => Ok(self
                 .check_assertion(user, webauthn, credential)
                 .await?
-                .map(|(id, passkey, synced)| Spend::Passkey(id, passkey, synced))),
+                .map(|(id, before, passkey, synced)| Spend::Passkey(id, before, passkey, synced))),
         }
     }
 

@@ -62,10 +62,17 @@ impl Factors {
         self.sessions.store.passkeys(user).await
     }
 
-    /// Starts registering a passkey for `user`: a discoverable credential where the
-    /// authenticator can make one, so that it also signs in without a password.
-    pub async fn begin_passkey(&self, user: &UserRecord) -> Result<Ceremony, FactorError> {
+    /// Starts registering a passkey for `user`, confirmed by the password or a factor
+    /// (a passkey signs in on its own: a stolen session must not be able to add one):
+    /// a discoverable credential where the authenticator can make one.
+    pub async fn begin_passkey(
+        &self,
+        user: &UserRecord,
+        confirmation: Confirmation<'_>,
+        client: Client<'_>,
+    ) -> Result<Ceremony, FactorError> {
         let webauthn = self.webauthn()?;
+        self.confirm(user, confirmation, client).await?;
         let existing = self.sessions.store.passkeys(user.id).await?;
         let exclude = existing.iter().filter_map(|p| parse(&p.passkey).ok()).map(|p| p.cred_id().clone()).collect();
         let (options, state) = webauthn
@@ -211,25 +218,25 @@ impl Factors {
             Some(record) if record.user_id.as_uuid() == user_handle => record,
             _ => return Err(SessionError::InvalidCredentials),
         };
-        let user = match s.store.user_by_id(record.user_id).await? {
-            Some(user) if !user.disabled => user,
-            Some(_) => return Err(SessionError::Disabled),
-            None => return Err(SessionError::InvalidCredentials),
+        let Some(user) = s.store.user_by_id(record.user_id).await? else {
+            return Err(SessionError::InvalidCredentials);
         };
-        if s.settings.require_verified_email && !user.email_verified {
-            return Err(SessionError::NotVerified);
-        }
         let attempt = s.begin_code_check(&user, client).await?;
         let mut passkey = parse(&record.passkey).map_err(SessionError::Internal)?;
         let result = webauthn.finish_discoverable_authentication_v2(&credential, state, &passkey);
         let result = match result {
-            Ok(result) => result,
-            Err(e) => {
-                tracing::info!(user = %user.id, error = %e, "passkey sign-in refused");
+            Ok(result) if counter_moves_on(&record.passkey, result.counter()) => result,
+            Ok(_) | Err(_) => {
+                tracing::info!(user = %user.id, "passkey sign-in refused");
                 s.code_check_failed(&attempt, &user, client, "webauthn", "wrong_assertion").await?;
                 return Err(SessionError::InvalidCredentials);
             }
         };
+        // Only a verified answer learns the account's state.
+        if user.disabled || (s.settings.require_verified_email && !user.email_verified) {
+            s.limiter.password_check_abandoned(&attempt).await?;
+            return Err(if user.disabled { SessionError::Disabled } else { SessionError::NotVerified });
+        }
         passkey.update_credential(&result);
         let json = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
         let event = s
@@ -240,7 +247,7 @@ impl Factors {
             .detail("passwordless", true);
         let used = SecondStepUse {
             challenge: None,
-            proof: ProofUse::Passkey { id: record.id, passkey: &json },
+            proof: ProofUse::Passkey { id: record.id, before: &record.passkey, passkey: &json },
             event: &event,
         };
         let amr = format!("{} mfa", amr_of(result.backup_eligible()));
@@ -258,14 +265,14 @@ impl Factors {
     }
 
     /// Checks a second step's passkey assertion against the challenge's `state`: the
-    /// passkey (of `user`) and its credential as the assertion updated it, and whether
-    /// it syncs; `None` for an assertion that does not verify.
+    /// passkey (of `user`), its credential as stored and as the assertion updated it,
+    /// and whether it syncs; `None` for an assertion that does not verify.
     pub(crate) async fn check_assertion(
         &self,
         user: &UserRecord,
         state: Option<&str>,
         credential: &serde_json::Value,
-    ) -> Result<Option<(PasskeyId, String, bool)>, SessionError> {
+    ) -> Result<Option<(PasskeyId, String, String, bool)>, SessionError> {
         let (Some(webauthn), Some(state)) = (self.sessions.settings.webauthn.as_deref(), state) else {
             return Ok(None);
         };
@@ -286,10 +293,16 @@ impl Factors {
         if record.user_id != user.id {
             return Ok(None);
         }
+        // The state holds the counters as they were when the sign-in began: the stored
+        // one, which later sign-ins moved, is the one to beat.
+        if !counter_moves_on(&record.passkey, result.counter()) {
+            tracing::warn!(user = %user.id, "passkey counter did not increase: a cloned authenticator?");
+            return Ok(None);
+        }
         let mut passkey = parse(&record.passkey).map_err(SessionError::Internal)?;
         passkey.update_credential(&result);
         let json = serde_json::to_string(&passkey).map_err(anyhow::Error::from)?;
-        Ok(Some((record.id, json, result.backup_eligible())))
+        Ok(Some((record.id, record.passkey, json, result.backup_eligible())))
     }
 
     /// Records a ceremony for `user` (none for a sign-in) and returns its id.
@@ -299,6 +312,14 @@ impl Factors {
         self.sessions.store.create_ceremony(&secret::digest(&id), user, kind, state, expires_at).await?;
         Ok(id)
     }
+}
+
+/// Whether an assertion's signature counter is past the stored credential's: a
+/// counter that is not zero must grow (synced passkeys send zero).
+fn counter_moves_on(stored: &str, counter: u32) -> bool {
+    let before =
+        serde_json::from_str::<serde_json::Value>(stored).ok().and_then(|v| v["cred"]["counter"].as_u64()).unwrap_or(0);
+    (counter == 0 && before == 0) || u64::from(counter) > before
 }
 
 fn parse(json: &str) -> anyhow::Result<Passkey> {

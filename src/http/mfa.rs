@@ -397,16 +397,26 @@ struct CeremonyView {
     tag = "mfa",
     operation_id = "begin_passkey",
     summary = "Start registering a passkey",
-    description = "The ceremony lives five minutes and is used once. The options ask for a discoverable \
-                   credential where the authenticator can make one, with user verification.",
+    description = "Confirmed by the password (or a current code or a recovery code): a passkey signs in on \
+                   its own. The ceremony lives five minutes and is used once. The options ask for a \
+                   discoverable credential where the authenticator can make one, with user verification.",
     security(("bearer" = []), ("basic" = []), ("cookie" = [])),
+    request_body(content((ConfirmationRequest = "application/json"), (ConfirmationRequest = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "The ceremony and its options", body = CeremonyView),
+        (status = 403, description = "The password or code confirming it is wrong (`invalid_credentials`)"),
         (status = 409, description = "Passkeys are unavailable: the public URL names an IP address (`conflict`)"),
+        (status = 422, description = "No confirmation, or more than one (`validation_failed`)"),
+        (status = 429, description = "Too many wrong codes or passwords (`rate_limited`)"),
     ),
 )]
-async fn begin_passkey(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
-    let ceremony = state.factors.begin_passkey(&auth.user).await?;
+async fn begin_passkey(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    client: ClientInfo,
+    Input(req): JsonOrForm<ConfirmationRequest>,
+) -> Result<Response, ApiError> {
+    let ceremony = state.factors.begin_passkey(&auth.user, req.confirmation()?, client.client()).await?;
     Ok(no_store(JsonBody(CeremonyView { ceremony: ceremony.id, options: ceremony.options })))
 }
 

@@ -54,7 +54,10 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
         "userinfo_endpoint": format!("{base}/userinfo"),
-        "grant_types_supported": ["refresh_token", "client_credentials", "password", crate::http::tokens::MFA_GRANT],
+        "grant_types_supported": [
+            "refresh_token", "client_credentials", "password", crate::http::tokens::MFA_GRANT,
+            crate::http::tokens::PASSKEY_GRANT
+        ],
         "response_types_supported": ["none"],
         "subject_types_supported": ["public"],
         "scopes_supported": STANDARD_SCOPES,
@@ -89,7 +92,14 @@ async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
         map.insert("response_modes_supported".into(), serde_json::json!(["query"]));
         map.insert(
             "grant_types_supported".into(),
-            serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "password"]),
+            serde_json::json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "password",
+                crate::http::tokens::MFA_GRANT,
+                crate::http::tokens::PASSKEY_GRANT
+            ]),
         );
     }
     ([CACHE], Json(body))

@@ -115,8 +115,9 @@ pub enum ProofUse<'a> {
     TotpStep(i64),
     /// The recovery code with this digest.
     RecoveryCode(&'a [u8]),
-    /// The passkey `id` of the user, its credential as the assertion updated it.
-    Passkey { id: PasskeyId, passkey: &'a str },
+    /// The passkey `id` of the user, its credential as the assertion updated it; the
+    /// use counts only if it is still stored `before` (no racing use moved its counter).
+    Passkey { id: PasskeyId, before: &'a str, passkey: &'a str },
 }
 
 /// What presenting a refresh token did.
@@ -226,13 +227,15 @@ macro_rules! impl_session_store {
                                 .bind(s.user_id)
                                 .bind(hash)
                         }
-                        $crate::store::ProofUse::Passkey { id, passkey } => sqlx::query(
-                            "UPDATE passkeys SET passkey = $3, last_used_at = $4 WHERE user_id = $1 AND id = $2",
+                        $crate::store::ProofUse::Passkey { id, before, passkey } => sqlx::query(
+                            "UPDATE passkeys SET passkey = $3, last_used_at = $4
+                             WHERE user_id = $1 AND id = $2 AND passkey = $5",
                         )
                         .bind(s.user_id)
                         .bind(id)
                         .bind(passkey)
-                        .bind(s.now),
+                        .bind(s.now)
+                        .bind(before),
                     }
                     .execute(&mut *tx)
                     .await?;

@@ -404,6 +404,7 @@ async fn a_person_adds_a_passkey_and_signs_in_with_it_without_a_password() {
     // Adding a passkey: the browser makes it, and as the first factor it brings the
     // recovery codes, shown once.
     b.fill("passkey-name", "This laptop").await;
+    b.fill("passkey-password", PASSWORD).await;
     b.find("#passkey-add button[type=submit]").await.click().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !b.find("#passkey-codes").await.is_displayed().await.unwrap() {

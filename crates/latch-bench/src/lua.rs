@@ -183,26 +183,28 @@ end
     )
 }
 
-/// `POST /token` with `grant_type=urn:latch:grant-type:mfa`: every second step of
-/// `seed` (`mfa_token=…&otp=…`) presented exactly once.
-pub fn mfa_grant(seed: &[String], threads: u32) -> String {
+/// `POST /token` with `grant_type` (form-encoded already): every set of form fields of
+/// `seed` (`mfa_token=…&otp=…`, `ceremony=…&credential=…`) presented exactly once.
+pub fn single_use_grant(seed: &[String], threads: u32, grant_type: &str) -> String {
     format!(
-        r#"-- second factor: every mfa_token is presented exactly once, with its code.
+        r#"-- every entry of the seed is presented exactly once: each works once.
 {SETUP}
 local seed = {seed}
 local nthreads = {threads}
+local grant = {grant}
 local headers = {{ ["Content-Type"] = "application/x-www-form-urlencoded" }}
 local next_step = 0
 function init(args)
   next_step = tid + 1
 end
 function request()
-  local step = seed[next_step] or "mfa_token=exhausted&otp=000000"
+  local step = seed[next_step] or "exhausted=1"
   next_step = next_step + nthreads
-  return wrk.format("POST", "/token", headers, "grant_type=urn%3Alatch%3Agrant-type%3Amfa&" .. step)
+  return wrk.format("POST", "/token", headers, "grant_type=" .. grant .. "&" .. step)
 end
 "#,
         seed = array(seed),
+        grant = quote(grant_type),
     )
 }
 

@@ -323,3 +323,83 @@ pub async fn mfa_steps(store: &dyn Store, count: usize) -> anyhow::Result<Vec<St
     steps.truncate(count);
     Ok(steps)
 }
+
+/// Sign-ins with a passkey alone for the server at `public_url`, `count` of them:
+/// `accounts` accounts `pk{i}`, each with a passkey of a software authenticator,
+/// registered as Latch registers them; for each sign-in a ceremony stored as
+/// `POST /passkeys/options` stores it and the authenticator's answer. Returns each
+/// sign-in's form fields (`ceremony=…&credential=…`), the accounts in turn.
+pub async fn passkey_sign_ins(
+    store: &dyn Store,
+    public_url: &str,
+    accounts: usize,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    use base64::Engine as _;
+    use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+    use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
+    let origin = url::Url::parse(public_url)?;
+    let webauthn = latch::settings::webauthn(public_url, None, "latch-bench")?.context("passkeys need a host name")?;
+    let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let now = Clock::system().now();
+    let password_hash = hash(&argon2()?, PASSWORD)?;
+    let batch: Vec<ImportedUser> = (0..accounts.min(count))
+        .map(|i| ImportedUser {
+            id: UserId::generate(),
+            username: format!("pk{i}"),
+            email: format!("pk{i}@bench.example"),
+            email_verified: true,
+            password_hash: password_hash.clone(),
+        })
+        .collect();
+    let event = AuditEvent::new(EventType::UsersImported, Actor::System, now).detail("via", "latch-bench");
+    store.import_users(&batch, now, &|_| {}, &event).await.context("cannot insert the passkey users")?;
+    let mut credentials = Vec::with_capacity(batch.len());
+    for user in &batch {
+        let (options, state) =
+            webauthn.start_passkey_registration(user.id.as_uuid(), &user.username, &user.username, None)?;
+        // Through JSON, as between the server and a browser.
+        let options: CreationChallengeResponse = serde_json::from_value(serde_json::to_value(&options)?)?;
+        let answer = authenticator
+            .do_registration(origin.clone(), options)
+            .map_err(|e| anyhow::anyhow!("the software authenticator: {e:?}"))?;
+        let answer = serde_json::from_value(serde_json::to_value(&answer)?)?;
+        let passkey = webauthn.finish_passkey_registration(&answer, &state)?;
+        let record = latch::store::PasskeyRecord {
+            id: latch::domain::PasskeyId::generate(),
+            user_id: user.id,
+            credential_id: passkey.cred_id().to_vec(),
+            name: "bench".to_owned(),
+            passkey: serde_json::to_string(&passkey)?,
+            backup_eligible: false,
+            created_at: now,
+            last_used_at: None,
+        };
+        let event = AuditEvent::new(EventType::FactorAdded, Actor::User(Some(user.id)), now).user(user.id);
+        store.add_passkey(&record, None, &event).await?;
+        credentials.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(passkey.cred_id()));
+    }
+    let mut sign_ins = Vec::with_capacity(count);
+    for i in 0..count {
+        let k = i % batch.len();
+        let (options, state) = webauthn.start_discoverable_authentication()?;
+        let ceremony = secret::random_token();
+        let state = serde_json::to_string(&state)?;
+        let expires_at = now + Duration::from_secs(3600);
+        store.create_ceremony(&secret::digest(&ceremony), None, "sign_in", &state, expires_at).await?;
+        // The software authenticator keeps no discoverable credentials: it is told which
+        // one to use, and its answer names the account, as a discoverable one's does.
+        let mut options = serde_json::to_value(&options)?;
+        options["publicKey"]["allowCredentials"] = serde_json::json!([{ "type": "public-key", "id": credentials[k] }]);
+        let options: RequestChallengeResponse = serde_json::from_value(options)?;
+        let answer = authenticator
+            .do_authentication(origin.clone(), options)
+            .map_err(|e| anyhow::anyhow!("the software authenticator: {e:?}"))?;
+        let mut answer = serde_json::to_value(&answer)?;
+        let handle = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(batch[k].id.as_uuid().as_bytes());
+        answer["response"]["userHandle"] = handle.into();
+        let credential: String = url::form_urlencoded::byte_serialize(answer.to_string().as_bytes()).collect();
+        sign_ins.push(format!("ceremony={ceremony}&credential={credential}"));
+    }
+    Ok(sign_ins)
+}

@@ -17,6 +17,13 @@ use crate::server::{RssSampler, Server};
 use crate::wrk::{self, Load, Report};
 use crate::{RunArgs, ceiling, http, lua, preload, server};
 
+/// The second-factor grant, form-encoded.
+const MFA_GRANT: &str = "urn%3Alatch%3Agrant-type%3Amfa";
+/// The passkey grant, form-encoded.
+const PASSKEY_GRANT: &str = "urn%3Alatch%3Agrant-type%3Apasskey";
+/// Accounts with a passkey in the passkey scenario: far more than requests in flight.
+const PASSKEY_ACCOUNTS: usize = 2000;
+
 /// About the length of a real access token, for the bare ceiling's requests.
 const DUMMY_TOKEN_LEN: usize = 530;
 
@@ -279,7 +286,7 @@ impl<'a> Bench<'a> {
         let (probe, steps) = steps.split_first().context("no second steps")?;
         let (warm_steps, main_steps) = steps.split_at(warm_count.min(steps.len()));
         let mfa_grant = self.with_latch(&data_dir, "mfa-grant", |latch| {
-            let body = format!("grant_type=urn%3Alatch%3Agrant-type%3Amfa&{probe}");
+            let body = format!("grant_type={MFA_GRANT}&{probe}");
             let form = "application/x-www-form-urlencoded";
             let res = http::request(latch.addr(), "POST", "/token", &[], form, &body)?;
             if res.status != 200 || !res.body.contains("\"refresh_token\"") {
@@ -288,8 +295,41 @@ impl<'a> Bench<'a> {
             self.scenario(
                 latch,
                 "mfa-grant",
-                &lua::mfa_grant(warm_steps, 1),
-                &lua::mfa_grant(main_steps, 1),
+                &lua::single_use_grant(warm_steps, 1, MFA_GRANT),
+                &lua::single_use_grant(main_steps, 1, MFA_GRANT),
+                args.connections,
+            )
+        })?;
+
+        eprintln!("passkey sign-in…");
+        // Passkeys need a public URL that names a host. Accounts with a passkey each
+        // (a software authenticator's), and sign-ins prepared through the store with
+        // the authenticator's answers, each presented once; an account's answers are
+        // far apart in the order, so that its counter only grows as they arrive.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let public_url = format!("http://localhost:{port}");
+        let sign_ins = self.runtime.block_on(preload::passkey_sign_ins(
+            &*store,
+            &public_url,
+            PASSKEY_ACCOUNTS,
+            1 + warm_count + main_count,
+        ))?;
+        let (probe, sign_ins) = sign_ins.split_first().context("no passkey sign-ins")?;
+        let (warm_sign_ins, main_sign_ins) = sign_ins.split_at(warm_count.min(sign_ins.len()));
+        let listen = format!("127.0.0.1:{port}");
+        let env = [("LATCH_LISTEN", listen.as_str()), ("LATCH_PUBLIC_URL", public_url.as_str())];
+        let passkey_sign_in = self.with_latch_env(&data_dir, "passkey-sign-in", &env, |latch| {
+            let body = format!("grant_type={PASSKEY_GRANT}&{probe}");
+            let form = "application/x-www-form-urlencoded";
+            let res = http::request(latch.addr(), "POST", "/token", &[], form, &body)?;
+            if res.status != 200 || !res.body.contains("\"refresh_token\"") {
+                bail!("the passkey grant answered {}: {}", res.status, res.body);
+            }
+            self.scenario(
+                latch,
+                "passkey-sign-in",
+                &lua::single_use_grant(warm_sign_ins, 1, PASSKEY_GRANT),
+                &lua::single_use_grant(main_sign_ins, 1, PASSKEY_GRANT),
                 args.connections,
             )
         })?;
@@ -398,6 +438,7 @@ impl<'a> Bench<'a> {
             authorize,
             code_exchange,
             mfa_grant,
+            passkey_sign_in,
             introspect,
             login_page,
             admin_search,
@@ -488,7 +529,29 @@ impl<'a> Bench<'a> {
         rate_limit: &str,
         f: impl FnOnce(&mut Server) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let mut latch = self.start_latch(data_dir, name, rate_limit)?;
+        self.with_latch_run(data_dir, name, rate_limit, &[], f)
+    }
+
+    /// [`Self::with_latch`] with more configuration (`LATCH_…` variables).
+    fn with_latch_env<T>(
+        &self,
+        data_dir: &Path,
+        name: &str,
+        env: &[(&str, &str)],
+        f: impl FnOnce(&mut Server) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.with_latch_run(data_dir, name, "off", env, f)
+    }
+
+    fn with_latch_run<T>(
+        &self,
+        data_dir: &Path,
+        name: &str,
+        rate_limit: &str,
+        env: &[(&str, &str)],
+        f: impl FnOnce(&mut Server) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut latch = self.start_latch(data_dir, name, rate_limit, env)?;
         let result = f(&mut latch);
         let stopped = latch.stop();
         let value = result?;
@@ -498,7 +561,13 @@ impl<'a> Bench<'a> {
 
     /// `latch serve` on a free port, pinned, with `LATCH_RATE_LIMIT=rate_limit`; its log
     /// is `latch-<name>.log`.
-    fn start_latch(&self, data_dir: &Path, name: &str, rate_limit: &str) -> anyhow::Result<Server> {
+    fn start_latch(
+        &self,
+        data_dir: &Path,
+        name: &str,
+        rate_limit: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
         let mut cmd = server::pinned(self.server_core, &self.latch_bin);
         cmd.arg("serve");
         // Only the configuration chosen here: nothing from the caller's LATCH_*.
@@ -508,6 +577,7 @@ impl<'a> Bench<'a> {
             }
         }
         cmd.env("LATCH_LISTEN", "127.0.0.1:0").env("LATCH_DATA_DIR", data_dir).env("LATCH_RATE_LIMIT", rate_limit);
+        cmd.envs(env.iter().copied());
         Server::start(cmd, "latch serve", &self.dir.join(format!("latch-{name}.log")))
     }
 
@@ -568,7 +638,7 @@ impl<'a> Bench<'a> {
 /// only needs some successes.)
 fn problems(r: &Results) -> Vec<String> {
     let mut problems = Vec::new();
-    let checks: [(&str, &Report); 13] = [
+    let checks: [(&str, &Report); 14] = [
         ("bare ceiling", &r.bare),
         ("register", &r.register),
         ("login", &r.login),
@@ -578,6 +648,7 @@ fn problems(r: &Results) -> Vec<String> {
         ("authorize", &r.authorize),
         ("code exchange", &r.code_exchange),
         ("mfa grant", &r.mfa_grant),
+        ("passkey sign-in", &r.passkey_sign_in),
         ("introspect", &r.introspect),
         ("login page", &r.login_page),
         ("login flood", &r.flood_login),

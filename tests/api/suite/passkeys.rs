@@ -39,7 +39,8 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Opti
 
 /// Registers a passkey named `name` on the soft authenticator; the answer.
 async fn register(app: &TestApp, token: &str, authenticator: &mut SoftPasskey, name: &str) -> reqwest::Response {
-    let r = call(app, Method::POST, "/users/me/mfa/passkeys/options", token, None).await;
+    let confirm = json!({"password": PASSWORD});
+    let r = call(app, Method::POST, "/users/me/mfa/passkeys/options", token, Some(confirm)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let begun: Value = r.json().await.unwrap();
     let options = &begun["options"]["publicKey"];
@@ -209,8 +210,15 @@ async fn ceremonies_work_once_for_their_user() {
     let app = passkey_app().await;
     app.create_user("frank").await;
     let token = app.login("frank").await.access_token;
+    // A passkey signs in on its own: a session alone cannot add one.
+    let r = call(&app, Method::POST, "/users/me/mfa/passkeys/options", &token, Some(json!({}))).await;
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let wrong = json!({"password": "wrong password!"});
+    let r = call(&app, Method::POST, "/users/me/mfa/passkeys/options", &token, Some(wrong)).await;
+    assert_problem(r, StatusCode::FORBIDDEN, "invalid_credentials").await;
+    let confirm = json!({"password": PASSWORD});
     let begun: Value =
-        call(&app, Method::POST, "/users/me/mfa/passkeys/options", &token, None).await.json().await.unwrap();
+        call(&app, Method::POST, "/users/me/mfa/passkeys/options", &token, Some(confirm)).await.json().await.unwrap();
     let options: CreationChallengeResponse = serde_json::from_value(begun["options"].clone()).unwrap();
     let credential = SoftPasskey::new(true).do_registration(origin(&app), options).unwrap();
     let body = json!({"ceremony": begun["ceremony"], "name": "Key", "credential": credential});
@@ -251,9 +259,30 @@ async fn passkeys_need_a_host_name() {
     let app = spawn_app().await;
     app.create_user("heidi").await;
     let token = app.login("heidi").await.access_token;
-    let r = call(&app, Method::POST, "/users/me/mfa/passkeys/options", &token, None).await;
+    let confirm = json!({"password": PASSWORD});
+    let r = call(&app, Method::POST, "/users/me/mfa/passkeys/options", &token, Some(confirm)).await;
     let problem = assert_problem(r, StatusCode::CONFLICT, "conflict").await;
     assert!(problem["detail"].as_str().unwrap().contains("IP address"), "{problem}");
     let r = app.post_json("/passkeys/options", &json!({})).await;
     assert_problem(r, StatusCode::CONFLICT, "conflict").await;
+}
+
+#[tokio::test]
+async fn an_answer_held_back_cannot_come_after_later_ones() {
+    let app = passkey_app().await;
+    app.create_user("ivan").await;
+    let token = app.login("ivan").await.access_token;
+    let mut key = SoftPasskey::new(true);
+    assert_eq!(register(&app, &token, &mut key, "Key").await.status(), StatusCode::CREATED);
+    // An answer made first and held back…
+    let (held_token, options) = challenge(&app, "ivan").await;
+    let held = assert_with(&mut key, origin(&app), &options);
+    // …while later sign-ins move the counter on…
+    for _ in 0..2 {
+        let (mfa_token, options) = challenge(&app, "ivan").await;
+        let r = mfa_grant(&app, &mfa_token, &assert_with(&mut key, origin(&app), &options)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // …is refused: its counter is behind the stored one.
+    assert_invalid_grant(mfa_grant(&app, &held_token, &held).await).await;
 }

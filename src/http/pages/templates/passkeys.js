@@ -48,8 +48,10 @@
     add.addEventListener("submit", async (event) => {
       event.preventDefault();
       const name = add.querySelector('[name="name"]').value.trim() || "Passkey";
+      const password = add.querySelector('[name="password"]');
       try {
-        const begun = await post("/users/me/mfa/passkeys/options");
+        const begun = await post("/users/me/mfa/passkeys/options", { password: password.value });
+        password.value = "";
         const options = PK.parseCreationOptionsFromJSON(clean(begun.options.publicKey));
         const credential = await navigator.credentials.create({ publicKey: options });
         const added = await post("/users/me/mfa/passkeys", {
