@@ -376,7 +376,7 @@ impl Factors {
             .event_from(EventType::SecondFactor, Actor::User(Some(user.id)), client)
             .user(user.id)
             .detail("method", proof.method());
-        let used = SecondStepUse { challenge: Some(&hash), proof: spend.as_use(), event: &event };
+        let used = SecondStepUse { challenge: Some(&hash), ceremony: None, proof: spend.as_use(), event: &event };
         let amr = format!("{} {} mfa", challenge.amr, spend.amr());
         let started = match start {
             Start::Token => s

@@ -204,21 +204,30 @@ impl Factors {
         let s = &self.sessions;
         let webauthn = s.settings.webauthn.as_deref().ok_or(SessionError::InvalidCredentials)?;
         let now = s.clock.now();
-        let Some((_, state)) = s.store.take_ceremony(&secret::digest(ceremony), SIGN_IN, now).await? else {
+        let ceremony = secret::digest(ceremony);
+        // Read here, used up with the session it starts (or burnt by a refusal).
+        let Some((_, state)) = s.store.ceremony(&ceremony, SIGN_IN, now).await? else {
             return Err(SessionError::InvalidCredentials);
         };
+        let burn = || async { s.store.take_ceremony(&ceremony, SIGN_IN, now).await.map(|_| ()) };
         let state: DiscoverableAuthentication = serde_json::from_str(&state).map_err(anyhow::Error::from)?;
         let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(credential.clone()) else {
+            burn().await?;
             return Err(SessionError::InvalidCredentials);
         };
         let Ok((user_handle, credential_id)) = webauthn.identify_discoverable_authentication(&credential) else {
+            burn().await?;
             return Err(SessionError::InvalidCredentials);
         };
         let record = match s.store.passkey_by_credential(credential_id).await? {
             Some(record) if record.user_id.as_uuid() == user_handle => record,
-            _ => return Err(SessionError::InvalidCredentials),
+            _ => {
+                burn().await?;
+                return Err(SessionError::InvalidCredentials);
+            }
         };
         let Some(user) = s.store.user_by_id(record.user_id).await? else {
+            burn().await?;
             return Err(SessionError::InvalidCredentials);
         };
         let attempt = s.begin_code_check(&user, client).await?;
@@ -228,12 +237,14 @@ impl Factors {
             Ok(result) if counter_moves_on(&record.passkey, result.counter()) => result,
             Ok(_) | Err(_) => {
                 tracing::info!(user = %user.id, "passkey sign-in refused");
+                burn().await?;
                 s.code_check_failed(&attempt, &user, client, "webauthn", "wrong_assertion").await?;
                 return Err(SessionError::InvalidCredentials);
             }
         };
         // Only a verified answer learns the account's state.
         if user.disabled || (s.settings.require_verified_email && !user.email_verified) {
+            burn().await?;
             s.limiter.password_check_abandoned(&attempt).await?;
             return Err(if user.disabled { SessionError::Disabled } else { SessionError::NotVerified });
         }
@@ -247,6 +258,7 @@ impl Factors {
             .detail("passwordless", true);
         let used = SecondStepUse {
             challenge: None,
+            ceremony: Some(&ceremony),
             proof: ProofUse::Passkey { id: record.id, before: &record.passkey, passkey: &json },
             event: &event,
         };

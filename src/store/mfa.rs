@@ -157,6 +157,14 @@ pub trait MfaStore {
         state: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError>;
+    /// The live ceremony `hash` of `kind`: its user and state. (A sign-in uses it up in
+    /// the session's transaction: [`SecondStepUse::ceremony`](super::SecondStepUse).)
+    async fn ceremony(
+        &self,
+        hash: &[u8],
+        kind: &str,
+        now: Timestamp,
+    ) -> Result<Option<(Option<UserId>, String)>, StoreError>;
     /// Takes (deletes and returns) the live ceremony `hash` of `kind`: its user and state.
     async fn take_ceremony(
         &self,
@@ -561,6 +569,22 @@ macro_rules! impl_mfa_store {
                 .execute(self.write())
                 .await?;
                 Ok(())
+            }
+
+            async fn ceremony(
+                &self,
+                hash: &[u8],
+                kind: &str,
+                now: $crate::domain::Timestamp,
+            ) -> Result<Option<(Option<$crate::domain::UserId>, String)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT user_id, state FROM webauthn_ceremonies WHERE id_hash = $1 AND kind = $2 AND expires_at > $3",
+                )
+                .bind(hash)
+                .bind(kind)
+                .bind(now)
+                .fetch_optional(self.read())
+                .await?)
             }
 
             async fn take_ceremony(

@@ -103,6 +103,8 @@ pub struct NewSession<'a> {
 pub struct SecondStepUse<'a> {
     /// The digest of the `mfa_token`; none for a sign-in with a passkey alone.
     pub challenge: Option<&'a [u8]>,
+    /// The digest of the sign-in ceremony a passkey alone answered, used up with it.
+    pub ceremony: Option<&'a [u8]>,
     pub proof: ProofUse<'a>,
     /// Recorded with the session (`second_factor`).
     pub event: &'a AuditEvent,
@@ -215,6 +217,15 @@ macro_rules! impl_session_store {
                             .await?
                             .rows_affected(),
                         None => 1,
+                    };
+                    let consumed = match step.ceremony {
+                        Some(ceremony) => sqlx::query("DELETE FROM webauthn_ceremonies WHERE id_hash = $1")
+                            .bind(ceremony)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                            .min(consumed),
+                        None => consumed,
                     };
                     let spent = match step.proof {
                         $crate::store::ProofUse::TotpStep(n) => sqlx::query(
