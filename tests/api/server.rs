@@ -114,19 +114,26 @@ async fn sigterm_finishes_in_flight_requests_and_exits_0() {
     let mut cmd = latch(dir.path());
     cmd.args(["--listen", "127.0.0.1:0"]);
     let (mut child, base) = serve(cmd);
-    let client = reqwest::Client::new();
-    let body = serde_json::json!({"username": "inflight", "email": "inflight@example.com", "password": PASSWORD});
-    // Registration takes an Argon2 hash: long enough to be in flight when SIGTERM lands.
-    let request = tokio::spawn({
-        let client = client.clone();
-        let url = format!("{base}/users");
-        async move { client.post(url).json(&body).send().await.map(|r| r.status()) }
-    });
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body =
+        serde_json::json!({"username": "inflight", "email": "inflight@example.com", "password": PASSWORD}).to_string();
+    // A request surely in flight when SIGTERM lands: its headers and half its body are
+    // in, and the server, which accepted it, waits for the rest.
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(format!("{head}{first}").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = request.await.unwrap();
-    assert!(matches!(status, Ok(StatusCode::CREATED)), "{status:?}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0));
 }
