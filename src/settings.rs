@@ -147,4 +147,14 @@ mod tests {
         assert_eq!((light.on_accent.as_str(), light.link.as_str(), light.focus.as_str()), (TEXT, TEXT, TEXT));
         assert_eq!(light.logo_url.as_deref(), Some("https://id.example/logo.png"));
     }
+
+    #[test]
+    fn the_relying_party_is_the_host_or_a_parent_domain_and_none_for_an_address() {
+        assert!(webauthn("https://auth.example.com", None, "Latch").is_ok_and(|w| w.is_some()));
+        assert!(webauthn("https://auth.example.com", Some("example.com"), "Latch").is_ok_and(|w| w.is_some()));
+        assert!(webauthn("https://auth.example.com", Some("other.example"), "Latch").is_err());
+        assert!(webauthn("https://auth.example.com", Some("ample.com"), "Latch").is_err());
+        assert!(webauthn("http://127.0.0.1:8080", None, "Latch").is_ok_and(|w| w.is_none()));
+        assert!(webauthn("http://[::1]:8080", None, "Latch").is_ok_and(|w| w.is_none()));
+    }
 }

@@ -57,9 +57,15 @@ pub struct Problem {
     /// `mfa_required` only: the token of the sign-in's second step (`POST /sessions/mfa`).
     #[schema(required = false)]
     mfa_token: String,
-    /// `mfa_required` only: what the second step accepts (`totp`, `recovery_code`).
+    /// `mfa_required` only: what the second step accepts (`totp`, `webauthn`,
+    /// `recovery_code`).
     #[schema(required = false)]
     mfa_methods: Vec<String>,
+    /// `mfa_required` only, for an account with passkeys: the options for
+    /// `navigator.credentials.get` (`{"publicKey": …}`), answered in the second step's
+    /// `webauthn`.
+    #[schema(required = false, value_type = Object)]
+    webauthn: serde_json::Value,
 }
 
 /// A field named by a problem.
@@ -88,9 +94,15 @@ pub struct OAuthErrorBody {
     /// (`grant_type=urn:latch:grant-type:mfa`).
     #[schema(required = false)]
     mfa_token: String,
-    /// `mfa_required` only: what the second step accepts (`totp`, `recovery_code`).
+    /// `mfa_required` only: what the second step accepts (`totp`, `webauthn`,
+    /// `recovery_code`).
     #[schema(required = false)]
     mfa_methods: Vec<String>,
+    /// `mfa_required` only, for an account with passkeys: the options for
+    /// `navigator.credentials.get` (`{"publicKey": …}`), answered in the second step's
+    /// `webauthn`.
+    #[schema(required = false, value_type = Object)]
+    webauthn: serde_json::Value,
 }
 
 /// The short answer of `/health`, `/ready` and the endpoints that accept work to do later.

@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 struct TokenRequest {
     /// `password` (the default), `refresh_token`, `authorization_code`,
-    /// `client_credentials` or `urn:latch:grant-type:mfa`.
+    /// `client_credentials`, `urn:latch:grant-type:mfa` or `urn:latch:grant-type:passkey`.
     #[schema(value_type = String, required = false, example = "password")]
     grant_type: Option<String>,
     /// An email or a username (password grant).
@@ -143,8 +143,11 @@ impl IntoResponse for TokenPair {
                    `grant_type=client_credentials` gives a confidential client a token of its own (no \
                    session, no refresh token). For an account with a second factor the password grant answers \
                    403 `mfa_required` with an `mfa_token`; `grant_type=urn:latch:grant-type:mfa` with that \
-                   `mfa_token` and `otp` (or `recovery_code`) then issues the pair, to the same client; a \
-                   refused second step is 400 `invalid_grant`. Responses carry `Cache-Control: no-store`.",
+                   `mfa_token` and `otp` (or `recovery_code`, or `webauthn`: a passkey's answer to the \
+                   `webauthn` options of that answer) then issues the pair, to the same client; a refused second \
+                   step is 400 `invalid_grant`. `grant_type=urn:latch:grant-type:passkey` with the `ceremony` \
+                   of `POST /passkeys/options` and the browser's `credential` signs in with a passkey alone. \
+                   Responses carry `Cache-Control: no-store`.",
     request_body(content(
         (TokenRequest = "application/x-www-form-urlencoded"),
         (TokenRequest = "application/json"),

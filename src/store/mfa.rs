@@ -124,8 +124,6 @@ pub trait MfaStore {
         now: Timestamp,
         max: i64,
     ) -> Result<Option<ChallengeRecord>, StoreError>;
-    /// Deletes the challenge `hash`; false when it was gone (used by a racing request).
-    async fn consume_challenge(&self, hash: &[u8]) -> Result<bool, StoreError>;
     /// Forgets the challenges and ceremonies that expired before `before`; returns how many.
     async fn delete_expired_challenges(&self, before: Timestamp) -> Result<u64, StoreError>;
     /// The passkeys of `user`, oldest first.
@@ -146,8 +144,6 @@ pub trait MfaStore {
     /// Removes a passkey of `user` (and the recovery codes and waiting sign-ins with the
     /// last factor); false when there is no such passkey. Records `event`.
     async fn remove_passkey(&self, user: UserId, id: PasskeyId, event: &AuditEvent) -> Result<bool, StoreError>;
-    /// Records a use of a passkey: its credential as updated (the counter) and the time.
-    async fn passkey_used(&self, id: PasskeyId, passkey: &str, now: Timestamp) -> Result<(), StoreError>;
     /// Records a WebAuthn ceremony under the digest of its id.
     async fn create_ceremony(
         &self,
@@ -422,14 +418,6 @@ macro_rules! impl_mfa_store {
                 .await?)
             }
 
-            async fn consume_challenge(&self, hash: &[u8]) -> Result<bool, $crate::store::StoreError> {
-                let done = sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1")
-                    .bind(hash)
-                    .execute(self.write())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
-
             async fn delete_expired_challenges(
                 &self,
                 before: $crate::domain::Timestamp,
@@ -533,21 +521,6 @@ macro_rules! impl_mfa_store {
                 event.log();
                 self.changed($crate::store::Change::User(user)).await;
                 Ok(true)
-            }
-
-            async fn passkey_used(
-                &self,
-                id: $crate::domain::PasskeyId,
-                passkey: &str,
-                now: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE passkeys SET passkey = $2, last_used_at = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(passkey)
-                    .bind(now)
-                    .execute(self.write())
-                    .await?;
-                Ok(())
             }
 
             async fn create_ceremony(

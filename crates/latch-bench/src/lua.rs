@@ -161,26 +161,8 @@ wrk.headers["Cookie"] = {cookie}
 pub fn code_exchange(seed: &[String], threads: u32, client_id: &str, redirect_uri: &str, verifier: &str) -> String {
     let rest: String =
         form_urlencoded_pairs(&[("redirect_uri", redirect_uri), ("client_id", client_id), ("code_verifier", verifier)]);
-    format!(
-        r#"-- code exchange: every authorization code is presented exactly once.
-{SETUP}
-local seed = {seed}
-local nthreads = {threads}
-local rest = {rest}
-local headers = {{ ["Content-Type"] = "application/x-www-form-urlencoded" }}
-local next_code = 0
-function init(args)
-  next_code = tid + 1
-end
-function request()
-  local code = seed[next_code] or "exhausted"
-  next_code = next_code + nthreads
-  return wrk.format("POST", "/token", headers, "grant_type=authorization_code&code=" .. code .. rest)
-end
-"#,
-        seed = array(seed),
-        rest = quote(&rest),
-    )
+    let steps: Vec<String> = seed.iter().map(|code| format!("code={code}{rest}")).collect();
+    single_use_grant(&steps, threads, "authorization_code")
 }
 
 /// `POST /token` with `grant_type` (form-encoded already): every set of form fields of
